@@ -1,0 +1,4 @@
+from srdiff_basicsr.archs.rrdb_encoder_arch import SRDiffRRDBNet
+from srdiff_basicsr.archs.srdiff_unet_arch import SRDiffUNet
+
+__all__ = ['SRDiffRRDBNet', 'SRDiffUNet']

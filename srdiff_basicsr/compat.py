@@ -1,0 +1,141 @@
+"""The few fixes BasicSR 1.4.2 (the last release, 2022-08) needs on today's torch/torchvision.
+
+Each fix names the upstream problem it works around and is covered by ``tests/test_compat.py``.
+``before_basicsr_import`` must run before ``basicsr`` is imported; ``after_basicsr_import`` patches
+the imported modules. Both are idempotent.
+"""
+import contextlib
+import functools
+import os
+import sys
+from os import path as osp
+
+
+def before_basicsr_import():
+    """torchvision >= 0.17 removed ``torchvision.transforms.functional_tensor``, which
+    ``basicsr/data/degradations.py`` imports (XPixelGroup/BasicSR PR #650, fixed on master,
+    never released). The function it needs, ``rgb_to_grayscale``, lives on in
+    ``torchvision.transforms.functional``; alias the old module name to it."""
+    name = 'torchvision.transforms.functional_tensor'
+    if name in sys.modules:
+        return
+    try:
+        import torchvision.transforms.functional_tensor  # noqa: F401  (old torchvision: nothing to fix)
+    except ImportError:
+        import torchvision.transforms.functional as functional
+        sys.modules[name] = functional
+
+
+def after_basicsr_import():
+    import basicsr.train
+    from basicsr.models.base_model import BaseModel
+
+    basicsr.train.load_resume_state = load_resume_state
+    for method in ('save_network', 'save_training_state'):
+        original = getattr(BaseModel, method)
+        if not getattr(original, '_srdiff_atomic', False):
+            setattr(BaseModel, method, _with_atomic_torch_save(original))
+
+
+def load_resume_state(opt):
+    """Replaces ``basicsr.train.load_resume_state``, which has three problems:
+
+    - it maps the state onto ``torch.cuda.current_device()``, so resuming fails on a machine
+      without CUDA ("Torch not compiled with CUDA enabled" / "no CUDA GPUs are available");
+    - ``--auto_resume`` looks in ``./experiments/<name>`` relative to the current directory, while
+      training writes to ``<root_path>/experiments/<name>``; the two differ for
+      ``python -m basicsr.train`` and ``basicsr/train.py`` run from elsewhere;
+    - it takes the newest ``.state`` file even when a killed run left it unreadable.
+
+    Here the state is read where training writes it, onto the training device, and
+    ``--auto_resume`` falls back to the newest state that loads (and whose network files exist).
+    """
+    import torch
+    from basicsr.utils import check_resume, get_root_logger
+
+    if torch.cuda.is_available() and opt.get('num_gpu', 0) != 0:
+        map_location = f'cuda:{torch.cuda.current_device()}'
+    else:
+        map_location = 'cpu'
+
+    if opt['auto_resume']:
+        state_dir = opt['path'].get('training_states') or osp.join('experiments', opt['name'], 'training_states')
+        for state_path in _training_states_newest_first(state_dir):
+            try:
+                state = torch.load(state_path, map_location=map_location)
+            except Exception as error:  # a state cut short by a kill: try the previous one
+                get_root_logger().warning(f'Skipping unreadable training state {state_path}: {error}')
+                continue
+            if _network_files_exist(opt, state['iter']):
+                opt['path']['resume_state'] = state_path
+                check_resume(opt, state['iter'])
+                return state
+        return None
+
+    state_path = opt['path'].get('resume_state')
+    if not state_path:
+        return None
+    if not osp.isfile(state_path):
+        raise FileNotFoundError(f'path.resume_state: no such training state file: {state_path}')
+    state = torch.load(state_path, map_location=map_location)
+    check_resume(opt, state['iter'])
+    return state
+
+
+def _training_states_newest_first(state_dir):
+    if not osp.isdir(state_dir):
+        return []
+    iters = []
+    for name in os.listdir(state_dir):
+        stem, ext = osp.splitext(name)
+        if ext == '.state' and stem.isdigit():
+            iters.append(int(stem))
+    return [osp.join(state_dir, f'{it}.state') for it in sorted(iters, reverse=True)]
+
+
+def _network_files_exist(opt, resume_iter):
+    models_dir = opt['path'].get('models')
+    if models_dir is None:
+        return True
+    ignored = opt['path'].get('ignore_resume_networks') or []
+    labels = [key[len('network_'):] for key in opt if key.startswith('network_') and key not in ignored]
+    return all(osp.isfile(osp.join(models_dir, f'net_{label}_{resume_iter}.pth')) for label in labels)
+
+
+@contextlib.contextmanager
+def atomic_torch_save():
+    """Within the block, ``torch.save(obj, path)`` writes ``path.tmp`` and renames it into place,
+    so a run killed while saving never leaves a half-written checkpoint under the real name."""
+    import torch
+    original = torch.save
+
+    def save(obj, f, *args, **kwargs):
+        if not isinstance(f, (str, os.PathLike)):
+            return original(obj, f, *args, **kwargs)
+        tmp = f'{os.fspath(f)}.tmp'
+        try:
+            original(obj, tmp, *args, **kwargs)
+            os.replace(tmp, f)
+        finally:
+            if osp.exists(tmp):
+                os.remove(tmp)
+
+    torch.save = save
+    try:
+        yield
+    finally:
+        torch.save = original
+
+
+def _with_atomic_torch_save(method):
+    """BasicSR's ``BaseModel.save_network``/``save_training_state`` write straight to the final
+    file name, so a kill during ``torch.save`` leaves a truncated checkpoint that ``--auto_resume``
+    then picks."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with atomic_torch_save():
+            return method(*args, **kwargs)
+
+    wrapper._srdiff_atomic = True
+    return wrapper

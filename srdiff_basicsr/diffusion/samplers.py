@@ -1,0 +1,45 @@
+"""Reverse processes, each a function of a denoiser, the diffusion tables and x_T.
+
+``denoise_fn(x_t, t)`` returns the predicted noise eps for a batch of integer steps ``t``; the LR
+condition is bound into it by the caller, so a sampler never recomputes it.
+"""
+import torch
+
+
+@torch.no_grad()
+def ddpm_sample(denoise_fn, diffusion, x_T, noises=None, generator=None, clip_x0=True, callback=None):
+    """SRDiff's sampler: ancestral DDPM over all T steps (DDPM Algorithm 2, via the posterior).
+
+    Each step predicts x0 from eps, clamps it to [-1, 1], takes the posterior mean and adds
+    sqrt(posterior variance) * z except at t = 0.
+
+    Args:
+        denoise_fn: (x_t, t) -> eps.
+        diffusion (GaussianDiffusion): the schedule tables, on x_T's device.
+        x_T (Tensor): the starting noise (B, C, H, W).
+        noises (sequence[Tensor] | None): the z of each step in sampling order (step k is
+            t = T-1-k); drawn from ``generator`` when None.
+        generator (torch.Generator | None): source of z when ``noises`` is None.
+        clip_x0 (bool): clamp the predicted x0 to [-1, 1] (SRDiff does).
+        callback: called as callback(t, x0_pred) after each step.
+
+    Returns:
+        Tensor: x_0.
+    """
+    x = x_T
+    batch = x.shape[0]
+    for k, step in enumerate(reversed(range(diffusion.num_timesteps))):
+        t = torch.full((batch, ), step, device=x.device, dtype=torch.long)
+        x0_pred = diffusion.predict_x0(x, t, denoise_fn(x, t))
+        if clip_x0:
+            x0_pred = x0_pred.clamp(-1.0, 1.0)
+        mean, log_variance = diffusion.q_posterior(x0_pred, x, t)
+        if step > 0:
+            z = noises[k] if noises is not None else torch.randn(
+                x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = mean + (0.5 * log_variance).exp() * z
+        else:
+            x = mean
+        if callback is not None:
+            callback(step, x0_pred)
+    return x

@@ -1,0 +1,54 @@
+"""Lets BasicSR's stock entry points (``python -m basicsr.train``, ``basicsr/train.py``) find SRDiff.
+
+BasicSR only imports its own ``*_arch.py``/``*_model.py`` files, and offers no option, environment
+variable or entry point to load a plugin. The ``srdiff_basicsr_hook.pth`` file installed next to
+this module calls :func:`install` at interpreter start. That adds a meta-path finder which does
+nothing until ``basicsr`` itself is imported; then it applies the compatibility fixes that must
+precede BasicSR's own imports and, once ``basicsr`` is loaded, imports ``srdiff_basicsr`` so its
+classes are registered. Interpreter start-up pays one function call; nothing heavy is imported
+unless BasicSR is. Set ``SRDIFF_BASICSR_NO_HOOK=1`` to switch it off.
+"""
+import importlib
+import importlib.abc
+import os
+import sys
+import warnings
+
+
+class _BasicSRLoader(importlib.abc.Loader):
+    """Wraps the real loader of ``basicsr``: fix imports before it runs, register SRDiff after."""
+
+    def __init__(self, loader):
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        from srdiff_basicsr import compat  # does not import basicsr
+        compat.before_basicsr_import()
+        self._loader.exec_module(module)
+        try:
+            importlib.import_module('srdiff_basicsr')
+        except Exception as error:  # a broken plugin must not break BasicSR itself
+            warnings.warn(f'srdiff_basicsr could not be registered with BasicSR: {error!r}')
+
+
+class _BasicSRFinder(importlib.abc.MetaPathFinder):
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != 'basicsr':
+            return None
+        sys.meta_path.remove(self)  # fire once; the search below must not find us again
+        import importlib.util
+        spec = importlib.util.find_spec(fullname)  # whichever finder owns basicsr (site, editable, ...)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _BasicSRLoader(spec.loader)
+        return spec
+
+
+def install():
+    if os.environ.get('SRDIFF_BASICSR_NO_HOOK') or 'basicsr' in sys.modules:
+        return
+    if not any(isinstance(finder, _BasicSRFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _BasicSRFinder())
