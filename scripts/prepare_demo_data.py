@@ -1,0 +1,91 @@
+"""Make the demo's HR/LR pairs from real photographs that ship inside scikit-image.
+
+Training pairs come from one set of photographs, cut into overlapping HR sub-images (small files
+decode fast, as BasicSR's DIV2K recipe does); validation pairs are centre crops of other
+photographs that training never sees. LR = MATLAB-style bicubic (the kernel SR benchmarks use),
+rounded to 8 bits. Re-running skips files that exist.
+
+    python scripts/prepare_demo_data.py --out datasets/demo --scale 4
+"""
+import argparse
+import os
+from os import path as osp
+
+import cv2
+import numpy as np
+import torch
+from skimage import data as skdata
+
+from srdiff_basicsr.ops.resize import imresize
+
+TRAIN_IMAGES = {
+    'astronaut': skdata.astronaut,
+    'hubble_deep_field': skdata.hubble_deep_field,
+    'immunohistochemistry': skdata.immunohistochemistry,
+    'motorcycle': lambda: skdata.stereo_motorcycle()[0],
+    'retina': skdata.retina,
+}
+HELD_OUT_IMAGES = {'chelsea': skdata.chelsea, 'coffee': skdata.coffee, 'rocket': skdata.rocket}
+
+
+def downscale(hr_rgb, scale):
+    """uint8 HWC -> uint8 HWC, MATLAB bicubic by 1/scale."""
+    hr = torch.from_numpy(hr_rgb).permute(2, 0, 1).double() / 255
+    lr = imresize(hr, 1 / scale)
+    return (lr.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+
+
+def centre_crop(img, size):
+    h, w = img.shape[:2]
+    top, left = (h - size) // 2, (w - size) // 2
+    return img[top:top + size, left:left + size]
+
+
+def sub_images(img, size, step):
+    h, w = img.shape[:2]
+    for top in range(0, h - size + 1, step):
+        for left in range(0, w - size + 1, step):
+            yield f'_{top:04d}_{left:04d}', img[top:top + size, left:left + size]
+
+
+def write_pair(name, hr, scale, hr_dir, lr_dir):
+    hr = hr[:hr.shape[0] - hr.shape[0] % scale, :hr.shape[1] - hr.shape[1] % scale]
+    hr_path, lr_path = osp.join(hr_dir, f'{name}.png'), osp.join(lr_dir, f'{name}.png')
+    if osp.exists(hr_path) and osp.exists(lr_path):
+        return False
+    cv2.imwrite(hr_path, cv2.cvtColor(hr, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(lr_path, cv2.cvtColor(downscale(hr, scale), cv2.COLOR_RGB2BGR))
+    return True
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--out', default='datasets/demo')
+    parser.add_argument('--scale', type=int, default=4)
+    parser.add_argument('--val-size', type=int, default=128, help='HR size of the centre crop of each held-out image')
+    parser.add_argument('--sub-size', type=int, default=96, help='HR size of the training sub-images')
+    parser.add_argument('--sub-step', type=int, default=64, help='stride between training sub-images')
+    args = parser.parse_args()
+
+    written = 0
+    counts = {}
+    for split, names in (('train', TRAIN_IMAGES), ('val', HELD_OUT_IMAGES)):
+        hr_dir = osp.join(args.out, split, 'HR')
+        lr_dir = osp.join(args.out, split, f'LR_bicubic/X{args.scale}')
+        os.makedirs(hr_dir, exist_ok=True)
+        os.makedirs(lr_dir, exist_ok=True)
+        for name, load in names.items():
+            img = np.ascontiguousarray(load()[..., :3])
+            if split == 'val':
+                pieces = [('', centre_crop(img, args.val_size))]
+            else:
+                pieces = sub_images(img, args.sub_size, args.sub_step)
+            for suffix, piece in pieces:
+                written += write_pair(name + suffix, piece, args.scale, hr_dir, lr_dir)
+                counts[split] = counts.get(split, 0) + 1
+        print(f'{split}: {counts[split]} pairs from {len(names)} photographs in {hr_dir} and {lr_dir}')
+    print(f'{written} new pairs written (existing ones kept)')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,94 @@
+import os
+from os import path as osp
+
+from basicsr.data.paired_image_dataset import PairedImageDataset
+from basicsr.utils import get_root_logger
+from basicsr.utils.registry import DATASET_REGISTRY
+from PIL import Image
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
+
+
+class DatasetError(ValueError):
+    """A problem with the user's data, stated with the file or option it concerns."""
+
+
+@DATASET_REGISTRY.register()
+class CheckedPairedImageDataset(PairedImageDataset):
+    """BasicSR's ``PairedImageDataset`` (same options, same samples) that checks its data first.
+
+    Stock BasicSR fails late and vaguely on bad data: a missing folder or a stray non-image file
+    becomes an assertion about counts, an unreadable image an ``AttributeError`` inside a
+    DataLoader worker, an LR/HR size mismatch is silently cropped away at validation. Here, with
+    the disk backend, every pair is checked at start-up from the image headers (cheap: no pixel is
+    decoded) and each problem is reported with its file: missing or unequal folders, files that
+    are not images, unreadable images, and HR sizes that are not ``scale`` times the LR size
+    (``floor``, as MATLAB's imresize makes LR from HR sizes that are not multiples of the scale).
+    Set ``check_pairs: false`` to skip the header pass on very large folders.
+
+    Images are read as BasicSR reads them (OpenCV, colour): grayscale is replicated to three
+    channels, an alpha channel is dropped and 16-bit images are reduced to 8 bits.
+    """
+
+    def __init__(self, opt):
+        self.check_pairs = opt.pop('check_pairs', True)
+        disk = opt['io_backend']['type'] == 'disk'
+        if disk:
+            for key in ('dataroot_lq', 'dataroot_gt'):
+                folder = opt.get(key)
+                if folder is None or not osp.isdir(folder):
+                    raise DatasetError(f'dataset {opt.get("name")!r}: {key} is not a folder: {folder}')
+            if opt.get('meta_info_file') is None:
+                self._check_same_names(opt)
+        super().__init__(opt)
+        if disk and self.check_pairs:
+            problems = [p for p in map(self._pair_problem, self.paths) if p]
+            if problems:
+                shown = '\n  '.join(problems[:10])
+                more = f'\n  ... and {len(problems) - 10} more' if len(problems) > 10 else ''
+                raise DatasetError(f'dataset {opt.get("name")!r}: {len(problems)} bad image pair(s):\n  {shown}{more}')
+
+    def _check_same_names(self, opt):
+        tmpl = opt.get('filename_tmpl', '{}')
+        lq_dir, gt_dir = opt['dataroot_lq'], opt['dataroot_gt']
+        lq_files, gt_files = sorted(os.listdir(lq_dir)), sorted(os.listdir(gt_dir))
+        strays = [osp.join(folder, f) for folder, files in ((lq_dir, lq_files), (gt_dir, gt_files)) for f in files
+                  if not f.lower().endswith(IMAGE_EXTENSIONS) or not osp.isfile(osp.join(folder, f))]
+        if strays:
+            raise DatasetError(f'dataset {opt.get("name")!r}: not image files (move them out of the folder): '
+                               + ', '.join(strays[:10]))
+        expected_lq = {f'{tmpl.format(osp.splitext(f)[0])}{osp.splitext(f)[1]}' for f in gt_files}
+        missing_lq, extra_lq = sorted(expected_lq - set(lq_files)), sorted(set(lq_files) - expected_lq)
+        if missing_lq or extra_lq:
+            lines = []
+            if missing_lq:
+                lines.append(f'{len(missing_lq)} HR image(s) without LR in {lq_dir}: {", ".join(missing_lq[:5])}')
+            if extra_lq:
+                lines.append(f'{len(extra_lq)} LR image(s) without HR in {gt_dir}: {", ".join(extra_lq[:5])}')
+            raise DatasetError(f'dataset {opt.get("name")!r}: LR and HR folders do not match '
+                               f'({len(lq_files)} LR, {len(gt_files)} HR files):\n  ' + '\n  '.join(lines))
+
+    def _pair_problem(self, pair):
+        sizes = []
+        for key in ('lq_path', 'gt_path'):
+            try:
+                with Image.open(pair[key]) as img:
+                    sizes.append(img.size)
+            except FileNotFoundError:
+                return f'{pair[key]}: missing'
+            except Exception as error:
+                return f'{pair[key]}: not a readable image ({error})'
+        (w_lq, h_lq), (w_gt, h_gt) = sizes
+        s = self.opt['scale']
+        if not (w_lq * s <= w_gt < (w_lq + 1) * s and h_lq * s <= h_gt < (h_lq + 1) * s):
+            return (f'{pair["gt_path"]} is {w_gt}x{h_gt}, but {pair["lq_path"]} is {w_lq}x{h_lq}: '
+                    f'at scale {s} the HR should be {w_lq * s}x{h_lq * s}')
+        return None
+
+    def __getitem__(self, index):
+        try:
+            return super().__getitem__(index)
+        except Exception as error:  # e.g. a file changed or broke after start-up
+            pair = self.paths[index]
+            get_root_logger().error(f'failed to load pair {pair["lq_path"]} / {pair["gt_path"]}: {error!r}')
+            raise DatasetError(f'cannot load the image pair {pair["lq_path"]} / {pair["gt_path"]}: {error!r}') from None

@@ -1,0 +1,198 @@
+import inspect
+import math
+
+import torch
+from basicsr.archs import build_network
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger
+from basicsr.utils.registry import ARCH_REGISTRY, MODEL_REGISTRY
+from torch.nn import functional as F
+
+from srdiff_basicsr.diffusion.samplers import ddpm_sample
+from srdiff_basicsr.diffusion.schedule import GaussianDiffusion
+from srdiff_basicsr.models.weights import load_weights
+from srdiff_basicsr.ops.resize import imresize
+
+DIFFUSION_DEFAULTS = dict(schedule='cosine', timesteps=100, cosine_s=0.008, res_rescale=2.0, clip_x0=True, loss='l1')
+
+
+class OptionsError(ValueError):
+    """An option that is missing, unknown or inconsistent, named by its path in the options file."""
+
+
+@MODEL_REGISTRY.register()
+class SRDiffModel(SRModel):
+    """SRDiff: diffusion of the residual HR - bicubic(LR), conditioned on a frozen RRDB encoder.
+
+    Options (besides BasicSR's):
+        network_g: the noise predictor (``SRDiffUNet``), trained with ``train.optim_g``,
+            ``train.scheduler``, ``train.ema_decay``.
+        network_encoder: the LR encoder (``SRDiffRRDBNet``), frozen, loaded from
+            ``path.pretrain_network_encoder`` (``param_key_encoder``, ``strict_load_encoder``),
+            e.g. the ``net_g`` of an encoder pretraining run. It is saved with every checkpoint, so
+            the experiment folder alone is enough to test or resume.
+        diffusion: schedule (cosine), timesteps (100), cosine_s (0.008), res_rescale (2),
+            clip_x0 (true), loss (l1 | l2).
+        val.seed: seed of the sampling noise in validation/test (default: manual_seed), so that
+            every validation draws the same samples.
+
+    Data path: images are [0, 1] as everywhere in BasicSR; the diffusion works in [-1, 1] like the
+    official code. ``lr_up`` is MATLAB-style bicubic of the LR batch, computed here, so any paired
+    dataset works unchanged. (The official data loader divided by 256 instead of 255 before
+    making lr_up; here lr_up is the plain bicubic of the LR image.)
+    """
+
+    def __init__(self, opt):
+        _check_options(opt)
+        self.diffusion_opt = {**DIFFUSION_DEFAULTS, **(opt.get('diffusion') or {})}
+        super().__init__(opt)  # builds and loads net_g, sets up training
+        self.net_encoder = build_network(opt['network_encoder']).to(self.device)
+        encoder_path = opt['path'].get('pretrain_network_encoder')
+        if encoder_path is None:
+            raise OptionsError('path.pretrain_network_encoder is not set: SRDiff needs a pretrained LR encoder '
+                               '(train one with options/train_rrdb_*.yml, then point this at its models/net_g_*.pth)')
+        load_weights(self.net_encoder, encoder_path, opt['path'].get('param_key_encoder', 'params'),
+                     opt['path'].get('strict_load_encoder', True), option='path.pretrain_network_encoder')
+        get_root_logger().info(f'Loaded the frozen encoder from {encoder_path}')
+        self.net_encoder.eval().requires_grad_(False)
+        self.diffusion = GaussianDiffusion.from_options(self.diffusion_opt['schedule'],
+                                                        self.diffusion_opt['timesteps'],
+                                                        self.diffusion_opt['cosine_s']).to(self.device)
+        self.res_rescale = self.diffusion_opt['res_rescale']
+        self.generator = None
+
+    def init_training_settings(self):
+        self.net_g.train()
+        train_opt = self.opt['train']
+        self.ema_decay = train_opt.get('ema_decay', 0)
+        if self.ema_decay > 0:
+            get_root_logger().info(f'Use Exponential Moving Average with decay: {self.ema_decay}')
+            self.net_g_ema = build_network(self.opt['network_g']).to(self.device)
+            load_path = self.opt['path'].get('pretrain_network_g')
+            if load_path is not None:
+                self.load_network(self.net_g_ema, load_path, self.opt['path'].get('strict_load_g', True), 'params_ema')
+            else:
+                self.model_ema(0)
+            self.net_g_ema.eval()
+        loss = self.diffusion_opt['loss']
+        self.noise_loss = {'l1': F.l1_loss, 'l2': F.mse_loss}[loss]
+        self.setup_optimizers()
+        self.setup_schedulers()
+
+    # data ------------------------------------------------------------------------------------
+    def load_network(self, net, load_path, strict=True, param_key='params'):
+        """BasicSR's loader, with an error that names the keys and shapes that do not fit."""
+        load_weights(self.get_bare_model(net), load_path, param_key, strict, option=f'weights of {type(net).__name__}')
+
+    def feed_data(self, data):
+        self.lq = data['lq'].to(self.device)
+        scale = self.opt['scale']
+        if 'gt' in data:
+            self.gt = data['gt'].to(self.device)
+            if self.gt.shape[-2:] != (self.lq.shape[-2] * scale, self.lq.shape[-1] * scale):
+                where = f' ({data["lq_path"][0]}, {data["gt_path"][0]})' if 'lq_path' in data else ''
+                raise ValueError(f'HR size {tuple(self.gt.shape[-2:])} is not scale {scale} x LR size '
+                                 f'{tuple(self.lq.shape[-2:])}{where}')
+        self.lr_up = imresize(self.lq, scale)
+
+    def residual(self, hr, lr_up):
+        """x0 = clamp((hr - lr_up) * res_rescale, -1, 1), images in [-1, 1] as in the paper."""
+        return (((hr * 2 - 1) - (lr_up * 2 - 1)) * self.res_rescale).clamp(-1, 1)
+
+    def image_from_residual(self, x0, lr_up):
+        """sr = lr_up + clamp(x0, -1, 1) / res_rescale, back to [0, 1]."""
+        sr = (lr_up * 2 - 1) + x0.clamp(-1, 1) / self.res_rescale
+        return ((sr + 1) / 2).clamp(0, 1)
+
+    # training --------------------------------------------------------------------------------
+    def optimize_parameters(self, current_iter):
+        self.optimizer_g.zero_grad()
+        with torch.no_grad():
+            features = self.net_encoder.features(self.lq)
+        cond = self.get_bare_model(self.net_g).project_condition(features)
+        x0 = self.residual(self.gt, self.lr_up)
+        t = torch.randint(0, self.diffusion.num_timesteps, (x0.shape[0], ), device=self.device)
+        eps = torch.randn_like(x0)
+        eps_pred = self.net_g(self.diffusion.q_sample(x0, t, eps), t, cond)
+        l_noise = self.noise_loss(eps_pred, eps)
+        l_noise.backward()
+        self.optimizer_g.step()
+        self.log_dict = self.reduce_loss_dict({'l_noise': l_noise})
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    # sampling --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, lq, generator=None):
+        """SR images in [0, 1] for an LR batch in [0, 1] of any size, by the full DDPM sampler."""
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
+        was_training = net.training
+        net.eval()
+        bare = self.get_bare_model(net)
+        scale = self.opt['scale']
+        h, w = lq.shape[-2:]
+        # the U-Net halves the HR size len(dim_mults) - 1 times: pad the LR so the HR divides
+        multiple = bare.divisor // math.gcd(bare.divisor, scale)
+        pad_h, pad_w = (-h) % multiple, (-w) % multiple
+        if pad_h or pad_w:
+            lq = F.pad(lq, (0, pad_w, 0, pad_h), mode='replicate')
+        lr_up = imresize(lq, scale)
+        cond = bare.project_condition(self.net_encoder.features(lq))
+        x_T = torch.randn(lr_up.shape, generator=generator, device=lr_up.device, dtype=lr_up.dtype)
+        x0 = ddpm_sample(lambda x_t, t: net(x_t, t, cond), self.diffusion, x_T, generator=generator,
+                         clip_x0=self.diffusion_opt['clip_x0'])
+        net.train(was_training)
+        return self.image_from_residual(x0, lr_up)[..., :h * scale, :w * scale]
+
+    def test(self):
+        self.output = self.sample(self.lq, self.generator)
+
+    def validation(self, dataloader, current_iter, tb_logger, save_img=False):
+        seed = self.opt['val'].get('seed', self.opt.get('manual_seed'))
+        self.generator = None if seed is None else torch.Generator(self.device).manual_seed(seed)
+        super().validation(dataloader, current_iter, tb_logger, save_img)
+        self.generator = None
+
+    def save(self, epoch, current_iter):
+        self.save_network(self.net_encoder, 'net_encoder', current_iter)
+        super().save(epoch, current_iter)  # net_g (+ ema), then the training state, written last
+
+
+def _check_options(opt):
+    """Fail early, naming the option, instead of deep inside torch."""
+    unknown = set(opt.get('diffusion') or {}) - set(DIFFUSION_DEFAULTS)
+    if unknown:
+        raise OptionsError(f'diffusion: unknown option(s) {sorted(unknown)}; known: {sorted(DIFFUSION_DEFAULTS)}')
+    loss = (opt.get('diffusion') or {}).get('loss', 'l1')
+    if loss not in ('l1', 'l2'):
+        raise OptionsError(f"diffusion.loss: must be 'l1' or 'l2', got {loss!r}")
+    for section in ('network_g', 'network_encoder'):
+        if section not in opt:
+            raise OptionsError(f'{section}: missing (SRDiffModel needs network_g and network_encoder)')
+        _check_arch_options(section, opt[section])
+    scale = opt.get('scale')
+    unet, encoder = opt['network_g'], opt['network_encoder']
+    unet.setdefault('scale', scale)  # the top-level scale, unless given again
+    encoder.setdefault('scale', scale)
+    for section, value in (('network_g.scale', unet['scale']), ('network_encoder.scale', encoder['scale'])):
+        if value != scale:
+            raise OptionsError(f'{section} is {value} but scale is {scale}: they must be equal')
+    for unet_key, encoder_key in (('encoder_num_feat', 'num_feat'), ('encoder_num_block', 'num_block')):
+        if encoder_key in encoder:
+            unet.setdefault(unet_key, encoder[encoder_key])
+        if unet.get(unet_key) != encoder.get(encoder_key):
+            raise OptionsError(f'network_g.{unet_key} ({unet.get(unet_key)}) must equal '
+                               f'network_encoder.{encoder_key} ({encoder.get(encoder_key)})')
+
+
+def _check_arch_options(section, arch_opt):
+    arch_type = arch_opt.get('type')
+    try:
+        cls = ARCH_REGISTRY.get(arch_type)
+    except KeyError:
+        raise OptionsError(f'{section}.type: no network named {arch_type!r} is registered') from None
+    params = inspect.signature(cls.__init__).parameters
+    unknown = sorted(set(arch_opt) - {'type'} - set(params))
+    if unknown:
+        known = [p for p in params if p != 'self']
+        raise OptionsError(f'{section}: unknown option(s) {unknown} for {arch_type}; known: {known}')

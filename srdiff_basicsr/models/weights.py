@@ -1,0 +1,45 @@
+"""Loading BasicSR-format weight files into a network, with errors that say what does not fit."""
+from os import path as osp
+
+import torch
+
+
+class WeightsError(ValueError):
+    """A weight file that is missing, unreadable or does not fit the network built from the options."""
+
+
+def read_state_dict(path, param_key='params', option='path'):
+    """The state dict stored under ``param_key`` (BasicSR's ``{param_key: state_dict}`` layout)."""
+    if not osp.isfile(path):
+        raise WeightsError(f'{option}: no such weight file: {path}')
+    try:
+        loaded = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as error:
+        raise WeightsError(f'{option}: cannot read {path} as a torch weight file: {error}') from None
+    if param_key is not None and isinstance(loaded, dict) and param_key in loaded:
+        loaded = loaded[param_key]
+    elif isinstance(loaded, dict) and 'params' in loaded:
+        loaded = loaded['params']  # BasicSR's fallback when e.g. params_ema is absent
+    if not isinstance(loaded, dict) or not all(torch.is_tensor(v) for v in loaded.values()):
+        raise WeightsError(f'{option}: {path} holds no state dict under key {param_key!r}')
+    return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in loaded.items()}
+
+
+def load_weights(net, path, param_key='params', strict=True, option='path'):
+    """Load ``path`` into ``net``; on a mismatch, name the missing, unexpected and misshapen keys."""
+    state_dict = read_state_dict(path, param_key, option)
+    own = net.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    misshapen = [f'{k}: file {tuple(state_dict[k].shape)}, network {tuple(own[k].shape)}'
+                 for k in sorted(set(own) & set(state_dict)) if own[k].shape != state_dict[k].shape]
+    if misshapen or (strict and (missing or unexpected)):
+        lines = []
+        for title, keys in (('missing in the file', missing), ('not in the network', unexpected),
+                            ('shapes differ', misshapen)):
+            if keys:
+                shown = ', '.join(keys[:6]) + (f', ... ({len(keys)} in all)' if len(keys) > 6 else '')
+                lines.append(f'{title}: {shown}')
+        raise WeightsError(f'{option}: {path} does not fit {type(net).__name__} as configured '
+                           '(check the network options against the run that wrote the file):\n  ' + '\n  '.join(lines))
+    net.load_state_dict(state_dict, strict=strict)
