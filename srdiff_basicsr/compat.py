@@ -28,13 +28,35 @@ def before_basicsr_import():
 
 def after_basicsr_import():
     import basicsr.train
+    import basicsr.utils.options
     from basicsr.models.base_model import BaseModel
 
     basicsr.train.load_resume_state = load_resume_state
+    if not getattr(basicsr.utils.options.parse_options, '_srdiff_root', False):
+        basicsr.utils.options.parse_options = _with_root_outside_site_packages(basicsr.utils.options.parse_options)
     for method in ('save_network', 'save_training_state'):
         original = getattr(BaseModel, method)
         if not getattr(original, '_srdiff_atomic', False):
             setattr(BaseModel, method, _with_atomic_torch_save(original))
+
+
+def _with_root_outside_site_packages(parse_options):
+    """``python -m basicsr.train`` (and ``basicsr.test``) on an installed BasicSR take the parent of
+    the installed package, i.e. site-packages, as root_path, and write experiments/ and results/
+    there. ``basicsr/train.py`` run as a script imports ``parse_options`` after this patch, so
+    redirecting such a root to the current directory fixes both stock entry points.
+    (tb_logger/ still follows the unpatched root there; use ``python -m srdiff_basicsr.train``.)"""
+
+    @functools.wraps(parse_options)
+    def wrapper(root_path, is_train=True):
+        import basicsr
+        if osp.abspath(root_path) == osp.dirname(osp.dirname(osp.abspath(basicsr.__file__))) and \
+                not osp.isfile(osp.join(root_path, 'setup.py')):  # an installed package, not a checkout
+            root_path = os.getcwd()
+        return parse_options(root_path, is_train)
+
+    wrapper._srdiff_root = True
+    return wrapper
 
 
 def load_resume_state(opt):

@@ -1,0 +1,118 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import srdiff_basicsr  # noqa: F401  (registration)
+from srdiff_basicsr.ops.resize import imresize
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = Path(os.environ.get('SRDIFF_REFERENCE_DIR', REPO.parent / 'shared' / 'reference'))
+
+# a tiny SRDiff: enough to exercise every code path in seconds
+TINY_ENCODER = dict(type='SRDiffRRDBNet', num_feat=8, num_block=2, num_grow_ch=4)
+TINY_UNET = dict(type='SRDiffUNet', dim=8, dim_mults=[1, 2])
+
+
+@pytest.fixture(scope='session')
+def golden():
+    path = REFERENCE / 'golden' / 'srdiff_official_tiny.pt'
+    if not path.is_file():
+        raise FileNotFoundError(f'golden data not found at {path}; set SRDIFF_REFERENCE_DIR to shared/reference')
+    return torch.load(path, weights_only=False)
+
+
+def photo_crops(count, size, seed=0):
+    """Real-photograph crops (scikit-image's astronaut), uint8 RGB."""
+    from skimage import data
+    photo = data.astronaut()
+    rng = np.random.default_rng(seed)
+    crops = []
+    for _ in range(count):
+        top, left = rng.integers(0, photo.shape[0] - size, 2)
+        crops.append(np.ascontiguousarray(photo[top:top + size, left:left + size]))
+    return crops
+
+
+def bicubic_down(hr_rgb, scale):
+    hr = torch.from_numpy(hr_rgb).permute(2, 0, 1).double() / 255
+    return (imresize(hr, 1 / scale).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+
+
+def make_pairs(root, count=4, hr_size=32, scale=4, seed=0):
+    """root/HR and root/LR folders of PNG pairs; returns (lr_dir, hr_dir)."""
+    hr_dir, lr_dir = Path(root) / 'HR', Path(root) / 'LR'
+    hr_dir.mkdir(parents=True, exist_ok=True)
+    lr_dir.mkdir(parents=True, exist_ok=True)
+    for i, hr in enumerate(photo_crops(count, hr_size, seed)):
+        cv2.imwrite(str(hr_dir / f'{i:03d}.png'), hr[..., ::-1])
+        cv2.imwrite(str(lr_dir / f'{i:03d}.png'), bicubic_down(hr, scale)[..., ::-1])
+    return str(lr_dir), str(hr_dir)
+
+
+def dataset_opt(name, lr_dir, hr_dir, phase, scale=4, **extra):
+    opt = dict(name=name, type='CheckedPairedImageDataset', dataroot_gt=hr_dir, dataroot_lq=lr_dir,
+               io_backend=dict(type='disk'), phase=phase, scale=scale)
+    if phase == 'train':
+        opt.update(gt_size=16, use_hflip=True, use_rot=True, num_worker_per_gpu=0, batch_size_per_gpu=2,
+                   dataset_enlarge_ratio=1, prefetch_mode=None)
+    opt.update(extra)
+    return opt
+
+
+def encoder_train_options(name, lr_dir, hr_dir, scale=4, total_iter=4):
+    train_set = dataset_opt('train', lr_dir, hr_dir, 'train', scale)
+    return dict(
+        name=name, model_type='SRModel', scale=scale, num_gpu=0, manual_seed=0,
+        datasets=dict(train=train_set),
+        network_g=dict(TINY_ENCODER, scale=scale),
+        path=dict(pretrain_network_g=None, strict_load_g=True, resume_state=None),
+        train=dict(optim_g=dict(type='Adam', lr=2e-4), scheduler=dict(type='MultiStepLR', milestones=[100], gamma=0.5),
+                   total_iter=total_iter, warmup_iter=-1, pixel_opt=dict(type='L1Loss', loss_weight=1.0)),
+        logger=dict(print_freq=1, save_checkpoint_freq=2, use_tb_logger=False))
+
+
+def srdiff_options(name, lr_dir, hr_dir, encoder_path, scale=4, total_iter=4, is_train=True, timesteps=100):
+    opt = dict(
+        name=name, model_type='SRDiffModel', scale=scale, num_gpu=0, manual_seed=0,
+        network_g=dict(TINY_UNET), network_encoder=dict(TINY_ENCODER),
+        diffusion=dict(timesteps=timesteps),
+        path=dict(pretrain_network_g=None, pretrain_network_encoder=encoder_path, resume_state=None),
+        val=dict(save_img=True, suffix=None, seed=0,
+                 metrics=dict(psnr=dict(type='calculate_psnr', crop_border=0, test_y_channel=False))))
+    if is_train:
+        opt['datasets'] = dict(train=dataset_opt('train', lr_dir, hr_dir, 'train', scale),
+                               val=dataset_opt('val', lr_dir, hr_dir, 'val', scale))
+        opt['train'] = dict(optim_g=dict(type='Adam', lr=2e-4),
+                            scheduler=dict(type='MultiStepLR', milestones=[100], gamma=0.5),
+                            total_iter=total_iter, warmup_iter=-1)
+        opt['logger'] = dict(print_freq=1, save_checkpoint_freq=2, use_tb_logger=False)
+        opt['val']['val_freq'] = 1000
+    else:
+        opt['datasets'] = dict(test_1=dataset_opt('tiny_test', lr_dir, hr_dir, 'test', scale))
+    return opt
+
+
+def write_options(path, opt):
+    with open(path, 'w') as f:
+        yaml.safe_dump(opt, f, sort_keys=False)
+    return str(path)
+
+
+def run_cli(args, cwd, timeout=300, check=True):
+    """Run ``python args...`` in cwd; returns the CompletedProcess with stdout+stderr as text."""
+    result = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f'{args} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}')
+    return result
+
+
+def save_basicsr_weights(net, path):
+    torch.save({'params': net.state_dict()}, path)
+    return str(path)

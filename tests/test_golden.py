@@ -1,0 +1,65 @@
+"""Equivalence with the official SRDiff implementation (shared/reference/golden), x4 and x8."""
+import pytest
+import torch
+from basicsr.archs import build_network
+
+from srdiff_basicsr.diffusion.samplers import ddpm_sample
+from srdiff_basicsr.diffusion.schedule import GaussianDiffusion
+from srdiff_basicsr.official import convert_official_state_dict
+
+TOL = 1e-4
+
+
+def build(case):
+    unet_sd, encoder_sd, options = convert_official_state_dict(case['checkpoint']['state_dict']['model'])
+    unet, encoder = build_network(options['network_g']), build_network(options['network_encoder'])
+    unet.load_state_dict(unet_sd)
+    encoder.load_state_dict(encoder_sd)
+    return unet.eval(), encoder.eval(), GaussianDiffusion.from_options(**options['diffusion'])
+
+
+def max_diff(a, b):
+    return (a - b).abs().max().item()
+
+
+@pytest.mark.parametrize('scale', ['x4', 'x8'])
+def test_converted_checkpoint_matches_official_outputs(golden, scale):
+    case = golden[scale]
+    config = case['config']
+    unet, encoder, diffusion = build(case)
+    assert encoder.scale == config['scale']
+    lr01 = (case['img_lr'] + 1) / 2  # the official encoder maps [-1, 1] to [0, 1] inside
+    with torch.no_grad():
+        features = encoder.features(lr01)
+        assert len(features) == config['rrdb_num_block'] + 1
+        for ours, theirs in zip(features, case['rrdb_features']):
+            assert max_diff(ours, theirs) < TOL
+        assert max_diff(encoder(lr01) * 2 - 1, case['rrdb_out']) < TOL
+
+        cond = unet.project_condition(features)
+        assert max_diff(unet(case['x_t'], case['t'], cond), case['eps_pred']) < TOL
+
+        x0 = ((case['img_hr'] - case['img_lr_up']) * config['res_rescale']).clamp(-1, 1)
+        assert max_diff(x0, case['x0_residual']) < TOL
+        x_t = diffusion.q_sample(x0, case['loss_t'], case['loss_noise'])
+        loss = (unet(x_t, case['loss_t'], cond) - case['loss_noise']).abs().mean()
+        assert abs(loss.item() - case['loss'].item()) < TOL
+
+        x0_preds = []
+        x0 = ddpm_sample(lambda x, t: unet(x, t, cond), diffusion, case['x_T'], noises=case['step_noises'],
+                         callback=lambda t, x0_pred: x0_preds.append(x0_pred))
+        assert len(x0_preds) == config['timesteps']
+        assert max_diff(torch.stack(x0_preds), case['sample_x0_preds']) < TOL
+        sr = x0.clamp(-1, 1) / config['res_rescale'] + case['img_lr_up']
+        assert max_diff(sr, case['sample_sr']) < TOL
+
+
+@pytest.mark.parametrize('scale', ['x4', 'x8'])
+def test_schedule_tables_match_official_buffers(golden, scale):
+    official = golden[scale]['checkpoint']['state_dict']['model']
+    diffusion = GaussianDiffusion.from_options('cosine', golden[scale]['config']['timesteps'], 0.008)
+    for name in ('betas', 'alphas_cumprod', 'alphas_cumprod_prev', 'sqrt_alphas_cumprod',
+                 'sqrt_one_minus_alphas_cumprod', 'sqrt_recip_alphas_cumprod', 'sqrt_recipm1_alphas_cumprod',
+                 'posterior_variance', 'posterior_log_variance_clipped', 'posterior_mean_coef1',
+                 'posterior_mean_coef2'):
+        assert torch.allclose(getattr(diffusion, name), official[name], rtol=1e-6, atol=1e-7), name
