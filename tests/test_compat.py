@@ -1,0 +1,107 @@
+"""Each BasicSR 1.4.2 fix in srdiff_basicsr.compat, and the import hook."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from srdiff_basicsr import compat
+from tests.conftest import REPO
+
+
+def python(code, **env):
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd='/',
+                            env={**os.environ, **env})
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_basicsr_imports_on_a_torchvision_without_functional_tensor():
+    import torchvision
+    import basicsr.data.degradations as degradations
+    assert int(torchvision.__version__.split('.')[1]) >= 17  # the module is gone upstream...
+    assert degradations.rgb_to_grayscale is torchvision.transforms.functional.rgb_to_grayscale  # ...and aliased
+
+
+def test_atomic_save_leaves_the_old_file_when_saving_fails(tmp_path):
+    target = tmp_path / 'net_g_10.pth'
+    torch.save({'params': 1}, target)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError('killed mid-write')
+
+    with compat.atomic_torch_save(), pytest.raises(RuntimeError, match='killed mid-write'):
+        torch.save({'params': Unpicklable()}, target)
+    assert torch.load(target, weights_only=True) == {'params': 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['net_g_10.pth']
+
+
+def test_basicsr_saves_go_through_the_atomic_writer():
+    from basicsr.models.base_model import BaseModel
+    assert BaseModel.save_network._srdiff_atomic and BaseModel.save_training_state._srdiff_atomic
+
+
+def resume_opt(tmp_path):
+    (tmp_path / 'models').mkdir(exist_ok=True)
+    (tmp_path / 'training_states').mkdir(exist_ok=True)
+    return {'auto_resume': True, 'name': 'x', 'num_gpu': 0, 'network_g': {},
+            'path': {'models': str(tmp_path / 'models'), 'training_states': str(tmp_path / 'training_states'),
+                     'resume_state': None}}
+
+
+def test_auto_resume_loads_on_cpu_and_skips_a_truncated_newest_state(tmp_path):
+    opt = resume_opt(tmp_path)
+    for it in (2, 4):
+        torch.save({'iter': it, 'epoch': 0, 'optimizers': [], 'schedulers': []}, tmp_path / f'training_states/{it}.state')
+        torch.save({'params': {}}, tmp_path / f'models/net_g_{it}.pth')
+    (tmp_path / 'training_states' / '6.state').write_bytes(b'truncated')
+    state = compat.load_resume_state(opt)
+    assert state['iter'] == 4
+    assert opt['path']['resume_state'].endswith('training_states/4.state')
+    assert opt['path']['pretrain_network_g'] == str(tmp_path / 'models' / 'net_g_4.pth')
+
+
+def test_auto_resume_skips_a_state_whose_network_files_are_missing(tmp_path):
+    opt = resume_opt(tmp_path)
+    torch.save({'iter': 2, 'epoch': 0, 'optimizers': [], 'schedulers': []}, tmp_path / 'training_states/2.state')
+    assert compat.load_resume_state(opt) is None
+
+
+def test_explicit_resume_state_that_does_not_exist_is_named(tmp_path):
+    opt = resume_opt(tmp_path)
+    opt['auto_resume'] = False
+    opt['path']['resume_state'] = str(tmp_path / 'nope.state')
+    with pytest.raises(FileNotFoundError, match='path.resume_state: no such training state file'):
+        compat.load_resume_state(opt)
+
+
+def test_stock_module_entry_root_is_redirected_from_site_packages_to_cwd(tmp_path, monkeypatch):
+    import basicsr
+    site_root = os.path.dirname(os.path.dirname(os.path.abspath(basicsr.__file__)))
+    seen = []
+    parse_options = compat._with_root_outside_site_packages(lambda root, is_train=True: seen.append(root))
+    monkeypatch.chdir(tmp_path)
+    parse_options(site_root)
+    parse_options(str(REPO))  # a checkout, or any other root, stays as given
+    assert seen == [str(tmp_path), str(REPO)]
+
+
+def test_hook_imports_nothing_heavy_at_interpreter_start():
+    out = python('import sys; print("torch" in sys.modules, "basicsr" in sys.modules, '
+                 '"srdiff_basicsr_hook" in sys.modules)')
+    assert out == 'False False True'
+
+
+def test_hook_registers_srdiff_when_basicsr_is_imported():
+    out = python('import basicsr; from basicsr.utils.registry import ARCH_REGISTRY, MODEL_REGISTRY, '
+                 'DATASET_REGISTRY; print("SRDiffModel" in MODEL_REGISTRY, "SRDiffUNet" in ARCH_REGISTRY, '
+                 '"SRDiffRRDBNet" in ARCH_REGISTRY, "CheckedPairedImageDataset" in DATASET_REGISTRY)')
+    assert out == 'True True True True'
+
+
+def test_hook_can_be_switched_off():
+    out = python('import basicsr; from basicsr.utils.registry import MODEL_REGISTRY; '
+                 'print("SRDiffModel" in MODEL_REGISTRY)', SRDIFF_BASICSR_NO_HOOK='1')
+    assert out == 'False'

@@ -1,0 +1,147 @@
+"""SRDiffModel in-process: data path, training step, sampling, saving, and its errors."""
+import copy
+
+import pytest
+import torch
+from basicsr.archs import build_network
+from basicsr.models import build_model
+from basicsr.utils.matlab_functions import imresize as basicsr_imresize
+
+from srdiff_basicsr.models import OptionsError
+from srdiff_basicsr.models.weights import WeightsError
+from tests.conftest import TINY_ENCODER, save_basicsr_weights, srdiff_options
+
+
+@pytest.fixture
+def encoder_path(tmp_path):
+    torch.manual_seed(0)
+    return save_basicsr_weights(build_network(dict(TINY_ENCODER, scale=4)), tmp_path / 'encoder.pth')
+
+
+def make_model(tmp_path, encoder_path, is_train=True, **changes):
+    opt = srdiff_options('unit', None, None, encoder_path, is_train=is_train, timesteps=10)
+    opt.pop('datasets')
+    opt.update(is_train=is_train, dist=False, rank=0, world_size=1)
+    opt['path']['models'] = str(tmp_path / 'models')
+    opt['path']['training_states'] = str(tmp_path / 'training_states')
+    (tmp_path / 'models').mkdir(exist_ok=True)
+    (tmp_path / 'training_states').mkdir(exist_ok=True)
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split('__')
+        node = opt
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    return build_model(opt)
+
+
+def batch(lr_size=4, scale=4, n=2):
+    torch.manual_seed(1)
+    return {'lq': torch.rand(n, 3, lr_size, lr_size), 'gt': torch.rand(n, 3, lr_size * scale, lr_size * scale),
+            'lq_path': ['a.png'] * n, 'gt_path': ['b.png'] * n}
+
+
+def test_lr_up_is_matlab_bicubic_of_the_lr_batch(tmp_path, encoder_path):
+    model = make_model(tmp_path, encoder_path)
+    data = batch()
+    model.feed_data(data)
+    for i in range(2):
+        assert (model.lr_up[i] - basicsr_imresize(data['lq'][i], 4)).abs().max() < 1e-5
+
+
+def test_residual_round_trip_and_clamping(tmp_path, encoder_path):
+    model = make_model(tmp_path, encoder_path)
+    hr, lr_up = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
+    x0 = model.residual(hr, lr_up)
+    assert torch.allclose(x0, ((hr - lr_up) * 4).clamp(-1, 1), atol=1e-6)  # [-1,1] images, res_rescale 2
+    inside = (hr - lr_up).abs() < 0.25
+    assert torch.allclose(model.image_from_residual(x0, lr_up)[inside], hr[inside], atol=1e-6)
+
+
+def test_training_step_updates_the_unet_and_never_the_encoder(tmp_path, encoder_path):
+    model = make_model(tmp_path, encoder_path)
+    unet_before = copy.deepcopy(model.net_g.state_dict())
+    encoder_before = copy.deepcopy(model.net_encoder.state_dict())
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    assert model.log_dict['l_noise'] > 0
+    assert any(not torch.equal(unet_before[k], v) for k, v in model.net_g.state_dict().items())
+    assert all(torch.equal(encoder_before[k], v) for k, v in model.net_encoder.state_dict().items())
+    assert not model.net_encoder.training
+    assert all(not p.requires_grad for p in model.net_encoder.parameters())
+
+
+def test_sampling_runs_the_encoder_once_and_the_unet_once_per_step(tmp_path, encoder_path):
+    model = make_model(tmp_path, encoder_path)
+    calls = {'encoder': 0, 'cond_proj': 0, 'unet': 0}
+    model.net_encoder.conv_first.register_forward_hook(lambda *a: calls.__setitem__('encoder', calls['encoder'] + 1))
+    model.net_g.cond_proj.register_forward_hook(lambda *a: calls.__setitem__('cond_proj', calls['cond_proj'] + 1))
+    model.net_g.final_conv.register_forward_hook(lambda *a: calls.__setitem__('unet', calls['unet'] + 1))
+    model.feed_data(batch())
+    model.test()
+    assert calls == {'encoder': 1, 'cond_proj': 1, 'unet': 10}
+    assert model.output.shape == (2, 3, 16, 16)
+    assert model.output.min() >= 0 and model.output.max() <= 1
+    assert model.net_g.training  # back to training mode after sampling
+
+
+def test_sampling_is_seeded_and_handles_lr_sizes_the_unet_cannot_halve(tmp_path, encoder_path):
+    model = make_model(tmp_path, encoder_path, network_g__dim_mults=[1, 2, 2])  # HR must divide by 4
+    lq = torch.rand(1, 3, 5, 7)
+    first = model.sample(lq, torch.Generator().manual_seed(3))
+    again = model.sample(lq, torch.Generator().manual_seed(3))
+    assert first.shape == (1, 3, 20, 28)
+    assert torch.equal(first, again)
+    assert not torch.equal(first, model.sample(lq, torch.Generator().manual_seed(4)))
+
+
+def test_save_writes_unet_encoder_and_state_and_the_folder_alone_reloads(tmp_path, encoder_path):
+    model = make_model(tmp_path, encoder_path)
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    model.save(0, 3)
+    assert sorted(p.name for p in (tmp_path / 'models').iterdir()) == ['net_encoder_3.pth', 'net_g_3.pth']
+    assert (tmp_path / 'training_states' / '3.state').is_file()
+    reloaded = make_model(tmp_path, str(tmp_path / 'models' / 'net_encoder_3.pth'), is_train=False,
+                          path__pretrain_network_g=str(tmp_path / 'models' / 'net_g_3.pth'))
+    lq = torch.rand(1, 3, 4, 4)
+    assert torch.equal(model.sample(lq, torch.Generator().manual_seed(0)),
+                       reloaded.sample(lq, torch.Generator().manual_seed(0)))
+
+
+def test_hr_that_is_not_scale_times_lr_is_refused_with_the_files(tmp_path, encoder_path):
+    model = make_model(tmp_path, encoder_path)
+    data = batch()
+    data['gt'] = data['gt'][..., :15, :]
+    with pytest.raises(ValueError, match=r'not scale 4 x LR size.*a\.png.*b\.png'):
+        model.feed_data(data)
+
+
+def test_encoder_checkpoint_that_does_not_fit_names_keys_and_shapes(tmp_path):
+    wrong = build_network(dict(TINY_ENCODER, scale=4, num_feat=16, num_block=3))
+    path = save_basicsr_weights(wrong, tmp_path / 'wrong.pth')
+    with pytest.raises(WeightsError) as error:
+        make_model(tmp_path, path)
+    message = str(error.value)
+    assert 'path.pretrain_network_encoder' in message and 'wrong.pth' in message
+    assert 'not in the network: body.2.' in message
+    assert 'shapes differ: body.0.rdb1.conv1.weight: file (4, 16, 3, 3), network (4, 8, 3, 3)' in message
+
+
+def test_missing_encoder_checkpoint_is_named(tmp_path):
+    with pytest.raises(WeightsError, match='no such weight file: .*nowhere.pth'):
+        make_model(tmp_path, str(tmp_path / 'nowhere.pth'))
+
+
+@pytest.mark.parametrize('change,message', [
+    (dict(diffusion__steps=10), r"diffusion: unknown option\(s\) \['steps'\]"),
+    (dict(diffusion__loss='huber'), "diffusion.loss: must be 'l1' or 'l2'"),
+    (dict(network_g__width=3), r"network_g: unknown option\(s\) \['width'\] for SRDiffUNet"),
+    (dict(network_encoder__type='NoSuchNet'), "network_encoder.type: no network named 'NoSuchNet'"),
+    (dict(network_g__scale=8), 'network_g.scale is 8 but scale is 4'),
+    (dict(network_g__encoder_num_feat=16), r'network_g.encoder_num_feat \(16\) must equal network_encoder.num_feat'),
+    (dict(path__pretrain_network_encoder=None), 'path.pretrain_network_encoder is not set'),
+])
+def test_option_errors_name_the_option(tmp_path, encoder_path, change, message):
+    with pytest.raises(OptionsError, match=message):
+        make_model(tmp_path, encoder_path, **change)

@@ -1,0 +1,51 @@
+"""The option files users run: valid YAML for BasicSR, networks of the paper's sizes."""
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from basicsr.archs import build_network
+from basicsr.utils.options import ordered_yaml
+
+from srdiff_basicsr.models.srdiff_model import _check_options
+from tests.conftest import REPO
+
+OPTION_FILES = sorted((REPO / 'options').glob('*.yml'))
+
+
+def load(path):
+    with open(path) as f:
+        return yaml.load(f, Loader=ordered_yaml()[0])
+
+
+def n_params(net):
+    return sum(p.numel() for p in net.parameters())
+
+
+def test_all_option_files_named_by_the_issue_exist():
+    names = {p.name for p in OPTION_FILES}
+    assert {'train_rrdb_celeba_x8.yml', 'train_srdiff_celeba.yml', 'train_rrdb_div2k_x4.yml', 'train_srdiff_div2k.yml',
+            'test_srdiff_celeba.yml', 'test_srdiff_div2k.yml'} <= names
+
+
+@pytest.mark.parametrize('path', OPTION_FILES, ids=lambda p: p.name)
+def test_option_file_builds_its_networks(path):
+    opt = load(path)
+    assert opt['name'] and opt['model_type'] in ('SRModel', 'SRDiffModel')
+    if opt['model_type'] == 'SRDiffModel':
+        _check_options(opt)
+        for section in ('network_g', 'network_encoder'):
+            build_network(copy.deepcopy(opt[section]))
+    else:
+        net = build_network(copy.deepcopy(opt['network_g']))
+        assert net.scale == opt['scale']
+
+
+@pytest.mark.parametrize('name,official_params', [('train_srdiff_celeba.yml', 12_033_798),
+                                                  ('train_srdiff_div2k.yml', 13_234_022)])
+def test_paper_configurations_have_the_official_sizes(name, official_params):
+    """Totals stated in shared/reference/official_state_dict_keys.txt for the released checkpoints."""
+    opt = load(REPO / 'options' / name)
+    _check_options(opt)
+    total = sum(n_params(build_network(copy.deepcopy(opt[s]))) for s in ('network_g', 'network_encoder'))
+    assert total == official_params

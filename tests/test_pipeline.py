@@ -1,0 +1,111 @@
+"""End to end through BasicSR's own loops, as a user runs them (subprocesses, tiny networks)."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import encoder_train_options, make_pairs, run_cli, srdiff_options, write_options
+
+
+@pytest.fixture(scope='module')
+def workdir(tmp_path_factory):
+    """A project folder with tiny data and a pretrained tiny encoder (stock SRModel + L1)."""
+    root = tmp_path_factory.mktemp('project')
+    lr_dir, hr_dir = make_pairs(root / 'data', count=4, hr_size=32)
+    opt = write_options(root / 'encoder.yml', encoder_train_options('tiny_encoder', lr_dir, hr_dir))
+    run_cli(['-m', 'srdiff_basicsr.train', '-opt', opt], cwd=root)
+    return root, lr_dir, hr_dir
+
+
+def encoder_weights(root):
+    return str(root / 'experiments' / 'tiny_encoder' / 'models' / 'net_g_latest.pth')
+
+
+def test_encoder_pretraining_writes_basicsr_checkpoints_under_cwd(workdir):
+    root, _, _ = workdir
+    models = root / 'experiments' / 'tiny_encoder' / 'models'
+    assert sorted(p.name for p in models.iterdir()) == ['net_g_2.pth', 'net_g_4.pth', 'net_g_latest.pth']
+    assert set(torch.load(models / 'net_g_latest.pth', weights_only=True)) == {'params'}
+
+
+def test_train_then_test_srdiff_from_the_experiment_folder_alone(workdir):
+    root, lr_dir, hr_dir = workdir
+    opt = srdiff_options('tiny_srdiff', lr_dir, hr_dir, encoder_weights(root), total_iter=4)
+    run_cli(['-m', 'srdiff_basicsr.train', '-opt', write_options(root / 'srdiff.yml', opt)], cwd=root)
+    models = root / 'experiments' / 'tiny_srdiff' / 'models'
+    assert {'net_g_latest.pth', 'net_encoder_latest.pth', 'net_g_4.pth', 'net_encoder_4.pth'} <= {
+        p.name for p in models.iterdir()}
+
+    test_opt = srdiff_options('tiny_srdiff_test', lr_dir, hr_dir, str(models / 'net_encoder_latest.pth'),
+                              is_train=False)
+    test_opt['path']['pretrain_network_g'] = str(models / 'net_g_latest.pth')
+    result = run_cli(['-m', 'srdiff_basicsr.test', '-opt', write_options(root / 'test.yml', test_opt)], cwd=root)
+    images = sorted((root / 'results' / 'tiny_srdiff_test' / 'visualization' / 'tiny_test').iterdir())
+    assert [p.name for p in images] == [f'{i:03d}_tiny_srdiff_test.png' for i in range(4)]
+    log = next((root / 'results' / 'tiny_srdiff_test').glob('test_*.log')).read_text()
+    assert '# psnr:' in log, result.stdout[-2000:]
+
+
+def test_stock_basicsr_entry_finds_srdiff_without_an_import(workdir):
+    root, lr_dir, hr_dir = workdir
+    opt = srdiff_options('tiny_stock_entry', lr_dir, hr_dir, encoder_weights(root), total_iter=2)
+    del opt['datasets']['val'], opt['val']
+    run_cli(['-m', 'basicsr.train', '-opt', write_options(root / 'stock.yml', opt)], cwd=root)
+    # and the outputs land under the current directory, not in site-packages
+    assert (root / 'experiments' / 'tiny_stock_entry' / 'models' / 'net_g_latest.pth').is_file()
+
+
+def latest_state(states_dir):
+    states = [int(p.stem) for p in states_dir.glob('*.state')] if states_dir.is_dir() else []
+    return max(states, default=None)
+
+
+def test_killed_run_resumes_at_its_last_checkpoint_on_cpu(workdir):
+    root, lr_dir, hr_dir = workdir
+    opt = srdiff_options('tiny_resume', lr_dir, hr_dir, encoder_weights(root), total_iter=100000)
+    del opt['datasets']['val'], opt['val']
+    opt_file = write_options(root / 'resume.yml', opt)
+    states_dir = root / 'experiments' / 'tiny_resume' / 'training_states'
+    proc = subprocess.Popen([sys.executable, '-m', 'srdiff_basicsr.train', '-opt', opt_file], cwd=root,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while (latest_state(states_dir) or 0) < 4 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = latest_state(states_dir)
+    assert saved is not None and saved >= 4
+
+    result = run_cli(['-m', 'srdiff_basicsr.train', '-opt', opt_file, '--auto_resume', '--force_yml',
+                      f'train:total_iter={saved + 2}'], cwd=root)
+    log = result.stdout + result.stderr
+    assert f'Resuming training from epoch: 0, iter: {saved}.' in log
+    assert f'Set pretrain_network_encoder to {root}/experiments/tiny_resume/models/net_encoder_{saved}.pth' in log
+    assert latest_state(states_dir) == saved + 2
+    assert not list(states_dir.parent.rglob('*.tmp'))
+
+
+def test_rerun_without_resume_archives_the_previous_experiment(workdir):
+    root, lr_dir, hr_dir = workdir
+    opt = srdiff_options('tiny_rerun', lr_dir, hr_dir, encoder_weights(root), total_iter=2)
+    del opt['datasets']['val'], opt['val']
+    opt_file = write_options(root / 'rerun.yml', opt)
+    for _ in range(2):
+        run_cli(['-m', 'srdiff_basicsr.train', '-opt', opt_file], cwd=root)
+    archived = list((root / 'experiments').glob('tiny_rerun_archived_*'))
+    assert len(archived) == 1 and (archived[0] / 'models' / 'net_g_latest.pth').is_file()
+
+
+def test_user_errors_end_in_one_clear_line(workdir, tmp_path):
+    root, lr_dir, hr_dir = workdir
+    opt = srdiff_options('tiny_bad', lr_dir, str(tmp_path / 'no_such_hr'), encoder_weights(root))
+    result = run_cli(['-m', 'srdiff_basicsr.train', '-opt', write_options(tmp_path / 'bad.yml', opt)], cwd=tmp_path,
+                     check=False)
+    assert result.returncode == 2
+    assert f"error: dataset 'train': dataroot_gt is not a folder: {tmp_path}/no_such_hr" in result.stderr
+    assert 'Traceback' not in result.stderr
