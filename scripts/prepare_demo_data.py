@@ -41,11 +41,14 @@ def centre_crop(img, size):
     return img[top:top + size, left:left + size]
 
 
-def sub_images(img, size, step):
+def sub_images(img, size, step, max_count):
+    """Overlapping size x size crops; at most max_count of them, evenly spread, so that a large
+    photograph does not outweigh the others."""
     h, w = img.shape[:2]
-    for top in range(0, h - size + 1, step):
-        for left in range(0, w - size + 1, step):
-            yield f'_{top:04d}_{left:04d}', img[top:top + size, left:left + size]
+    corners = [(top, left) for top in range(0, h - size + 1, step) for left in range(0, w - size + 1, step)]
+    keep = np.linspace(0, len(corners) - 1, min(max_count, len(corners))).round().astype(int)
+    for top, left in (corners[i] for i in keep):
+        yield f'_{top:04d}_{left:04d}', img[top:top + size, left:left + size]
 
 
 def write_pair(name, hr, scale, hr_dir, lr_dir):
@@ -65,6 +68,7 @@ def main():
     parser.add_argument('--val-size', type=int, default=128, help='HR size of the centre crop of each held-out image')
     parser.add_argument('--sub-size', type=int, default=96, help='HR size of the training sub-images')
     parser.add_argument('--sub-step', type=int, default=64, help='stride between training sub-images')
+    parser.add_argument('--sub-max', type=int, default=150, help='most sub-images taken from one photograph')
     args = parser.parse_args()
 
     written = 0
@@ -79,7 +83,7 @@ def main():
             if split == 'val':
                 pieces = [('', centre_crop(img, args.val_size))]
             else:
-                pieces = sub_images(img, args.sub_size, args.sub_step)
+                pieces = sub_images(img, args.sub_size, args.sub_step, args.sub_max)
             for suffix, piece in pieces:
                 written += write_pair(name + suffix, piece, args.scale, hr_dir, lr_dir)
                 counts[split] = counts.get(split, 0) + 1

@@ -145,3 +145,20 @@ def test_missing_encoder_checkpoint_is_named(tmp_path):
 def test_option_errors_name_the_option(tmp_path, encoder_path, change, message):
     with pytest.raises(OptionsError, match=message):
         make_model(tmp_path, encoder_path, **change)
+
+
+def test_ema_copy_is_trained_saved_as_params_ema_and_used_for_sampling(tmp_path, encoder_path):
+    model = make_model(tmp_path, encoder_path, train__ema_decay=0.5)
+    model.feed_data(batch())
+    for it in range(1, 3):
+        model.optimize_parameters(it)
+    ema, net = model.net_g_ema.state_dict(), model.net_g.state_dict()
+    first = next(k for k in net if k.endswith('weight'))
+    assert not torch.equal(ema[first], net[first])
+    model.save(0, 2)
+    saved = torch.load(tmp_path / 'models' / 'net_g_2.pth', weights_only=True)
+    assert set(saved) == {'params', 'params_ema'} and torch.equal(saved['params_ema'][first], ema[first])
+    calls = []
+    model.net_g_ema.final_conv.register_forward_hook(lambda *a: calls.append(1))
+    model.test()
+    assert len(calls) == 10

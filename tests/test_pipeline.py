@@ -1,5 +1,6 @@
 """End to end through BasicSR's own loops, as a user runs them (subprocesses, tiny networks)."""
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -58,6 +59,18 @@ def test_stock_basicsr_entry_finds_srdiff_without_an_import(workdir):
     run_cli(['-m', 'basicsr.train', '-opt', write_options(root / 'stock.yml', opt)], cwd=root)
     # and the outputs land under the current directory, not in site-packages
     assert (root / 'experiments' / 'tiny_stock_entry' / 'models' / 'net_g_latest.pth').is_file()
+
+
+def test_stock_train_script_of_a_basicsr_checkout_finds_srdiff(workdir, tmp_path):
+    import basicsr
+    root, lr_dir, hr_dir = workdir
+    checkout = tmp_path / 'BasicSR'
+    (checkout / 'basicsr').mkdir(parents=True)
+    shutil.copy(Path(basicsr.__file__).parent / 'train.py', checkout / 'basicsr' / 'train.py')  # the stock script
+    opt = srdiff_options('tiny_checkout_entry', lr_dir, hr_dir, encoder_weights(root), total_iter=2)
+    del opt['datasets']['val'], opt['val']
+    run_cli(['basicsr/train.py', '-opt', write_options(tmp_path / 'checkout.yml', opt)], cwd=checkout)
+    assert (checkout / 'experiments' / 'tiny_checkout_entry' / 'models' / 'net_encoder_latest.pth').is_file()
 
 
 def latest_state(states_dir):

@@ -47,10 +47,7 @@ class SRDiffModel(SRModel):
         self.diffusion_opt = {**DIFFUSION_DEFAULTS, **(opt.get('diffusion') or {})}
         super().__init__(opt)  # builds and loads net_g, sets up training
         self.net_encoder = build_network(opt['network_encoder']).to(self.device)
-        encoder_path = opt['path'].get('pretrain_network_encoder')
-        if encoder_path is None:
-            raise OptionsError('path.pretrain_network_encoder is not set: SRDiff needs a pretrained LR encoder '
-                               '(train one with options/train_rrdb_*.yml, then point this at its models/net_g_*.pth)')
+        encoder_path = opt['path']['pretrain_network_encoder']
         load_weights(self.net_encoder, encoder_path, opt['path'].get('param_key_encoder', 'params'),
                      opt['path'].get('strict_load_encoder', True), option='path.pretrain_network_encoder')
         get_root_logger().info(f'Loaded the frozen encoder from {encoder_path}')
@@ -160,6 +157,9 @@ class SRDiffModel(SRModel):
 
 def _check_options(opt):
     """Fail early, naming the option, instead of deep inside torch."""
+    if opt.get('path', {}).get('pretrain_network_encoder') is None:
+        raise OptionsError('path.pretrain_network_encoder is not set: SRDiff needs a pretrained LR encoder '
+                           '(train one with options/train_rrdb_*.yml, then point this at its models/net_g_*.pth)')
     unknown = set(opt.get('diffusion') or {}) - set(DIFFUSION_DEFAULTS)
     if unknown:
         raise OptionsError(f'diffusion: unknown option(s) {sorted(unknown)}; known: {sorted(DIFFUSION_DEFAULTS)}')
