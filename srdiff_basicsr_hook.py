@@ -8,14 +8,14 @@ precede BasicSR's own imports and, once ``basicsr`` is loaded, imports ``srdiff_
 classes are registered. Interpreter start-up pays one function call; nothing heavy is imported
 unless BasicSR is. Set ``SRDIFF_BASICSR_NO_HOOK=1`` to switch it off.
 """
-import importlib
-import importlib.abc
 import os
 import sys
-import warnings
+
+# No import beyond os and sys at module level: this runs at every interpreter start. The classes
+# follow the import protocols by duck typing, as importlib.abc costs milliseconds to import.
 
 
-class _BasicSRLoader(importlib.abc.Loader):
+class _BasicSRLoader:
     """Wraps the real loader of ``basicsr``: fix imports before it runs, register SRDiff after."""
 
     def __init__(self, loader):
@@ -29,12 +29,13 @@ class _BasicSRLoader(importlib.abc.Loader):
         compat.before_basicsr_import()
         self._loader.exec_module(module)
         try:
-            importlib.import_module('srdiff_basicsr')
+            import srdiff_basicsr  # noqa: F401  (registration)
         except Exception as error:  # a broken plugin must not break BasicSR itself
+            import warnings
             warnings.warn(f'srdiff_basicsr could not be registered with BasicSR: {error!r}')
 
 
-class _BasicSRFinder(importlib.abc.MetaPathFinder):
+class _BasicSRFinder:
 
     def find_spec(self, fullname, path, target=None):
         if fullname != 'basicsr':
