@@ -43,9 +43,13 @@ def after_basicsr_import():
 def _with_root_outside_site_packages(parse_options):
     """``python -m basicsr.train`` (and ``basicsr.test``) on an installed BasicSR take the parent of
     the installed package, i.e. site-packages, as root_path, and write experiments/ and results/
-    there. ``basicsr/train.py`` run as a script imports ``parse_options`` after this patch, so
+    there. The stock scripts, run as ``__main__``, import ``parse_options`` after this patch, so
     redirecting such a root to the current directory fixes both stock entry points.
-    (tb_logger/ still follows the unpatched root there; use ``python -m srdiff_basicsr.train``.)"""
+    (tb_logger/ still follows the unpatched root there; use ``python -m srdiff_basicsr.train``.)
+
+    Those scripts also define their own copy of ``load_resume_state``, which the patch of
+    ``basicsr.train`` does not reach; ``parse_options`` is the first thing their pipeline calls,
+    so the copy is replaced here, before it runs."""
 
     @functools.wraps(parse_options)
     def wrapper(root_path, is_train=True):
@@ -53,6 +57,9 @@ def _with_root_outside_site_packages(parse_options):
         if osp.abspath(root_path) == osp.dirname(osp.dirname(osp.abspath(basicsr.__file__))) and \
                 not osp.isfile(osp.join(root_path, 'setup.py')):  # an installed package, not a checkout
             root_path = os.getcwd()
+        main = sys.modules.get('__main__')
+        if hasattr(main, 'load_resume_state') and getattr(main, '__file__', '').endswith(osp.join('basicsr', 'train.py')):
+            main.load_resume_state = load_resume_state
         return parse_options(root_path, is_train)
 
     wrapper._srdiff_root = True

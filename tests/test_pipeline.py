@@ -56,9 +56,15 @@ def test_stock_basicsr_entry_finds_srdiff_without_an_import(workdir):
     root, lr_dir, hr_dir = workdir
     opt = srdiff_options('tiny_stock_entry', lr_dir, hr_dir, encoder_weights(root), total_iter=2)
     del opt['datasets']['val'], opt['val']
-    run_cli(['-m', 'basicsr.train', '-opt', write_options(root / 'stock.yml', opt)], cwd=root)
+    opt_file = write_options(root / 'stock.yml', opt)
+    run_cli(['-m', 'basicsr.train', '-opt', opt_file], cwd=root)
     # and the outputs land under the current directory, not in site-packages
     assert (root / 'experiments' / 'tiny_stock_entry' / 'models' / 'net_g_latest.pth').is_file()
+    # the stock script's own copy of load_resume_state is replaced too: it resumes without CUDA
+    result = run_cli(['-m', 'basicsr.train', '-opt', opt_file, '--auto_resume', '--force_yml', 'train:total_iter=4'],
+                     cwd=root)
+    assert re.search(r'Resuming training from epoch: \d+, iter: 2\.', result.stdout + result.stderr)
+    assert (root / 'experiments' / 'tiny_stock_entry' / 'training_states' / '4.state').is_file()
 
 
 def test_stock_train_script_of_a_basicsr_checkout_finds_srdiff(workdir, tmp_path):
