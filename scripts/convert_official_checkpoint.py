@@ -8,7 +8,8 @@ into this project's BasicSR-format weights:
 Point an options file at them with path.pretrain_network_g and path.pretrain_network_encoder
 (see options/test_srdiff_celeba.yml), then test with python -m srdiff_basicsr.test.
 
-    python scripts/convert_official_checkpoint.py model_ckpt_steps_300000.ckpt --out experiments/srdiff_celeba_official/models
+    python scripts/convert_official_checkpoint.py model_ckpt_steps_300000.ckpt \
+        --out experiments/srdiff_celeba_official/models
 """
 import argparse
 import os

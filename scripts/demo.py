@@ -20,16 +20,19 @@ from os import path as osp
 import cv2
 import numpy as np
 import torch
+import yaml
 
 import srdiff_basicsr  # noqa: F401
+from basicsr.archs import build_network
 from basicsr.metrics import calculate_psnr, calculate_ssim
-from srdiff_basicsr.archs import SRDiffRRDBNet
 from srdiff_basicsr.metrics import calculate_lr_psnr
 from srdiff_basicsr.models.weights import read_state_dict
 from srdiff_basicsr.ops.resize import imresize
 
 SCALE = 4
-ENCODER_OPT, SRDIFF_OPT, TEST_OPT = 'options/demo_rrdb_x4.yml', 'options/demo_srdiff_x4.yml', 'options/demo_test_srdiff_x4.yml'
+ENCODER_OPT = 'options/demo_rrdb_x4.yml'
+SRDIFF_OPT = 'options/demo_srdiff_x4.yml'
+TEST_OPT = 'options/demo_test_srdiff_x4.yml'
 VAL_HR, VAL_LR = 'datasets/demo/val/HR', f'datasets/demo/val/LR_bicubic/X{SCALE}'
 REPORT_DIR = 'results/demo_report'
 
@@ -45,23 +48,31 @@ def to_uint8(tensor01):
     return (tensor01.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
 
 
+def pretrained_encoder():
+    with open(ENCODER_OPT) as f:
+        opt = yaml.safe_load(f)
+    encoder = build_network(opt['network_g'])
+    encoder.load_state_dict(read_state_dict(f'experiments/{opt["name"]}/models/net_g_latest.pth'))
+    return encoder.eval()
+
+
 def evaluate(sr_dir):
     """Per-method average PSNR/SSIM/LR-PSNR on the held-out images; writes bicubic/encoder SRs too."""
-    encoder = SRDiffRRDBNet(scale=SCALE, num_feat=32, num_block=5, num_grow_ch=16)
-    encoder.load_state_dict(read_state_dict('experiments/demo_rrdb_x4/models/net_g_latest.pth'))
-    encoder.eval()
-    rows = {'Bicubic': [], 'RRDB encoder (L1)': [], 'SRDiff (100 steps)': []}
+    encoder = pretrained_encoder()
+    bicubic, rrdb, srdiff = 'Bicubic', 'RRDB encoder (L1)', 'SRDiff (100 steps)'
+    rows = {bicubic: [], rrdb: [], srdiff: []}
     for hr_path in sorted(glob.glob(osp.join(VAL_HR, '*.png'))):
         name = osp.splitext(osp.basename(hr_path))[0]
         hr = cv2.imread(hr_path)[..., ::-1]  # RGB
         lr = cv2.imread(osp.join(VAL_LR, f'{name}.png'))[..., ::-1]
         lr_t = torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1).float()[None] / 255
         with torch.no_grad():
-            outputs = {'Bicubic': to_uint8(imresize(lr_t, SCALE)[0]), 'RRDB encoder (L1)': to_uint8(encoder(lr_t)[0])}
-        outputs['SRDiff (100 steps)'] = cv2.imread(glob.glob(osp.join(sr_dir, f'{name}_*.png'))[0])[..., ::-1]
+            outputs = {bicubic: to_uint8(imresize(lr_t, SCALE)[0]), rrdb: to_uint8(encoder(lr_t)[0])}
+        outputs[srdiff] = cv2.imread(glob.glob(osp.join(sr_dir, f'{name}_*.png'))[0])[..., ::-1]
         for method, sr in outputs.items():
-            rows[method].append((calculate_psnr(sr, hr, 0), calculate_ssim(sr, hr, 0), calculate_lr_psnr(sr, lr, SCALE)))
-            if method != 'SRDiff (100 steps)':
+            rows[method].append((calculate_psnr(sr, hr, 0), calculate_ssim(sr, hr, 0),
+                                 calculate_lr_psnr(sr, lr, SCALE)))
+            if method != srdiff:
                 cv2.imwrite(osp.join(REPORT_DIR, f'{name}_{method.split()[0].lower()}.png'), sr[..., ::-1].copy())
     return {method: np.mean(values, axis=0) for method, values in rows.items()}
 

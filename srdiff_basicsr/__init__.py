@@ -2,7 +2,7 @@
 from srdiff_basicsr import compat
 
 compat.before_basicsr_import()
-import basicsr  # noqa: E402  (after the fix above)
+import basicsr  # noqa: E402,F401  (after the fix above)
 
 compat.after_basicsr_import()
 

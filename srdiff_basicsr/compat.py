@@ -58,7 +58,8 @@ def _with_root_outside_site_packages(parse_options):
                 not osp.isfile(osp.join(root_path, 'setup.py')):  # an installed package, not a checkout
             root_path = os.getcwd()
         main = sys.modules.get('__main__')
-        if hasattr(main, 'load_resume_state') and getattr(main, '__file__', '').endswith(osp.join('basicsr', 'train.py')):
+        main_file = getattr(main, '__file__', None) or ''
+        if hasattr(main, 'load_resume_state') and main_file.endswith(osp.join('basicsr', 'train.py')):
             main.load_resume_state = load_resume_state
         return parse_options(root_path, is_train)
 

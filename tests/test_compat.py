@@ -54,7 +54,8 @@ def resume_opt(tmp_path):
 def test_auto_resume_loads_on_cpu_and_skips_a_truncated_newest_state(tmp_path):
     opt = resume_opt(tmp_path)
     for it in (2, 4):
-        torch.save({'iter': it, 'epoch': 0, 'optimizers': [], 'schedulers': []}, tmp_path / f'training_states/{it}.state')
+        state = {'iter': it, 'epoch': 0, 'optimizers': [], 'schedulers': []}
+        torch.save(state, tmp_path / f'training_states/{it}.state')
         torch.save({'params': {}}, tmp_path / f'models/net_g_{it}.pth')
     (tmp_path / 'training_states' / '6.state').write_bytes(b'truncated')
     state = compat.load_resume_state(opt)

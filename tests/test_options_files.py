@@ -1,6 +1,5 @@
 """The option files users run: valid YAML for BasicSR, networks of the paper's sizes."""
 import copy
-from pathlib import Path
 
 import pytest
 import yaml

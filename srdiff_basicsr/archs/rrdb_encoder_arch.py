@@ -1,6 +1,5 @@
 import math
 
-import torch
 from basicsr.archs.arch_util import make_layer
 from basicsr.archs.rrdbnet_arch import RRDB
 from basicsr.utils.registry import ARCH_REGISTRY
