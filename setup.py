@@ -41,7 +41,7 @@ setup(
     description='SRDiff (diffusion super-resolution) as a plugin for the BasicSR toolbox',
     long_description=open(os.path.join(HERE, 'README.md')).read(),
     long_description_content_type='text/markdown',
-    python_requires='>=3.9',
+    python_requires='>=3.10',
     packages=find_packages(include=['srdiff_basicsr', 'srdiff_basicsr.*']),
     py_modules=['srdiff_basicsr_hook'],
     install_requires=read_requirements(),

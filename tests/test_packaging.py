@@ -1,4 +1,5 @@
 """`pip install .` ships the import hook into site-packages (editable installs are what the suite runs on)."""
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -7,8 +8,11 @@ from tests.conftest import REPO
 
 
 def test_wheel_puts_the_hook_pth_at_site_packages_root(tmp_path):
+    source = tmp_path / 'source'  # a copy, so that the build leaves nothing in the checkout
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns('.*', '__pycache__', 'build', '*.egg-info',
+                                                                'experiments', 'results', 'datasets', 'tb_logger'))
     result = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w',
-                             str(tmp_path), str(REPO)], capture_output=True, text=True)
+                             str(tmp_path), str(source)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     wheel = zipfile.ZipFile(next(tmp_path.glob('srdiff_basicsr-*.whl')))
     names = set(wheel.namelist())
