@@ -6,7 +6,7 @@ import yaml
 from basicsr.archs import build_network
 from basicsr.utils.options import ordered_yaml
 
-from srdiff_basicsr.models.srdiff_model import _check_options
+from srdiff_basicsr.models.options import check_options
 from tests.conftest import REPO
 
 OPTION_FILES = sorted((REPO / 'options').glob('*.yml'))
@@ -32,7 +32,7 @@ def test_option_file_builds_its_networks(path):
     opt = load(path)
     assert opt['name'] and opt['model_type'] in ('SRModel', 'SRDiffModel')
     if opt['model_type'] == 'SRDiffModel':
-        _check_options(opt)
+        check_options(opt)
         for section in ('network_g', 'network_encoder'):
             build_network(copy.deepcopy(opt[section]))
     else:
@@ -45,6 +45,6 @@ def test_option_file_builds_its_networks(path):
 def test_paper_configurations_have_the_official_sizes(name, official_params):
     """Totals stated in shared/reference/official_state_dict_keys.txt for the released checkpoints."""
     opt = load(REPO / 'options' / name)
-    _check_options(opt)
+    check_options(opt)
     total = sum(n_params(build_network(copy.deepcopy(opt[s]))) for s in ('network_g', 'network_encoder'))
     assert total == official_params

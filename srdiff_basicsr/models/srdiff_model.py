@@ -1,24 +1,18 @@
-import inspect
 import math
 
 import torch
 from basicsr.archs import build_network
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
-from basicsr.utils.registry import ARCH_REGISTRY, MODEL_REGISTRY
+from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn import functional as F
 
+from srdiff_basicsr.data import DatasetError
 from srdiff_basicsr.diffusion.samplers import ddpm_sample
 from srdiff_basicsr.diffusion.schedule import GaussianDiffusion
+from srdiff_basicsr.models.options import DIFFUSION_DEFAULTS, check_options
 from srdiff_basicsr.models.weights import load_weights
 from srdiff_basicsr.ops.resize import imresize
-
-DIFFUSION_DEFAULTS = dict(schedule='cosine', timesteps=100, cosine_s=0.008, res_rescale=2.0, clip_x0=True, loss='l1')
-
-
-class OptionsError(ValueError):
-    """An option that is missing, unknown or inconsistent, named by its path in the options file."""
-
 
 @MODEL_REGISTRY.register()
 class SRDiffModel(SRModel):
@@ -43,7 +37,7 @@ class SRDiffModel(SRModel):
     """
 
     def __init__(self, opt):
-        _check_options(opt)
+        check_options(opt)
         self.diffusion_opt = {**DIFFUSION_DEFAULTS, **(opt.get('diffusion') or {})}
         super().__init__(opt)  # builds and loads net_g, sets up training
         self.net_encoder = build_network(opt['network_encoder']).to(self.device)
@@ -88,7 +82,7 @@ class SRDiffModel(SRModel):
             self.gt = data['gt'].to(self.device)
             if self.gt.shape[-2:] != (self.lq.shape[-2] * scale, self.lq.shape[-1] * scale):
                 where = f' ({data["lq_path"][0]}, {data["gt_path"][0]})' if 'lq_path' in data else ''
-                raise ValueError(f'HR size {tuple(self.gt.shape[-2:])} is not scale {scale} x LR size '
+                raise DatasetError(f'HR size {tuple(self.gt.shape[-2:])} is not scale {scale} x LR size '
                                  f'{tuple(self.lq.shape[-2:])}{where}')
         self.lr_up = imresize(self.lq, scale)
 
@@ -153,46 +147,3 @@ class SRDiffModel(SRModel):
     def save(self, epoch, current_iter):
         self.save_network(self.net_encoder, 'net_encoder', current_iter)
         super().save(epoch, current_iter)  # net_g (+ ema), then the training state, written last
-
-
-def _check_options(opt):
-    """Fail early, naming the option, instead of deep inside torch."""
-    if opt.get('path', {}).get('pretrain_network_encoder') is None:
-        raise OptionsError('path.pretrain_network_encoder is not set: SRDiff needs a pretrained LR encoder '
-                           '(train one with options/train_rrdb_*.yml, then point this at its models/net_g_*.pth)')
-    unknown = set(opt.get('diffusion') or {}) - set(DIFFUSION_DEFAULTS)
-    if unknown:
-        raise OptionsError(f'diffusion: unknown option(s) {sorted(unknown)}; known: {sorted(DIFFUSION_DEFAULTS)}')
-    loss = (opt.get('diffusion') or {}).get('loss', 'l1')
-    if loss not in ('l1', 'l2'):
-        raise OptionsError(f"diffusion.loss: must be 'l1' or 'l2', got {loss!r}")
-    for section in ('network_g', 'network_encoder'):
-        if section not in opt:
-            raise OptionsError(f'{section}: missing (SRDiffModel needs network_g and network_encoder)')
-        _check_arch_options(section, opt[section])
-    scale = opt.get('scale')
-    unet, encoder = opt['network_g'], opt['network_encoder']
-    unet.setdefault('scale', scale)  # the top-level scale, unless given again
-    encoder.setdefault('scale', scale)
-    for section, value in (('network_g.scale', unet['scale']), ('network_encoder.scale', encoder['scale'])):
-        if value != scale:
-            raise OptionsError(f'{section} is {value} but scale is {scale}: they must be equal')
-    for unet_key, encoder_key in (('encoder_num_feat', 'num_feat'), ('encoder_num_block', 'num_block')):
-        if encoder_key in encoder:
-            unet.setdefault(unet_key, encoder[encoder_key])
-        if unet.get(unet_key) != encoder.get(encoder_key):
-            raise OptionsError(f'network_g.{unet_key} ({unet.get(unet_key)}) must equal '
-                               f'network_encoder.{encoder_key} ({encoder.get(encoder_key)})')
-
-
-def _check_arch_options(section, arch_opt):
-    arch_type = arch_opt.get('type')
-    try:
-        cls = ARCH_REGISTRY.get(arch_type)
-    except KeyError:
-        raise OptionsError(f'{section}.type: no network named {arch_type!r} is registered') from None
-    params = inspect.signature(cls.__init__).parameters
-    unknown = sorted(set(arch_opt) - {'type'} - set(params))
-    if unknown:
-        known = [p for p in params if p != 'self']
-        raise OptionsError(f'{section}: unknown option(s) {unknown} for {arch_type}; known: {known}')
