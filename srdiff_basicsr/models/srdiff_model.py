@@ -14,6 +14,7 @@ from srdiff_basicsr.models.options import DIFFUSION_DEFAULTS, check_options
 from srdiff_basicsr.models.weights import load_weights
 from srdiff_basicsr.ops.resize import imresize
 
+
 @MODEL_REGISTRY.register()
 class SRDiffModel(SRModel):
     """SRDiff: diffusion of the residual HR - bicubic(LR), conditioned on a frozen RRDB encoder.
