@@ -40,7 +40,9 @@ REPORT_DIR = 'results/demo_report'
 def run(step, args):
     print(f'\n=== {step}: {" ".join(args)}', flush=True)
     start = time.time()
-    subprocess.run([sys.executable, *args], check=True)
+    code = subprocess.run([sys.executable, *args]).returncode
+    if code != 0:
+        sys.exit(f'=== {step} failed (exit status {code}); see the messages above')
     print(f'=== {step} took {time.time() - start:.0f} s', flush=True)
 
 
@@ -81,6 +83,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--skip-training', action='store_true', help='reuse the models of a previous demo run')
     args = parser.parse_args()
+    if args.skip_training and not osp.isfile('experiments/demo_srdiff_x4/models/net_g_latest.pth'):
+        sys.exit('--skip-training: no models of a previous demo run in experiments/; run without it first')
     start = time.time()
     run('data', ['scripts/prepare_demo_data.py', '--out', 'datasets/demo', '--scale', str(SCALE)])
     if not args.skip_training:
