@@ -13,10 +13,9 @@ from os import path as osp
 
 import cv2
 import numpy as np
-import torch
 from skimage import data as skdata
 
-from srdiff_basicsr.ops.resize import imresize
+from srdiff_basicsr.ops.resize import imresize_uint8
 
 TRAIN_IMAGES = {
     'astronaut': skdata.astronaut,
@@ -26,13 +25,6 @@ TRAIN_IMAGES = {
     'retina': skdata.retina,
 }
 HELD_OUT_IMAGES = {'chelsea': skdata.chelsea, 'coffee': skdata.coffee, 'rocket': skdata.rocket}
-
-
-def downscale(hr_rgb, scale):
-    """uint8 HWC -> uint8 HWC, MATLAB bicubic by 1/scale."""
-    hr = torch.from_numpy(hr_rgb).permute(2, 0, 1).double() / 255
-    lr = imresize(hr, 1 / scale)
-    return (lr.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
 
 
 def centre_crop(img, size):
@@ -57,7 +49,7 @@ def write_pair(name, hr, scale, hr_dir, lr_dir):
     if osp.exists(hr_path) and osp.exists(lr_path):
         return False
     cv2.imwrite(hr_path, cv2.cvtColor(hr, cv2.COLOR_RGB2BGR))
-    cv2.imwrite(lr_path, cv2.cvtColor(downscale(hr, scale), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(lr_path, cv2.cvtColor(imresize_uint8(hr, 1 / scale), cv2.COLOR_RGB2BGR))
     return True
 
 

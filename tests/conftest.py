@@ -10,7 +10,7 @@ import torch
 import yaml
 
 import srdiff_basicsr  # noqa: F401  (registration)
-from srdiff_basicsr.ops.resize import imresize
+from srdiff_basicsr.ops.resize import imresize_uint8
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = Path(os.environ.get('SRDIFF_REFERENCE_DIR', REPO.parent / 'shared' / 'reference'))
@@ -40,11 +40,6 @@ def photo_crops(count, size, seed=0):
     return crops
 
 
-def bicubic_down(hr_rgb, scale):
-    hr = torch.from_numpy(hr_rgb).permute(2, 0, 1).double() / 255
-    return (imresize(hr, 1 / scale).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-
-
 def make_pairs(root, count=4, hr_size=32, scale=4, seed=0):
     """root/HR and root/LR folders of PNG pairs; returns (lr_dir, hr_dir)."""
     hr_dir, lr_dir = Path(root) / 'HR', Path(root) / 'LR'
@@ -52,7 +47,7 @@ def make_pairs(root, count=4, hr_size=32, scale=4, seed=0):
     lr_dir.mkdir(parents=True, exist_ok=True)
     for i, hr in enumerate(photo_crops(count, hr_size, seed)):
         cv2.imwrite(str(hr_dir / f'{i:03d}.png'), hr[..., ::-1])
-        cv2.imwrite(str(lr_dir / f'{i:03d}.png'), bicubic_down(hr, scale)[..., ::-1])
+        cv2.imwrite(str(lr_dir / f'{i:03d}.png'), imresize_uint8(hr, 1 / scale)[..., ::-1])
     return str(lr_dir), str(hr_dir)
 
 

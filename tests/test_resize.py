@@ -28,3 +28,15 @@ def test_resize_keeps_constant_images_constant_and_runs_in_the_input_dtype():
 def test_resize_rejects_integer_images():
     with pytest.raises(ValueError, match='float'):
         imresize(torch.zeros(1, 3, 4, 4, dtype=torch.uint8), 2)
+
+
+def test_uint8_helper_rounds_basicsr_matlab_port():
+    import numpy as np
+    from tests.conftest import photo_crops
+    from srdiff_basicsr.ops.resize import imresize_uint8
+    hr = photo_crops(1, 40)[0]
+    reference = basicsr_imresize(hr.astype(np.float64) / 255, 1 / 4)
+    expected = (np.clip(reference, 0, 1) * 255).round()
+    ours = imresize_uint8(hr, 1 / 4)
+    assert ours.dtype == np.uint8 and ours.shape == (10, 10, 3)
+    assert np.abs(ours.astype(int) - expected).max() <= 1  # float32 vs float64 filtering at .5 boundaries

@@ -8,6 +8,7 @@ NCHW batch is resized with two matrix products on the batch's device.
 import functools
 import math
 
+import numpy as np
 import torch
 
 
@@ -55,3 +56,10 @@ def imresize(img, scale, antialiasing=True):
     mat_h = _resize_matrix(in_h, out_h, float(scale), antialiasing).to(img.device, img.dtype)
     mat_w = _resize_matrix(in_w, out_w, float(scale), antialiasing).to(img.device, img.dtype)
     return mat_h @ img @ mat_w.T
+
+
+def imresize_uint8(img, scale):
+    """``imresize`` for one uint8 HWC image (any channel order): float64 filtering, then rounded
+    back to uint8, as SR datasets store their LR images."""
+    tensor = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).double() / 255
+    return (imresize(tensor, scale).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
