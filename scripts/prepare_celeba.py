@@ -22,6 +22,7 @@ from os import path as osp
 import cv2
 from tqdm import tqdm
 
+from srdiff_basicsr.data.preparation import pack_split_lmdbs, report, write_png
 from srdiff_basicsr.ops.resize import imresize_uint8
 
 CROP, HR_SIZE, SCALE = 178, 160, 8
@@ -43,13 +44,6 @@ def read_partition(path):
     return splits
 
 
-def write_png(path, img):
-    """Write via a temporary name, so a killed run never leaves a truncated image that a re-run
-    would take as done."""
-    tmp = f'{path[:-len(".png")]}.tmp.png'
-    if not cv2.imwrite(tmp, img):
-        raise OSError(f'cannot write {tmp}')
-    os.replace(tmp, path)
 
 
 def make_pair(src, hr_path, lr_path):
@@ -67,14 +61,6 @@ def make_pair(src, hr_path, lr_path):
     write_png(lr_path, imresize_uint8(hr, 1 / SCALE))
     return None
 
-
-def pack_lmdb(folder, lmdb_path):
-    from basicsr.utils.lmdb_util import make_lmdb_from_imgs
-    if osp.exists(lmdb_path):
-        print(f'{lmdb_path} exists, kept')
-        return
-    names = sorted(os.listdir(folder))
-    make_lmdb_from_imgs(folder, lmdb_path, names, [osp.splitext(n)[0] for n in names], n_thread=1)
 
 
 def main():
@@ -113,14 +99,10 @@ def main():
             else:
                 written += 1
         if args.lmdb:
-            pack_lmdb(hr_dir, osp.join(args.out, split, 'HR.lmdb'))
-            pack_lmdb(lr_dir, osp.join(args.out, split, f'LR_bicubic_X{SCALE}.lmdb'))
+            pack_split_lmdbs(hr_dir, lr_dir, SCALE)
         summary.append(f'{split}: {len(names)} pairs ({written} written, {skipped} already there) in {hr_dir}, '
                        f'{lr_dir}')
-    print('\n'.join(summary))
-    if problems:
-        print(f'{len(problems)} image(s) failed:\n  ' + '\n  '.join(problems), file=sys.stderr)
-        sys.exit(1)
+    report(summary, problems)
 
 
 if __name__ == '__main__':
