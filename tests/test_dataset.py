@@ -80,3 +80,33 @@ def test_grayscale_rgba_and_16_bit_images_are_converted_to_8_bit_rgb(tmp_path):
     assert np.allclose(gray_item[0], gray / 255) and np.allclose(gray_item[1], gray_item[2])
     assert np.allclose(dataset[1]['gt'].permute(1, 2, 0).numpy(), bgr[..., ::-1] / 255)  # alpha dropped
     assert np.allclose(dataset[2]['gt'].permute(1, 2, 0).numpy(), (deep[..., ::-1] // 257) / 255, atol=1 / 255)
+
+
+def test_bicubic_dataset_crops_aligned_patches_and_makes_their_lr(tmp_path):
+    from basicsr.utils.matlab_functions import imresize as basicsr_imresize
+
+    from srdiff_basicsr.data import BicubicSRDataset
+    _, hr_dir = make_pairs(tmp_path, count=2, hr_size=34)  # 34 is not a multiple of 4
+    opt = dict(name='hr_only', dataroot_gt=hr_dir, scale=4, io_backend=dict(type='disk'), phase='train', gt_size=16,
+               use_hflip=True, use_rot=True)
+    dataset = BicubicSRDataset(opt)
+    for _ in range(5):
+        item = dataset[1]
+        assert item['gt'].shape == (3, 16, 16) and item['lq'].shape == (3, 4, 4)
+        expected = np.clip(basicsr_imresize(item['gt'].permute(1, 2, 0).numpy().astype(np.float64), 1 / 4), 0, 1)
+        assert np.abs(item['lq'].permute(1, 2, 0).numpy() - np.round(expected * 255) / 255).max() <= 1 / 255 + 1e-6
+    whole = BicubicSRDataset(dict(opt, phase='val'))[0]
+    assert whole['gt'].shape == (3, 32, 32) and whole['lq'].shape == (3, 8, 8)  # cropped to a multiple of 4
+
+
+def test_bicubic_dataset_errors_name_the_problem(tmp_path):
+    from srdiff_basicsr.data import BicubicSRDataset
+    base = dict(name='hr_only', scale=4, io_backend=dict(type='disk'), phase='train')
+    with pytest.raises(DatasetError, match=f'dataroot_gt is not a folder: {tmp_path}/nope'):
+        BicubicSRDataset(dict(base, dataroot_gt=str(tmp_path / 'nope')))
+    _, hr_dir = make_pairs(tmp_path, count=1)
+    with pytest.raises(DatasetError, match='gt_size 18 is not a multiple of scale 4'):
+        BicubicSRDataset(dict(base, dataroot_gt=hr_dir, gt_size=18))
+    (tmp_path / 'HR' / '000.png').write_bytes(b'broken')
+    with pytest.raises(DatasetError, match=r'HR/000\.png: not a readable image'):
+        BicubicSRDataset(dict(base, dataroot_gt=hr_dir))[0]

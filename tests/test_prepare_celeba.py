@@ -81,3 +81,18 @@ def test_missing_partition_file_and_broken_images_are_reported(celeba, tmp_path)
     assert result.returncode == 1
     assert '2 image(s) failed' in result.stderr and '000001.jpg: missing or not a readable image' in result.stderr
     assert 'Traceback' not in result.stderr
+
+
+def test_on_the_fly_lr_equals_the_prepared_pairs(celeba, tmp_path):
+    """BicubicSRDataset on the raw release (centre crop 178, resize 160) gives the script's HR and LR."""
+    from srdiff_basicsr.data import BicubicSRDataset
+    out = tmp_path / 'CelebA'
+    assert prepare(celeba, out).returncode == 0
+    dataset = BicubicSRDataset(dict(name='celeba_raw', dataroot_gt=str(celeba / 'img_align_celeba'), scale=8,
+                                    io_backend=dict(type='disk'), phase='val', center_crop=178, resize_to=160))
+    item = dataset[0]
+    assert item['gt_path'].endswith('000001.jpg')
+    hr = cv2.imread(str(out / 'train' / 'HR' / '000001.png'))[..., ::-1] / 255
+    lr = cv2.imread(str(out / 'train' / 'LR_bicubic' / 'X8' / '000001.png'))[..., ::-1] / 255
+    assert np.array_equal(item['gt'].permute(1, 2, 0).numpy(), hr.astype(np.float32))
+    assert np.array_equal(item['lq'].permute(1, 2, 0).numpy(), lr.astype(np.float32))

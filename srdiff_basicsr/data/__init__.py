@@ -1,3 +1,4 @@
+from srdiff_basicsr.data.bicubic_dataset import BicubicSRDataset
 from srdiff_basicsr.data.checked_paired_dataset import CheckedPairedImageDataset, DatasetError
 
-__all__ = ['CheckedPairedImageDataset', 'DatasetError']
+__all__ = ['BicubicSRDataset', 'CheckedPairedImageDataset', 'DatasetError']
