@@ -48,7 +48,8 @@ class BicubicSRDataset(data.Dataset):
             raise DatasetError(f'dataset {opt.get("name")!r}: no images in {root}')
         gt_size = opt.get('gt_size')
         if gt_size is not None and gt_size % self.scale:
-            raise DatasetError(f'dataset {opt.get("name")!r}: gt_size {gt_size} is not a multiple of scale {self.scale}')
+            raise DatasetError(f'dataset {opt.get("name")!r}: gt_size {gt_size} is not a multiple of '
+                               f'scale {self.scale}')
 
     def __len__(self):
         return len(self.paths)
