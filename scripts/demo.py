@@ -25,7 +25,7 @@ import yaml
 import srdiff_basicsr  # noqa: F401
 from basicsr.archs import build_network
 from basicsr.metrics import calculate_psnr, calculate_ssim
-from srdiff_basicsr.metrics import calculate_lr_psnr
+from srdiff_basicsr.metrics import lr_psnr
 from srdiff_basicsr.models.weights import read_state_dict
 from srdiff_basicsr.ops.resize import imresize
 
@@ -73,7 +73,7 @@ def evaluate(sr_dir):
         outputs[srdiff] = cv2.imread(glob.glob(osp.join(sr_dir, f'{name}_*.png'))[0])[..., ::-1]
         for method, sr in outputs.items():
             rows[method].append((calculate_psnr(sr, hr, 0), calculate_ssim(sr, hr, 0),
-                                 calculate_lr_psnr(sr, lr, SCALE)))
+                                 lr_psnr(sr, lr, SCALE)))
             if method != srdiff:
                 cv2.imwrite(osp.join(REPORT_DIR, f'{name}_{method.split()[0].lower()}.png'), sr[..., ::-1].copy())
     return {method: np.mean(values, axis=0) for method, values in rows.items()}

@@ -6,6 +6,6 @@ import basicsr  # noqa: E402,F401  (after the fix above)
 
 compat.after_basicsr_import()
 
-from srdiff_basicsr import archs, data, models  # noqa: E402,F401  (registration)
+from srdiff_basicsr import archs, data, metrics, models  # noqa: E402,F401  (registration)
 
 __version__ = '0.1.0'

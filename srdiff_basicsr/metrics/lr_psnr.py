@@ -1,12 +1,13 @@
 import numpy as np
 import torch
+from basicsr.utils.registry import METRIC_REGISTRY
 
-from srdiff_basicsr.ops.resize import imresize
+from srdiff_basicsr.ops.resize import imresize, imresize_uint8
 
 
-def calculate_lr_psnr(sr, lr, scale):
+def lr_psnr(sr, lr, scale):
     """SRDiff's consistency metric: PSNR (dB) between the SR image downscaled by 1/scale with
-    MATLAB-style bicubic and the input LR image. Both uint8 HWC (any channel order, the same for
+    MATLAB-style bicubic and the LR image. Both uint8 HWC (any channel order, the same for
     both); the downscaled SR is compared unrounded, so a perfect round trip is not capped by 8-bit
     quantisation of the SR image itself."""
     sr_t = torch.from_numpy(np.ascontiguousarray(sr)).permute(2, 0, 1).double() / 255
@@ -15,3 +16,19 @@ def calculate_lr_psnr(sr, lr, scale):
         raise ValueError(f'LR-PSNR: SR {sr.shape} downscaled by {scale} is {down.shape}, but the LR is {lr.shape}')
     mse = np.mean((down - lr.astype(np.float64))**2)
     return float('inf') if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+@METRIC_REGISTRY.register()
+def calculate_lr_psnr(img, img2, scale=None, lq=None, **kwargs):
+    """LR-PSNR as a BasicSR metric: ``img`` is the SR, ``img2`` the HR (uint8, BasicSR's metric data).
+
+    The LR is ``lq`` when the model passes it; otherwise it is made from the HR with MATLAB bicubic,
+    which is the input LR itself for datasets made that way (up to 8-bit rounding).
+    Options: scale (required).
+    """
+    if scale is None:
+        raise ValueError('calculate_lr_psnr needs `scale` in its val.metrics options')
+    if lq is None:
+        hr = img2[:img2.shape[0] - img2.shape[0] % scale, :img2.shape[1] - img2.shape[1] % scale]
+        lq = imresize_uint8(hr, 1 / scale)
+    return lr_psnr(img, lq, scale)

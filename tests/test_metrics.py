@@ -1,0 +1,71 @@
+"""LPIPS and LR-PSNR as BasicSR metrics, against closed forms and BasicSR's own functions."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from basicsr.metrics import calculate_metric, calculate_psnr
+from basicsr.utils.registry import METRIC_REGISTRY
+
+from srdiff_basicsr.metrics import lpips_network, lr_psnr
+from srdiff_basicsr.ops.resize import imresize_uint8
+from tests.conftest import photo_crops
+
+
+def test_metrics_are_registered_for_val_metrics_sections():
+    assert 'calculate_lpips' in METRIC_REGISTRY and 'calculate_lr_psnr' in METRIC_REGISTRY
+
+
+def test_lpips_of_identical_images_is_zero_and_of_different_ones_positive():
+    a, b = photo_crops(2, 64)
+    same = calculate_metric({'img': a, 'img2': a.copy()}, {'type': 'calculate_lpips', 'random_trunk': True})
+    different = calculate_metric({'img': a, 'img2': b}, {'type': 'calculate_lpips', 'random_trunk': True,
+                                                         'crop_border': 4})
+    assert same == pytest.approx(0, abs=1e-7)
+    assert different > 0
+    with pytest.raises(ValueError, match='at least 32x32'):
+        calculate_metric({'img': a[:20], 'img2': a[:20]}, {'type': 'calculate_lpips', 'random_trunk': True})
+
+
+def test_lpips_network_is_built_once_per_device():
+    assert lpips_network('alex', 'cpu', True) is lpips_network('alex', 'cpu', True)
+
+
+def test_lpips_without_imagenet_weights_says_which_file_goes_where(tmp_path, monkeypatch):
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / 'hub'))
+    try:
+        with pytest.raises(FileNotFoundError) as error:
+            lpips_network('alex', 'cpu', random_trunk=False)
+    finally:
+        torch.hub.set_dir(old)
+    message = str(error.value)
+    assert 'alexnet-owt-7be5be79.pth' in message and str(tmp_path / 'hub' / 'checkpoints') in message
+
+
+def test_lr_psnr_closed_form_on_constant_images():
+    sr = np.full((16, 16, 3), 100, np.uint8)
+    lr = np.full((4, 4, 3), 90, np.uint8)
+    assert lr_psnr(sr, lr, 4) == pytest.approx(10 * math.log10(255**2 / 10**2), abs=1e-9)
+
+
+def test_lr_psnr_of_an_exact_bicubic_round_trip_is_only_limited_by_8_bit_rounding():
+    hr = photo_crops(1, 64)[0]
+    lr = imresize_uint8(hr, 1 / 4)
+    # the LR differs from the unrounded bicubic of the HR by at most 0.5: MSE <= 0.25, PSNR >= 54.15 dB
+    assert lr_psnr(hr, lr, 4) >= 10 * math.log10(255**2 / 0.25)
+    blurred = imresize_uint8(lr, 4)  # bicubic up then down is not the identity
+    assert lr_psnr(blurred, lr, 4) < lr_psnr(hr, lr, 4)
+
+
+def test_lr_psnr_metric_uses_the_lr_when_given_and_the_bicubic_of_the_hr_otherwise():
+    hr, other = photo_crops(2, 32)
+    lr = imresize_uint8(hr, 1 / 4)
+    from_hr = calculate_metric({'img': other, 'img2': hr}, {'type': 'calculate_lr_psnr', 'scale': 4})
+    given = calculate_metric({'img': other, 'img2': hr, 'lq': lr}, {'type': 'calculate_lr_psnr', 'scale': 4})
+    assert from_hr == given == pytest.approx(lr_psnr(other, lr, 4))
+    # an SR equal to the HR scores far higher than the plain PSNR of unrelated images
+    assert calculate_metric({'img': hr, 'img2': hr}, {'type': 'calculate_lr_psnr', 'scale': 4}) > 50
+    assert calculate_psnr(other, hr, 0) < 30
+    with pytest.raises(ValueError, match='needs `scale`'):
+        calculate_metric({'img': hr, 'img2': hr}, {'type': 'calculate_lr_psnr'})
