@@ -162,3 +162,36 @@ def test_ema_copy_is_trained_saved_as_params_ema_and_used_for_sampling(tmp_path,
     model.net_g_ema.final_conv.register_forward_hook(lambda *a: calls.append(1))
     model.test()
     assert len(calls) == 10
+
+
+def test_validation_with_several_samples_averages_metrics_and_reports_sigma(tmp_path, encoder_path):
+    import cv2
+    import numpy as np
+    from basicsr.metrics import calculate_psnr
+    from torch.utils.data import DataLoader
+
+    from srdiff_basicsr.data import CheckedPairedImageDataset
+    from srdiff_basicsr.metrics import lr_psnr
+    from tests.conftest import dataset_opt, make_pairs
+
+    lr_dir, hr_dir = make_pairs(tmp_path / 'data', count=2, hr_size=16)
+    # an LR that is not the bicubic of its HR: LR-PSNR must use the LR itself, not one made from the HR
+    cv2.imwrite(f'{lr_dir}/000.png', np.clip(cv2.imread(f'{lr_dir}/000.png').astype(int) + 12, 0, 255).astype(np.uint8))
+    loader = DataLoader(CheckedPairedImageDataset(dataset_opt('pairs', lr_dir, hr_dir, 'val')), batch_size=1)
+    model = make_model(tmp_path, encoder_path, is_train=False, val__num_samples=3,
+                       val__metrics={'psnr': {'type': 'calculate_psnr', 'crop_border': 0},
+                                     'lr_psnr': {'type': 'calculate_lr_psnr', 'scale': 4}})
+    model.opt['path']['visualization'] = str(tmp_path / 'vis')
+    model.validation(loader, current_iter='unit', tb_logger=None, save_img=True)
+
+    psnrs, lr_psnrs, sigmas = [], [], []
+    for name in ('000', '001'):
+        hr = cv2.imread(f'{hr_dir}/{name}.png')
+        lr = cv2.imread(f'{lr_dir}/{name}.png')
+        samples = [cv2.imread(str(tmp_path / 'vis' / 'pairs' / f'{name}_unit{s}.png')) for s in ('', '_s1', '_s2')]
+        psnrs += [calculate_psnr(sr, hr, 0) for sr in samples]
+        lr_psnrs += [lr_psnr(sr, lr, 4) for sr in samples]
+        sigmas.append(np.stack(samples).astype(np.float64).std(axis=0).mean())
+    assert model.metric_results['psnr'] == pytest.approx(np.mean(psnrs))
+    assert model.metric_results['lr_psnr'] == pytest.approx(np.mean(lr_psnrs))  # the real LR was passed
+    assert model.metric_results['sigma'] == pytest.approx(np.mean(sigmas)) and model.metric_results['sigma'] > 0

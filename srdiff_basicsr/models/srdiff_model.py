@@ -1,9 +1,13 @@
 import math
+from os import path as osp
 
+import numpy as np
 import torch
 from basicsr.archs import build_network
+from basicsr.metrics import calculate_metric
 from basicsr.models.sr_model import SRModel
-from basicsr.utils import get_root_logger
+from basicsr.utils import get_root_logger, imwrite, tensor2img
+from tqdm import tqdm
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn import functional as F
 
@@ -30,6 +34,10 @@ class SRDiffModel(SRModel):
             clip_x0 (true), loss (l1 | l2).
         val.seed: seed of the sampling noise in validation/test (default: manual_seed), so that
             every validation draws the same samples.
+        val.num_samples: SR samples drawn per LR image (default 1). Every metric is averaged over
+            the samples (metrics receive the LR as ``lq`` too, for LR-PSNR); with 2 or more, ``sigma``
+            is reported: the standard deviation across samples of each pixel (and channel) of the
+            8-bit SR images, on the 0-255 scale (population std), averaged over pixels and images.
 
     Data path: images are [0, 1] as everywhere in BasicSR; the diffusion works in [-1, 1] like the
     official code. ``lr_up`` is MATLAB-style bicubic of the LR batch, computed here, so any paired
@@ -144,6 +152,59 @@ class SRDiffModel(SRModel):
         self.generator = None if seed is None else torch.Generator(self.device).manual_seed(seed)
         super().validation(dataloader, current_iter, tb_logger, save_img)
         self.generator = None
+
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        """BasicSR's validation loop, with ``val.num_samples`` samples per image and ``sigma``."""
+        val_opt = self.opt['val']
+        dataset_name = dataloader.dataset.opt['name']
+        metrics_opt = val_opt.get('metrics') or {}
+        num_samples = val_opt.get('num_samples', 1)
+        if metrics_opt:
+            self._initialize_best_metric_results(dataset_name)
+        if num_samples > 1:
+            self.best_metric_results = getattr(self, 'best_metric_results', {})
+            self.best_metric_results.setdefault(dataset_name, {}).setdefault(
+                'sigma', dict(better='higher', val=float('-inf'), iter=-1))
+        totals = dict.fromkeys(metrics_opt, 0.0)
+        sigma_total, count = 0.0, 0
+        pbar = tqdm(total=len(dataloader), unit='image') if val_opt.get('pbar', False) else None
+        for val_data in dataloader:
+            img_name = osp.splitext(osp.basename(val_data['lq_path'][0]))[0]
+            self.feed_data(val_data)
+            samples = self.sample(self.lq.expand(num_samples, -1, -1, -1), self.generator)
+            sr_imgs = [tensor2img(sample) for sample in samples]
+            metric_data = {'lq': tensor2img(self.lq)}
+            if hasattr(self, 'gt'):
+                metric_data['img2'] = tensor2img(self.gt)
+                del self.gt
+            for k, sr_img in enumerate(sr_imgs):
+                if save_img:
+                    imwrite(sr_img, self._visualization_path(dataset_name, img_name, current_iter, k))
+                for name, metric_opt in metrics_opt.items():
+                    totals[name] += calculate_metric({**metric_data, 'img': sr_img}, metric_opt) / num_samples
+            if num_samples > 1:
+                sigma_total += np.stack(sr_imgs).astype(np.float64).std(axis=0).mean()
+            count += 1
+            if pbar:
+                pbar.update(1)
+                pbar.set_description(f'Test {img_name}')
+        if pbar:
+            pbar.close()
+        self.metric_results = {name: total / count for name, total in totals.items()}
+        if num_samples > 1:
+            self.metric_results['sigma'] = sigma_total / count
+        for name, value in self.metric_results.items():
+            self._update_best_metric_result(dataset_name, name, value, current_iter)
+        if self.metric_results:
+            self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+
+    def _visualization_path(self, dataset_name, img_name, current_iter, sample_index):
+        """BasicSR's file names; samples after the first get ``_s<k>``."""
+        extra = f'_s{sample_index}' if sample_index else ''
+        if self.opt['is_train']:
+            return osp.join(self.opt['path']['visualization'], img_name, f'{img_name}_{current_iter}{extra}.png')
+        suffix = self.opt['val'].get('suffix') or self.opt['name']
+        return osp.join(self.opt['path']['visualization'], dataset_name, f'{img_name}_{suffix}{extra}.png')
 
     def save(self, epoch, current_iter):
         self.save_network(self.net_encoder, 'net_encoder', current_iter)
