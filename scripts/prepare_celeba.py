@@ -22,7 +22,7 @@ from os import path as osp
 import cv2
 from tqdm import tqdm
 
-from srdiff_basicsr.data.preparation import pack_split_lmdbs, report, write_png
+from srdiff_basicsr.data.preparation import centre_crop, pack_split_lmdbs, report, write_png
 from srdiff_basicsr.ops.resize import imresize_uint8
 
 CROP, HR_SIZE, SCALE = 178, 160, 8
@@ -54,8 +54,7 @@ def make_pair(src, hr_path, lr_path):
     h, w = img.shape[:2]
     if h < CROP or w < CROP:
         return f'{src}: {w}x{h} is smaller than the {CROP}x{CROP} crop'
-    top, left = (h - CROP) // 2, (w - CROP) // 2
-    hr = imresize_uint8(img[top:top + CROP, left:left + CROP], HR_SIZE / CROP)
+    hr = imresize_uint8(centre_crop(img, CROP), HR_SIZE / CROP)
     assert hr.shape[:2] == (HR_SIZE, HR_SIZE), hr.shape
     write_png(hr_path, hr)
     write_png(lr_path, imresize_uint8(hr, 1 / SCALE))

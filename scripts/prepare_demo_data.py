@@ -13,8 +13,10 @@ from os import path as osp
 
 import cv2
 import numpy as np
+from basicsr.data.transforms import mod_crop
 from skimage import data as skdata
 
+from srdiff_basicsr.data.preparation import centre_crop
 from srdiff_basicsr.ops.resize import imresize_uint8
 
 TRAIN_IMAGES = {
@@ -25,12 +27,6 @@ TRAIN_IMAGES = {
     'retina': skdata.retina,
 }
 HELD_OUT_IMAGES = {'chelsea': skdata.chelsea, 'coffee': skdata.coffee, 'rocket': skdata.rocket}
-
-
-def centre_crop(img, size):
-    h, w = img.shape[:2]
-    top, left = (h - size) // 2, (w - size) // 2
-    return img[top:top + size, left:left + size]
 
 
 def sub_images(img, size, step, max_count):
@@ -44,7 +40,7 @@ def sub_images(img, size, step, max_count):
 
 
 def write_pair(name, hr, scale, hr_dir, lr_dir):
-    hr = hr[:hr.shape[0] - hr.shape[0] % scale, :hr.shape[1] - hr.shape[1] % scale]
+    hr = mod_crop(hr, scale)
     hr_path, lr_path = osp.join(hr_dir, f'{name}.png'), osp.join(lr_dir, f'{name}.png')
     if osp.exists(hr_path) and osp.exists(lr_path):
         return False

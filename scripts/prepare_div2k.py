@@ -20,6 +20,7 @@ import sys
 from os import path as osp
 
 import cv2
+from basicsr.data.transforms import mod_crop
 from PIL import Image
 from tqdm import tqdm
 
@@ -96,7 +97,7 @@ def prepare_valid(sources, out, problems):
         if img is None:
             problems.append(f'{src}: not a readable image')
             continue
-        hr = img[:img.shape[0] - img.shape[0] % SCALE, :img.shape[1] - img.shape[1] % SCALE]
+        hr = mod_crop(img, SCALE)
         write_png(osp.join(hr_dir, name), hr)
         write_png(osp.join(lr_dir, name), imresize_uint8(hr, 1 / SCALE))
         written += 1

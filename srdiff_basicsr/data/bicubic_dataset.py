@@ -3,12 +3,13 @@ from os import path as osp
 
 import numpy as np
 from basicsr.data.data_util import paths_from_folder, paths_from_lmdb
-from basicsr.data.transforms import augment
+from basicsr.data.transforms import augment, mod_crop
 from basicsr.utils import FileClient, imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from srdiff_basicsr.data.checked_paired_dataset import DatasetError
+from srdiff_basicsr.data.preparation import centre_crop
 from srdiff_basicsr.ops.resize import imresize_uint8
 
 
@@ -72,16 +73,14 @@ class BicubicSRDataset(data.Dataset):
             h, w = img.shape[:2]
             if h < crop or w < crop:
                 raise DatasetError(f'{path}: {w}x{h} is smaller than center_crop {crop}')
-            top, left = (h - crop) // 2, (w - crop) // 2
-            img = img[top:top + crop, left:left + crop]
+            img = centre_crop(img, crop)
         size = self.opt.get('resize_to')
         if size and img.shape[0] != size:
             if img.shape[0] != img.shape[1]:
                 raise DatasetError(f'{path}: resize_to needs a square image (set center_crop), got {img.shape[:2]}')
             img = imresize_uint8(img, size / img.shape[0])
         # LR sizes are floor(HR / scale): crop the HR to a multiple, as the preparation scripts do
-        h, w = img.shape[:2]
-        return img[:h - h % self.scale, :w - w % self.scale]
+        return mod_crop(img, self.scale)
 
     def __getitem__(self, index):
         path = self.paths[index]

@@ -6,6 +6,13 @@ from os import path as osp
 import cv2
 
 
+def centre_crop(img, size):
+    """The size x size centre of an HWC image (the caller checks it is large enough)."""
+    h, w = img.shape[:2]
+    top, left = (h - size) // 2, (w - size) // 2
+    return img[top:top + size, left:left + size]
+
+
 def write_png(path, img):
     """Write via a temporary name, so a killed run never leaves a truncated image that a re-run
     would take as done."""

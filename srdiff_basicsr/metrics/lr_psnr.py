@@ -1,5 +1,6 @@
 import numpy as np
 import torch
+from basicsr.data.transforms import mod_crop
 from basicsr.utils.registry import METRIC_REGISTRY
 
 from srdiff_basicsr.ops.resize import imresize, imresize_uint8
@@ -29,6 +30,5 @@ def calculate_lr_psnr(img, img2, scale=None, lq=None, **kwargs):
     if scale is None:
         raise ValueError('calculate_lr_psnr needs `scale` in its val.metrics options')
     if lq is None:
-        hr = img2[:img2.shape[0] - img2.shape[0] % scale, :img2.shape[1] - img2.shape[1] % scale]
-        lq = imresize_uint8(hr, 1 / scale)
+        lq = imresize_uint8(mod_crop(img2, scale), 1 / scale)
     return lr_psnr(img, lq, scale)

@@ -7,9 +7,9 @@ from basicsr.archs import build_network
 from basicsr.metrics import calculate_metric
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger, imwrite, tensor2img
-from tqdm import tqdm
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn import functional as F
+from tqdm import tqdm
 
 from srdiff_basicsr.data import DatasetError
 from srdiff_basicsr.diffusion.samplers import ddpm_sample
