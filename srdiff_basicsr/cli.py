@@ -3,10 +3,11 @@ import os
 import sys
 
 from srdiff_basicsr.data import DatasetError
+from srdiff_basicsr.distributed import LauncherError
 from srdiff_basicsr.models import OptionsError
 from srdiff_basicsr.models.weights import WeightsError
 
-USER_ERRORS = (OptionsError, DatasetError, WeightsError, FileNotFoundError)
+USER_ERRORS = (OptionsError, DatasetError, WeightsError, LauncherError, FileNotFoundError)
 
 
 def run_pipeline(pipeline):

@@ -12,9 +12,11 @@ def build(lr_dir, hr_dir, phase='val', **extra):
 
 
 def test_good_pairs_load_like_basicsr(tmp_path):
-    lr_dir, hr_dir = make_pairs(tmp_path, count=3)
+    lr_dir, hr_dir = make_pairs(tmp_path, count=5)
     dataset = build(lr_dir, hr_dir)
-    assert len(dataset) == 3
+    assert len(dataset) == 5
+    # in name order whatever the directory order (image i gets sampling seed val.seed + i)
+    assert [dataset[i]['gt_path'][-7:] for i in range(5)] == [f'00{i}.png' for i in range(5)]
     item = dataset[0]
     assert item['lq'].shape == (3, 8, 8) and item['gt'].shape == (3, 32, 32)
     hr = cv2.imread(f'{hr_dir}/000.png')[..., ::-1] / 255  # RGB, [0, 1]

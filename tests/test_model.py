@@ -1,5 +1,6 @@
 """SRDiffModel in-process: data path, training step, sampling, saving, and its errors."""
 import copy
+import csv
 
 import pytest
 import torch
@@ -24,6 +25,7 @@ def make_model(tmp_path, encoder_path, is_train=True, **changes):
     opt.update(is_train=is_train, dist=False, rank=0, world_size=1)
     opt['path']['models'] = str(tmp_path / 'models')
     opt['path']['training_states'] = str(tmp_path / 'training_states')
+    opt['path']['results_root'] = str(tmp_path)
     (tmp_path / 'models').mkdir(exist_ok=True)
     (tmp_path / 'training_states').mkdir(exist_ok=True)
     for dotted, value in changes.items():
@@ -195,3 +197,13 @@ def test_validation_with_several_samples_averages_metrics_and_reports_sigma(tmp_
     assert model.metric_results['psnr'] == pytest.approx(np.mean(psnrs))
     assert model.metric_results['lr_psnr'] == pytest.approx(np.mean(lr_psnrs))  # the real LR was passed
     assert model.metric_results['sigma'] == pytest.approx(np.mean(sigmas)) and model.metric_results['sigma'] > 0
+
+    # a test run writes the per-image means and the summary, naming the protocol
+    with open(tmp_path / 'metrics_pairs.csv') as f:
+        rows = list(csv.DictReader(f))
+    assert [row['image'] for row in rows] == ['000', '001']
+    assert [float(row['psnr']) for row in rows] == pytest.approx([np.mean(psnrs[:3]), np.mean(psnrs[3:])], abs=1e-6)
+    assert [float(row['sigma']) for row in rows] == pytest.approx(sigmas, abs=1e-6)
+    summary = (tmp_path / 'summary_pairs.md').read_text()
+    assert '- protocol: paper (RGB, no border crop)' in summary and '- samples per image: 3' in summary
+    assert f"| lr_psnr | {model.metric_results['lr_psnr']:.6f} |" in summary

@@ -6,6 +6,7 @@ import yaml
 from basicsr.archs import build_network
 from basicsr.utils.options import ordered_yaml
 
+from srdiff_basicsr.models.evaluation import apply_protocol, describe_protocol
 from srdiff_basicsr.models.options import check_options
 from tests.conftest import REPO
 
@@ -48,3 +49,11 @@ def test_paper_configurations_have_the_official_sizes(name, official_params):
     check_options(opt)
     total = sum(n_params(build_network(copy.deepcopy(opt[s]))) for s in ('network_g', 'network_encoder'))
     assert total == official_params
+
+
+@pytest.mark.parametrize('name', ['test_srdiff_celeba.yml', 'test_srdiff_div2k.yml', 'demo_test_srdiff_x4.yml'])
+def test_test_option_files_measure_with_the_papers_protocol(name):
+    opt = load(REPO / 'options' / name)
+    metrics = apply_protocol(opt['val']['metrics'], opt['val']['protocol'], opt['scale'])
+    assert describe_protocol(metrics, opt['scale']) == 'paper (RGB, no border crop)'
+    assert metrics['lr_psnr']['scale'] == opt['scale']

@@ -24,7 +24,8 @@ class CheckedPairedImageDataset(PairedImageDataset):
     decoded) and each problem is reported with its file: missing or unequal folders, files that
     are not images, unreadable images, and HR sizes that are not ``scale`` times the LR size
     (``floor``, as MATLAB's imresize makes LR from HR sizes that are not multiples of the scale).
-    Set ``check_pairs: false`` to skip the header pass on very large folders.
+    Set ``check_pairs: false`` to skip the header pass on very large folders. Pairs are sorted by
+    HR path (BasicSR keeps the directory order, which depends on the file system).
 
     Images are read as BasicSR reads them (OpenCV, colour): grayscale is replicated to three
     channels, an alpha channel is dropped and 16-bit images are reduced to 8 bits.
@@ -41,6 +42,9 @@ class CheckedPairedImageDataset(PairedImageDataset):
             if opt.get('meta_info_file') is None:
                 self._check_same_names(opt)
         super().__init__(opt)
+        # BasicSR lists folders in directory order, which differs between file systems: sort, so that
+        # image i (and its sampling seed, val.seed + i) is the same everywhere
+        self.paths = sorted(self.paths, key=lambda pair: pair['gt_path'])
         if disk and self.check_pairs:
             problems = [p for p in map(self._pair_problem, self.paths) if p]
             if problems:

@@ -9,11 +9,14 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn import functional as F
+from torch.utils.data import default_collate
 from tqdm import tqdm
 
 from srdiff_basicsr.data import DatasetError
 from srdiff_basicsr.diffusion.samplers import ddpm_sample
 from srdiff_basicsr.diffusion.schedule import GaussianDiffusion
+from srdiff_basicsr.distributed import gather_to_all, rank_and_world_size
+from srdiff_basicsr.models.evaluation import apply_protocol, describe_protocol, write_metrics_csv, write_summary
 from srdiff_basicsr.models.options import DIFFUSION_DEFAULTS, check_options
 from srdiff_basicsr.models.weights import load_weights
 from srdiff_basicsr.ops.resize import imresize
@@ -32,8 +35,10 @@ class SRDiffModel(SRModel):
             the experiment folder alone is enough to test or resume.
         diffusion: schedule (cosine), timesteps (100), cosine_s (0.008), res_rescale (2),
             clip_x0 (true), loss (l1 | l2).
-        val.seed: seed of the sampling noise in validation/test (default: manual_seed), so that
-            every validation draws the same samples.
+        val.seed: seed of the sampling noise in validation/test (default: manual_seed); image i of a
+            dataset is sampled with seed + i, so every validation draws the same samples.
+        val.protocol: paper (RGB, no border crop) | basicsr (Y channel, crop_border = scale), set on
+            every metric that has those options; the protocol used is logged and written either way.
         val.num_samples: SR samples drawn per LR image (default 1). Every metric is averaged over
             the samples (metrics receive the LR as ``lq`` too, for LR-PSNR); with 2 or more, ``sigma``
             is reported: the standard deviation across samples of each pixel (and channel) of the
@@ -59,7 +64,6 @@ class SRDiffModel(SRModel):
                                                         self.diffusion_opt['timesteps'],
                                                         self.diffusion_opt['cosine_s']).to(self.device)
         self.res_rescale = self.diffusion_opt['res_rescale']
-        self.generator = None
 
     def init_training_settings(self):
         self.net_g.train()
@@ -145,58 +149,88 @@ class SRDiffModel(SRModel):
         return self.image_from_residual(x0, lr_up)[..., :h * scale, :w * scale]
 
     def test(self):
-        self.output = self.sample(self.lq, self.generator)
-
-    def validation(self, dataloader, current_iter, tb_logger, save_img=False):
-        seed = self.opt['val'].get('seed', self.opt.get('manual_seed'))
-        self.generator = None if seed is None else torch.Generator(self.device).manual_seed(seed)
-        super().validation(dataloader, current_iter, tb_logger, save_img)
-        self.generator = None
+        self.output = self.sample(self.lq)
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
-        """BasicSR's validation loop, with ``val.num_samples`` samples per image and ``sigma``."""
+        self.evaluate(dataloader, current_iter, tb_logger, save_img)
+
+    def dist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        self.evaluate(dataloader, current_iter, tb_logger, save_img)  # every rank takes a share of the images
+
+    def evaluate(self, dataloader, current_iter, tb_logger, save_img):
+        """BasicSR's validation loop, plus: ``val.num_samples`` samples per image and ``sigma``,
+        ``val.protocol``, the images split across ranks (rank r takes images r, r + world_size, ...;
+        the metrics are gathered, so the numbers do not depend on the number of processes), and, in a
+        test run, per-image metrics and a summary in ``results/<name>/``."""
         val_opt = self.opt['val']
-        dataset_name = dataloader.dataset.opt['name']
+        dataset, scale = dataloader.dataset, self.opt['scale']
+        dataset_name = dataset.opt['name']
         metrics_opt = val_opt.get('metrics') or {}
+        if val_opt.get('protocol'):
+            metrics_opt = apply_protocol(metrics_opt, val_opt['protocol'], scale)
         num_samples = val_opt.get('num_samples', 1)
-        if metrics_opt:
-            self._initialize_best_metric_results(dataset_name)
-        if num_samples > 1:
-            self.best_metric_results = getattr(self, 'best_metric_results', {})
-            self.best_metric_results.setdefault(dataset_name, {}).setdefault(
-                'sigma', dict(better='higher', val=float('-inf'), iter=-1))
-        totals = dict.fromkeys(metrics_opt, 0.0)
-        sigma_total, count = 0.0, 0
-        pbar = tqdm(total=len(dataloader), unit='image') if val_opt.get('pbar', False) else None
-        for val_data in dataloader:
-            img_name = osp.splitext(osp.basename(val_data['lq_path'][0]))[0]
-            self.feed_data(val_data)
-            samples = self.sample(self.lq.expand(num_samples, -1, -1, -1), self.generator)
-            sr_imgs = [tensor2img(sample) for sample in samples]
-            metric_data = {'lq': tensor2img(self.lq)}
-            if hasattr(self, 'gt'):
-                metric_data['img2'] = tensor2img(self.gt)
-                del self.gt
-            for k, sr_img in enumerate(sr_imgs):
-                if save_img:
-                    imwrite(sr_img, self._visualization_path(dataset_name, img_name, current_iter, k))
-                for name, metric_opt in metrics_opt.items():
-                    totals[name] += calculate_metric({**metric_data, 'img': sr_img}, metric_opt) / num_samples
-            if num_samples > 1:
-                sigma_total += np.stack(sr_imgs).astype(np.float64).std(axis=0).mean()
-            count += 1
+        seed = val_opt.get('seed', self.opt.get('manual_seed'))
+        rank, world_size = rank_and_world_size()
+        indices = range(rank, len(dataset), world_size)
+        pbar = tqdm(total=len(indices), unit='image') if val_opt.get('pbar', False) and rank == 0 else None
+        records = []
+        for index in indices:
+            # noise seeded per image: the same samples whatever the split across ranks
+            generator = None if seed is None else torch.Generator(self.device).manual_seed(seed + index)
+            records.append(self._evaluate_image(default_collate([dataset[index]]), index, generator, metrics_opt,
+                                                num_samples, dataset_name, current_iter, save_img))
             if pbar:
                 pbar.update(1)
-                pbar.set_description(f'Test {img_name}')
+                pbar.set_description(f'Test {records[-1]["image"]}')
         if pbar:
             pbar.close()
-        self.metric_results = {name: total / count for name, total in totals.items()}
+        records = sorted(gather_to_all(records), key=lambda record: record['index'])
+        columns = list(metrics_opt) + (['sigma'] if num_samples > 1 else [])
+        if not records or not columns:
+            return
+        self.metric_results = {column: sum(r[column] for r in records) / len(records) for column in columns}
+        self._initialize_best_metric_results(dataset_name)
         if num_samples > 1:
-            self.metric_results['sigma'] = sigma_total / count
+            self.best_metric_results[dataset_name].setdefault('sigma', dict(better='higher', val=float('-inf'),
+                                                                            iter=-1))
         for name, value in self.metric_results.items():
             self._update_best_metric_result(dataset_name, name, value, current_iter)
-        if self.metric_results:
-            self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+        protocol = describe_protocol(metrics_opt, scale)
+        get_root_logger().info(f'Validation {dataset_name}: {len(records)} images x {num_samples} sample(s), '
+                               f'protocol: {protocol}')
+        self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+        if not self.opt['is_train'] and rank == 0:
+            self._write_metrics(dataset_name, records, columns, protocol, num_samples, seed)
+
+    def _evaluate_image(self, data, index, generator, metrics_opt, num_samples, dataset_name, current_iter,
+                        save_img):
+        """Metrics of one image, each averaged over its samples, and their sigma."""
+        img_name = osp.splitext(osp.basename(data['lq_path'][0]))[0]
+        self.feed_data(data)
+        samples = self.sample(self.lq.expand(num_samples, -1, -1, -1), generator)
+        sr_imgs = [tensor2img(sample) for sample in samples]
+        metric_data = {'lq': tensor2img(self.lq)}
+        if hasattr(self, 'gt'):
+            metric_data['img2'] = tensor2img(self.gt)
+            del self.gt
+        record = {'index': index, 'image': img_name, **dict.fromkeys(metrics_opt, 0.0)}
+        for k, sr_img in enumerate(sr_imgs):
+            if save_img:
+                imwrite(sr_img, self._visualization_path(dataset_name, img_name, current_iter, k))
+            for name, metric_opt in metrics_opt.items():
+                record[name] += calculate_metric({**metric_data, 'img': sr_img}, metric_opt) / num_samples
+        if num_samples > 1:
+            record['sigma'] = float(np.stack(sr_imgs).astype(np.float64).std(axis=0).mean())
+        return record
+
+    def _write_metrics(self, dataset_name, records, columns, protocol, num_samples, seed):
+        results = self.opt['path']['results_root']
+        write_metrics_csv(osp.join(results, f'metrics_{dataset_name}.csv'), records, columns)
+        lines = [f'protocol: {protocol}', f'images: {len(records)}', f'samples per image: {num_samples}',
+                 f"sampler: DDPM, {self.diffusion.num_timesteps} steps, seed {seed}",
+                 f"weights: {self.opt['path'].get('pretrain_network_g')}"]
+        write_summary(osp.join(results, f'summary_{dataset_name}.md'), f"{self.opt['name']} on {dataset_name}",
+                      lines, self.metric_results)
 
     def _visualization_path(self, dataset_name, img_name, current_iter, sample_index):
         """BasicSR's file names; samples after the first get ``_s<k>``."""
