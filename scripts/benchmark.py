@@ -1,0 +1,189 @@
+"""Benchmark SR methods side by side on the test sets of an SRDiff test options file, in one run.
+
+    python scripts/benchmark.py -opt options/demo_test_srdiff_x4.yml --num-samples 3 \
+        [--model ESRGAN=options/test_esrgan.yml ...] [--protocol paper|basicsr] [--out DIR]
+
+Methods: bicubic (MATLAB), the L1-pretrained RRDB encoder of the SRDiff model, SRDiff (N samples per
+image, seeded as its test pipeline: the same samples as ``srdiff-test``), and any BasicSR model given by
+a test options file. Metrics as in the paper's tables: PSNR, SSIM (under the protocol), LPIPS (AlexNet;
+needs torchvision's ImageNet weights on disk), LR-PSNR, sigma (diversity across samples, 0-255 scale),
+and seconds per image. Writes to DIR (default results/benchmark_<name>; an existing one is archived):
+report.md, metrics_<dataset>.csv (per image and method), grids/<dataset>/<image>.png
+(LR | bicubic | RRDB | SRDiff samples | other models | HR, cropped to the most detailed region).
+"""
+import argparse
+import csv
+import sys
+from os import path as osp
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import srdiff_basicsr  # noqa: F401  (registration)
+from basicsr.data import build_dataset
+from basicsr.metrics import calculate_metric
+from basicsr.utils import imwrite, mkdir_and_rename, tensor2img
+from srdiff_basicsr.benchmark.grid import comparison_grid
+from srdiff_basicsr.benchmark.methods import Bicubic, BasicSRModel, Encoder, SRDiff, build_basicsr_model
+from srdiff_basicsr.cli import USER_ERRORS
+from srdiff_basicsr.data import DatasetError
+from srdiff_basicsr.metrics.lpips_metric import lpips_network
+from srdiff_basicsr.models import OptionsError
+from srdiff_basicsr.models.evaluation import apply_protocol, describe_protocol
+
+COLUMNS = [('psnr', 'PSNR (dB) ↑', '.2f'), ('ssim', 'SSIM ↑', '.4f'), ('lpips', 'LPIPS ↓', '.3f'),
+           ('lr_psnr', 'LR-PSNR (dB) ↑', '.2f'), ('sigma', 'sigma', '.2f'), ('seconds', 's / image', '.2f')]
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('-opt', required=True, help='SRDiff test options file (model, encoder, datasets, seed)')
+    parser.add_argument('--model', action='append', default=[], metavar='NAME=OPTIONS',
+                        help='another BasicSR model to compare, by its test options file (repeatable)')
+    parser.add_argument('--num-samples', type=int, help='SRDiff samples per image (default: val.num_samples or 1)')
+    parser.add_argument('--seed', type=int, help='sampling seed (default: val.seed or manual_seed of -opt)')
+    parser.add_argument('--protocol', choices=['paper', 'basicsr'],
+                        help='paper: RGB, no border crop; basicsr: Y channel, border crop = scale '
+                             '(default: val.protocol of -opt, else paper)')
+    parser.add_argument('--lpips', choices=['alex', 'vgg', 'off'], default='alex',
+                        help='LPIPS trunk; without its ImageNet weights on disk LPIPS is left out, with a note')
+    parser.add_argument('--lpips-random-trunk', action='store_true', help=argparse.SUPPRESS)  # plumbing tests
+    parser.add_argument('--max-images', type=int, help='only the first N images of each dataset')
+    parser.add_argument('--grid-samples', type=int, default=3, help='SRDiff samples shown in the grids')
+    parser.add_argument('--crop-size', type=int, default=192, help='grids show at most this many pixels a side')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--out', help='output folder (default: results/benchmark_<name of -opt>)')
+    args = parser.parse_args(argv)
+    if args.num_samples is not None and args.num_samples < 1:
+        parser.error('--num-samples must be at least 1')
+    for entry in args.model:
+        if '=' not in entry:
+            parser.error(f'--model {entry}: expected NAME=OPTIONS_FILE')
+    return args
+
+
+def build_methods(args):
+    srdiff_model, opt = build_basicsr_model(args.opt, args.device)
+    if opt['model_type'] != 'SRDiffModel':
+        raise OptionsError(f'-opt {args.opt}: model_type is {opt["model_type"]}, expected SRDiffModel')
+    val_opt = opt.get('val') or {}
+    num_samples = args.num_samples or val_opt.get('num_samples', 1)
+    seed = args.seed if args.seed is not None else val_opt.get('seed', opt.get('manual_seed', 0))
+    methods = [Bicubic(opt['scale']), Encoder(srdiff_model), SRDiff(srdiff_model, num_samples, seed)]
+    for entry in args.model:
+        name, options_path = entry.split('=', 1)
+        model, model_opt = build_basicsr_model(options_path, args.device)
+        if model_opt['scale'] != opt['scale']:
+            raise OptionsError(f'--model {name}: scale {model_opt["scale"]} differs from -opt\'s {opt["scale"]}')
+        methods.append(BasicSRModel(name, model))
+    return methods, opt, num_samples, seed
+
+
+def metric_options(args, opt):
+    metrics = {'psnr': {'type': 'calculate_psnr'}, 'ssim': {'type': 'calculate_ssim'},
+               'lr_psnr': {'type': 'calculate_lr_psnr', 'scale': opt['scale']}}
+    note = None
+    if args.lpips != 'off':
+        try:
+            lpips_network(args.lpips, args.device, args.lpips_random_trunk)
+            metrics['lpips'] = {'type': 'calculate_lpips', 'net': args.lpips, 'device': args.device,
+                                'random_trunk': args.lpips_random_trunk}
+        except FileNotFoundError as error:
+            note = f'LPIPS left out: {error}'
+            print(f'warning: {note}', file=sys.stderr)
+    protocol = args.protocol or (opt.get('val') or {}).get('protocol') or 'paper'
+    return apply_protocol(metrics, protocol, opt['scale']), note
+
+
+def evaluate_dataset(dataset, methods, metrics, args, grids_dir):
+    """Per image and method: metrics averaged over samples, sigma; a comparison grid per image."""
+    rows = []
+    count = len(dataset) if args.max_images is None else min(len(dataset), args.max_images)
+    for index in tqdm(range(count), unit='image', desc=dataset.opt['name']):
+        data = dataset[index]
+        if 'gt' not in data:
+            raise DatasetError(f"dataset {dataset.opt['name']!r}: no HR images (dataroot_gt); a benchmark needs them")
+        name = osp.splitext(osp.basename(data['lq_path']))[0]
+        lq = data['lq'][None].to(args.device)
+        hr_img, lr_img = tensor2img(data['gt']), tensor2img(data['lq'])
+        tiles = []
+        for method in methods:
+            samples = [tensor2img(sample) for sample in method(lq, index)]
+            values = {key: np.mean([calculate_metric({'img': sr, 'img2': hr_img, 'lq': lr_img}, metric_opt)
+                                    for sr in samples]) for key, metric_opt in metrics.items()}
+            values['sigma'] = float(np.stack(samples).astype(np.float64).std(axis=0).mean()) if len(samples) > 1 else 0.
+            rows.append({'image': name, 'method': method.name, **values})
+            shown = samples[:args.grid_samples] if method.stochastic else samples
+            for k, sr in enumerate(shown):
+                label = f'{method.name} #{k + 1}' if method.stochastic else method.name
+                tiles.append((f'{label} {calculate_metric({"img": sr, "img2": hr_img}, metrics["psnr"]):.2f}dB', sr))
+        scale = hr_img.shape[0] // lr_img.shape[0]
+        lr_nearest = cv2.resize(lr_img, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+        lr_tile = np.zeros_like(hr_img)
+        lr_tile[:lr_nearest.shape[0], :lr_nearest.shape[1]] = lr_nearest
+        grid = comparison_grid(hr_img, [('LR (nearest)', lr_tile), *tiles, ('HR', hr_img)], args.crop_size)
+        imwrite(grid, osp.join(grids_dir, f'{name}.png'))
+    return rows
+
+
+def write_csv(path, rows, keys):
+    with open(path, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['image', 'method', *keys])
+        for row in rows:
+            writer.writerow([row['image'], row['method'], *(f'{row[key]:.6f}' for key in keys)])
+
+
+def table(rows, methods, metrics):
+    keys = [key for key, _, _ in COLUMNS if key in metrics or key in ('sigma', 'seconds')]
+    header = '| Method | ' + ' | '.join(title for key, title, _ in COLUMNS if key in keys) + ' |'
+    lines = [header, '|---' * (len(keys) + 1) + '|']
+    for method in methods:
+        mine = [row for row in rows if row['method'] == method.name]
+        means = {key: np.mean([row[key] for row in mine]) for key in keys if key != 'seconds'}
+        means['seconds'] = method.seconds / max(method.images, 1)
+        lines.append(f'| {method.name} | ' + ' | '.join(format(means[key], fmt) for key, _, fmt in COLUMNS
+                                                          if key in keys) + ' |')
+    return lines
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    methods, opt, num_samples, seed = build_methods(args)
+    metrics, lpips_note = metric_options(args, opt)
+    out = args.out or osp.join('results', f'benchmark_{opt["name"]}')
+    mkdir_and_rename(out)  # an earlier report is archived, not overwritten
+    protocol = describe_protocol(metrics, opt['scale'])
+    report = [f'# Benchmark: {opt["name"]} (x{opt["scale"]})', '',
+              f'- protocol: {protocol} for PSNR and SSIM; LPIPS, LR-PSNR and sigma on RGB',
+              f'- SRDiff: {num_samples} sample(s) per image, seed {seed} + image index; each metric is the mean '
+              'over samples; sigma = per-pixel standard deviation across samples (0-255), averaged over pixels '
+              'and images (0 for deterministic methods)',
+              f'- device: {args.device}; s / image = wall time of the method for all its samples of one image']
+    if lpips_note:
+        report.append(f'- {lpips_note}')
+    for phase, dataset_opt in opt['datasets'].items():
+        dataset = build_dataset(dataset_opt)
+        for method in methods:
+            method.seconds, method.images = 0.0, 0
+        grids_dir = osp.join(out, 'grids', dataset_opt['name'])
+        rows = evaluate_dataset(dataset, methods, metrics, args, grids_dir)
+        write_csv(osp.join(out, f'metrics_{dataset_opt["name"]}.csv'), rows, [*metrics, 'sigma'])
+        images = len({row['image'] for row in rows})
+        report += ['', f'## {dataset_opt["name"]} ({images} images)', '', *table(rows, methods, metrics), '',
+                   f'Per image: `metrics_{dataset_opt["name"]}.csv`; grids: `grids/{dataset_opt["name"]}/`.']
+    text = '\n'.join(report) + '\n'
+    with open(osp.join(out, 'report.md'), 'w') as f:
+        f.write(text)
+    print('\n' + text + f'\nwritten to {out}/')
+    return out
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except USER_ERRORS as error:
+        print(f'error: {error}', file=sys.stderr)
+        sys.exit(2)
