@@ -3,6 +3,7 @@ import pytest
 import torch
 from basicsr.archs import build_network
 
+from srdiff_basicsr.diffusion.fast_samplers import ddim_sample
 from srdiff_basicsr.diffusion.samplers import ddpm_sample
 from srdiff_basicsr.diffusion.schedule import GaussianDiffusion
 from srdiff_basicsr.official import convert_official_state_dict
@@ -63,3 +64,16 @@ def test_schedule_tables_match_official_buffers(golden, scale):
                  'posterior_variance', 'posterior_log_variance_clipped', 'posterior_mean_coef1',
                  'posterior_mean_coef2'):
         assert torch.allclose(getattr(diffusion, name), official[name], rtol=1e-6, atol=1e-7), name
+
+
+@pytest.mark.parametrize('scale', ['x4', 'x8'])
+def test_ddim_with_eta_1_over_all_steps_reproduces_the_official_samples(golden, scale):
+    """The closed form DDIM(eta=1, T steps) = ancestral DDPM, checked on the official network and noises."""
+    case = golden[scale]
+    unet, encoder, diffusion = build(case)
+    with torch.no_grad():
+        cond = unet.project_condition(encoder.features((case['img_lr'] + 1) / 2))
+    x0 = ddim_sample(lambda x, t: unet(x, t, cond), diffusion, case['x_T'], steps=case['config']['timesteps'],
+                     eta=1.0, noises=case['step_noises'])
+    sr = x0 / case['config']['res_rescale'] + case['img_lr_up']
+    assert max_diff(sr, case['sample_sr']) < TOL

@@ -43,3 +43,29 @@ def ddpm_sample(denoise_fn, diffusion, x_T, noises=None, generator=None, clip_x0
         if callback is not None:
             callback(step, x0_pred)
     return x
+
+
+# every sampler's options and their defaults (``val.sampler`` / the inference command's flags)
+SAMPLER_DEFAULTS = {
+    'ddpm': {},
+    'ddim': {'steps': 20, 'eta': 0.0},
+    'dpmpp_2m': {'steps': 20},
+    'ode': {'rtol': 1e-3, 'atol': 1e-3, 'method': 'dopri5'},
+}
+
+
+def run_sampler(sampler_opt, denoise_fn, diffusion, x_T, generator=None, clip_x0=True):
+    """x_0 by the sampler ``sampler_opt['type']`` with its options (checked: see ``SAMPLER_DEFAULTS``)."""
+    from srdiff_basicsr.diffusion import fast_samplers
+
+    options = {key: value for key, value in sampler_opt.items() if key != 'type'}
+    kind = sampler_opt.get('type', 'ddpm')
+    if kind == 'ddpm':
+        return ddpm_sample(denoise_fn, diffusion, x_T, generator=generator, clip_x0=clip_x0)
+    if kind == 'ddim':
+        return fast_samplers.ddim_sample(denoise_fn, diffusion, x_T, generator=generator, clip_x0=clip_x0, **options)
+    if kind == 'dpmpp_2m':
+        return fast_samplers.dpmpp_2m_sample(denoise_fn, diffusion, x_T, clip_x0=clip_x0, **options)
+    if kind == 'ode':
+        return fast_samplers.ode_sample(denoise_fn, diffusion, x_T, clip_x0=clip_x0, **options)
+    raise ValueError(f'unknown sampler {kind!r}; known: {sorted(SAMPLER_DEFAULTS)}')

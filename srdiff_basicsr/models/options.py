@@ -3,6 +3,8 @@ import inspect
 
 from basicsr.utils.registry import ARCH_REGISTRY
 
+from srdiff_basicsr.diffusion.samplers import SAMPLER_DEFAULTS
+
 DIFFUSION_DEFAULTS = dict(schedule='cosine', timesteps=100, cosine_s=0.008, res_rescale=2.0, clip_x0=True, loss='l1')
 
 
@@ -52,3 +54,35 @@ def _check_arch_options(section, arch_opt):
     if unknown:
         known = [p for p in params if p != 'self']
         raise OptionsError(f'{section}: unknown option(s) {unknown} for {arch_type}; known: {known}')
+
+
+def check_sampler_options(sampler_opt, num_timesteps, where='val.sampler'):
+    """The sampler options with defaults filled in; an error naming the option otherwise."""
+    sampler_opt = dict(sampler_opt or {})
+    kind = sampler_opt.pop('type', 'ddpm')
+    if kind not in SAMPLER_DEFAULTS:
+        raise OptionsError(f'{where}.type: unknown sampler {kind!r}; known: {sorted(SAMPLER_DEFAULTS)}')
+    unknown = sorted(set(sampler_opt) - set(SAMPLER_DEFAULTS[kind]))
+    if unknown:
+        raise OptionsError(f'{where}: unknown option(s) {unknown} for {kind}; known: {sorted(SAMPLER_DEFAULTS[kind])}')
+    options = {**SAMPLER_DEFAULTS[kind], **sampler_opt}
+    steps = options.get('steps')
+    if steps is not None and (not isinstance(steps, int) or not 1 <= steps <= num_timesteps):
+        raise OptionsError(f'{where}.steps: must be an integer from 1 to {num_timesteps}, got {steps!r}')
+    if options.get('eta', 0) < 0:
+        raise OptionsError(f"{where}.eta: must be >= 0, got {options['eta']}")
+    for key in ('rtol', 'atol'):
+        if key in options and not options[key] > 0:
+            raise OptionsError(f'{where}.{key}: must be > 0, got {options[key]}')
+    return {'type': kind, **options}
+
+
+def describe_sampler(sampler_opt, num_timesteps):
+    kind = sampler_opt['type']
+    if kind == 'ddpm':
+        return f'DDPM, {num_timesteps} steps'
+    if kind == 'ddim':
+        return f"DDIM, {sampler_opt['steps']} steps, eta {sampler_opt['eta']}"
+    if kind == 'dpmpp_2m':
+        return f"DPM-Solver++(2M), {sampler_opt['steps']} steps"
+    return f"probability-flow ODE, {sampler_opt['method']}, rtol {sampler_opt['rtol']}, atol {sampler_opt['atol']}"

@@ -13,12 +13,15 @@ from torch.utils.data import default_collate
 from tqdm import tqdm
 
 from srdiff_basicsr.data import DatasetError
-from srdiff_basicsr.diffusion.samplers import ddpm_sample
+from srdiff_basicsr.diffusion.samplers import run_sampler
+from srdiff_basicsr.diffusion.tiling import TiledDenoiser, TileError, check_tile_options
 from srdiff_basicsr.diffusion.schedule import GaussianDiffusion
 from srdiff_basicsr.distributed import gather_to_all, rank_and_world_size
 from srdiff_basicsr.models.evaluation import apply_protocol, describe_protocol, write_metrics_csv, write_summary
-from srdiff_basicsr.models.options import DIFFUSION_DEFAULTS, check_options
+from srdiff_basicsr.models.options import (DIFFUSION_DEFAULTS, OptionsError, check_options, check_sampler_options,
+                                           describe_sampler)
 from srdiff_basicsr.models.weights import load_weights
+from srdiff_basicsr.ops.colour import COLOUR_FIXES, colour_fix
 from srdiff_basicsr.ops.resize import imresize
 
 
@@ -64,6 +67,8 @@ class SRDiffModel(SRModel):
                                                         self.diffusion_opt['timesteps'],
                                                         self.diffusion_opt['cosine_s']).to(self.device)
         self.res_rescale = self.diffusion_opt['res_rescale']
+        val_opt = opt.get('val') or {}
+        self.set_sampling(val_opt.get('sampler'), val_opt.get('tile'), val_opt.get('colour_fix', 'none'))
 
     def init_training_settings(self):
         self.net_g.train()
@@ -126,9 +131,34 @@ class SRDiffModel(SRModel):
             self.model_ema(decay=self.ema_decay)
 
     # sampling --------------------------------------------------------------------------------
+    def set_sampling(self, sampler=None, tile=None, colour_fix='none', where='val'):
+        """How ``sample`` draws: ``sampler`` options (type ddpm | ddim | dpmpp_2m | ode and theirs),
+        ``tile`` ({size, overlap, batch} in HR pixels, or None for the whole image at once) and
+        ``colour_fix`` (none | adain | wavelet); errors name ``where.<option>``."""
+        self.sampler_opt = check_sampler_options(sampler, self.diffusion.num_timesteps, f'{where}.sampler')
+        divisor = self.get_bare_model(self.net_g).divisor
+        self.tile_opt = None
+        if tile is not None:
+            unknown = sorted(set(tile) - {'size', 'overlap', 'batch'})
+            if unknown:
+                raise OptionsError(f'{where}.tile: unknown option(s) {unknown}; known: batch, overlap, size')
+            self.tile_opt = {'overlap': 0, 'batch': 1, **tile}
+            if 'size' not in tile:
+                raise OptionsError(f'{where}.tile.size: missing (tile side in HR pixels)')
+            try:
+                check_tile_options(self.tile_opt['size'], self.tile_opt['overlap'], self.opt['scale'], divisor,
+                                   self.tile_opt['batch'], where=f'{where}.tile')
+            except TileError as error:
+                raise OptionsError(str(error)) from None
+        if colour_fix not in COLOUR_FIXES:
+            raise OptionsError(f'{where}.colour_fix: must be one of {COLOUR_FIXES}, got {colour_fix!r}')
+        self.colour_fix = colour_fix
+
     @torch.no_grad()
     def sample(self, lq, generator=None):
-        """SR images in [0, 1] for an LR batch in [0, 1] of any size, by the full DDPM sampler."""
+        """SR images in [0, 1] for an LR batch in [0, 1] of any size, by the sampler, tiling and colour
+        fix of ``set_sampling`` (from ``val``: the 100-step DDPM, whole image, no fix by default).
+        The number of network evaluations is left in ``self.nfe``."""
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
         was_training = net.training
         net.eval()
@@ -141,12 +171,24 @@ class SRDiffModel(SRModel):
         if pad_h or pad_w:
             lq = F.pad(lq, (0, pad_w, 0, pad_h), mode='replicate')
         lr_up = imresize(lq, scale)
-        cond = bare.project_condition(self.net_encoder.features(lq))
+        features = self.net_encoder.features(lq)
+        if self.tile_opt is None:
+            cond = bare.project_condition(features)
+            denoise = lambda x_t, t: net(x_t, t, cond)  # noqa: E731
+        else:
+            denoise = TiledDenoiser(net, bare.project_condition, features, scale, self.tile_opt['size'],
+                                    self.tile_opt['overlap'], bare.divisor, self.tile_opt['batch'])
+        self.nfe = 0
+
+        def counted(x_t, t):
+            self.nfe += 1
+            return denoise(x_t, t)
+
         x_T = torch.randn(lr_up.shape, generator=generator, device=lr_up.device, dtype=lr_up.dtype)
-        x0 = ddpm_sample(lambda x_t, t: net(x_t, t, cond), self.diffusion, x_T, generator=generator,
-                         clip_x0=self.diffusion_opt['clip_x0'])
+        x0 = run_sampler(self.sampler_opt, counted, self.diffusion, x_T, generator, self.diffusion_opt['clip_x0'])
         net.train(was_training)
-        return self.image_from_residual(x0, lr_up)[..., :h * scale, :w * scale]
+        crop = (..., slice(0, h * scale), slice(0, w * scale))
+        return colour_fix(self.image_from_residual(x0, lr_up)[crop], lr_up[crop].clamp(0, 1), self.colour_fix)
 
     def test(self):
         self.output = self.sample(self.lq)
@@ -227,7 +269,8 @@ class SRDiffModel(SRModel):
         results = self.opt['path']['results_root']
         write_metrics_csv(osp.join(results, f'metrics_{dataset_name}.csv'), records, columns)
         lines = [f'protocol: {protocol}', f'images: {len(records)}', f'samples per image: {num_samples}',
-                 f"sampler: DDPM, {self.diffusion.num_timesteps} steps, seed {seed}",
+                 f'sampler: {describe_sampler(self.sampler_opt, self.diffusion.num_timesteps)}, seed {seed}',
+                 f"tiles: {self.tile_opt or 'none (whole image)'}, colour fix: {self.colour_fix}",
                  f"weights: {self.opt['path'].get('pretrain_network_g')}"]
         write_summary(osp.join(results, f'summary_{dataset_name}.md'), f"{self.opt['name']} on {dataset_name}",
                       lines, self.metric_results)

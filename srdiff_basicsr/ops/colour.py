@@ -1,0 +1,48 @@
+"""Colour correction of SR images against their LR input (optional post-processing).
+
+Diffusion samples can drift in colour (a global shift or a low-frequency tint). Both fixes take the
+colour from ``reference``, the bicubic upsampling of the LR image, and keep the SR image's detail:
+
+- ``adain``: each channel's mean and standard deviation set to the reference's (adaptive instance
+  normalisation, as StableSR's colour fix);
+- ``wavelet``: the SR image's high-frequency bands plus the reference's low band, from an a-trous
+  decomposition with a dilated 3x3 binomial kernel (StableSR's wavelet colour fix).
+"""
+import torch
+from torch.nn import functional as F
+
+COLOUR_FIXES = ('none', 'adain', 'wavelet')
+
+
+def adain(sr, reference, eps=1e-5):
+    """(N, C, H, W) images; per image and channel, SR's mean/std replaced by the reference's."""
+    sr_mean, sr_std = sr.mean((-2, -1), keepdim=True), sr.std((-2, -1), keepdim=True)
+    ref_mean, ref_std = reference.mean((-2, -1), keepdim=True), reference.std((-2, -1), keepdim=True)
+    return (sr - sr_mean) / (sr_std + eps) * ref_std + ref_mean
+
+
+def wavelet_low(img, levels=5):
+    """The low-frequency band after ``levels`` a-trous smoothings (kernel dilated 1, 2, 4, ...)."""
+    kernel = torch.tensor([[1., 2., 1.], [2., 4., 2.], [1., 2., 1.]], device=img.device, dtype=img.dtype) / 16
+    kernel = kernel.expand(img.shape[1], 1, 3, 3)
+    low = img
+    for level in range(levels):
+        d = 2**level
+        pad_mode = 'reflect' if min(low.shape[-2:]) > d else 'replicate'
+        low = F.conv2d(F.pad(low, (d, d, d, d), mode=pad_mode), kernel, dilation=d, groups=img.shape[1])
+    return low
+
+
+def wavelet_fix(sr, reference, levels=5):
+    return sr - wavelet_low(sr, levels) + wavelet_low(reference, levels)
+
+
+def colour_fix(sr, reference, method):
+    """``method`` in COLOUR_FIXES; the result clamped to [0, 1]."""
+    if method == 'none':
+        return sr
+    if method == 'adain':
+        return adain(sr, reference).clamp(0, 1)
+    if method == 'wavelet':
+        return wavelet_fix(sr, reference).clamp(0, 1)
+    raise ValueError(f'colour fix must be one of {COLOUR_FIXES}, got {method!r}')
