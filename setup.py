@@ -49,6 +49,7 @@ setup(
         'console_scripts': [
             'srdiff-train = srdiff_basicsr.train:main',
             'srdiff-test = srdiff_basicsr.test:main',
+            'srdiff-infer = srdiff_basicsr.infer:entry_point',
         ],
     },
     cmdclass={'build_py': BuildPyWithHook, 'editable_wheel': EditableWheelWithHook},

@@ -7,7 +7,7 @@ import torch
 
 
 @torch.no_grad()
-def ddpm_sample(denoise_fn, diffusion, x_T, noises=None, generator=None, clip_x0=True, callback=None):
+def ddpm_sample(denoise_fn, diffusion, x_T, noises=None, generator=None, clip_x0=True, callback=None, t_start=None):
     """SRDiff's sampler: ancestral DDPM over all T steps (DDPM Algorithm 2, via the posterior).
 
     Each step predicts x0 from eps, clamps it to [-1, 1], takes the posterior mean and adds
@@ -22,13 +22,16 @@ def ddpm_sample(denoise_fn, diffusion, x_T, noises=None, generator=None, clip_x0
         generator (torch.Generator | None): source of z when ``noises`` is None.
         clip_x0 (bool): clamp the predicted x0 to [-1, 1] (SRDiff does).
         callback: called as callback(t, x0_pred) after each step.
+        t_start (int | None): start from x_T taken as x at this step (default T-1), e.g. a
+            diffused image for the paper's manipulations.
 
     Returns:
         Tensor: x_0.
     """
     x = x_T
     batch = x.shape[0]
-    for k, step in enumerate(reversed(range(diffusion.num_timesteps))):
+    first = diffusion.num_timesteps - 1 if t_start is None else t_start
+    for k, step in enumerate(range(first, -1, -1)):
         t = torch.full((batch, ), step, device=x.device, dtype=torch.long)
         x0_pred = diffusion.predict_x0(x, t, denoise_fn(x, t))
         if clip_x0:

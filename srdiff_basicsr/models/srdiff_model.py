@@ -68,6 +68,7 @@ class SRDiffModel(SRModel):
                                                         self.diffusion_opt['cosine_s']).to(self.device)
         self.res_rescale = self.diffusion_opt['res_rescale']
         val_opt = opt.get('val') or {}
+        self.step_callback = None
         self.set_sampling(val_opt.get('sampler'), val_opt.get('tile'), val_opt.get('colour_fix', 'none'))
 
     def init_training_settings(self):
@@ -158,7 +159,8 @@ class SRDiffModel(SRModel):
     def sample(self, lq, generator=None):
         """SR images in [0, 1] for an LR batch in [0, 1] of any size, by the sampler, tiling and colour
         fix of ``set_sampling`` (from ``val``: the 100-step DDPM, whole image, no fix by default).
-        The number of network evaluations is left in ``self.nfe``."""
+        The number of network evaluations is left in ``self.nfe``; ``self.step_callback(nfe)``, when
+        set, is called before each."""
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
         was_training = net.training
         net.eval()
@@ -182,6 +184,8 @@ class SRDiffModel(SRModel):
 
         def counted(x_t, t):
             self.nfe += 1
+            if self.step_callback is not None:
+                self.step_callback(self.nfe)
             return denoise(x_t, t)
 
         x_T = torch.randn(lr_up.shape, generator=generator, device=lr_up.device, dtype=lr_up.dtype)

@@ -1,0 +1,158 @@
+"""``srdiff-infer``: super-resolve an image or a folder of images with a trained SRDiff.
+
+    srdiff-infer INPUT -o OUTPUT_DIR --model experiments/demo_srdiff_x4 [--sampler dpmpp_2m --steps 20]
+        [--num-samples 3] [--seed 0] [--tile 256 --tile-overlap 64] [--colour-fix wavelet] [--device cuda --half]
+    srdiff-infer interpolate ...   (latent interpolation; see srdiff-infer interpolate -h)
+    srdiff-infer fuse ...          (content fusion; see srdiff-infer fuse -h)
+
+Every image is sampled with the same seed, so the same command gives the same output. Existing outputs
+are kept unless --force. Files that cannot be read are reported and skipped; the exit status is 1 when
+any image failed, 2 for a bad command line, model or option.
+"""
+import argparse
+import contextlib
+import os
+import sys
+from os import path as osp
+
+import torch
+from tqdm import tqdm
+
+from srdiff_basicsr.cli import USER_ERRORS
+from srdiff_basicsr.inference.images import (ImageReadError, list_inputs, read_image, to_array, upscale_alpha,
+                                             write_image)
+from srdiff_basicsr.inference.model_loading import load_srdiff
+from srdiff_basicsr.ops.colour import COLOUR_FIXES
+
+
+def add_model_arguments(parser):
+    group = parser.add_argument_group('model')
+    group.add_argument('--model', required=True,
+                       help='experiment folder, converted official checkpoint folder, or a net_g_*.pth file')
+    group.add_argument('--encoder', help='encoder weights (default: found next to --model)')
+    group.add_argument('--options', help='options file with network_g/network_encoder (default: found with --model)')
+    group.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    group.add_argument('--half', action='store_true', help='mixed precision (fp16 autocast; CUDA only)')
+    group.add_argument('--seed', type=int, default=0, help='sampling seed (same seed, same output)')
+
+
+def add_sampling_arguments(parser):
+    group = parser.add_argument_group('sampling')
+    group.add_argument('--sampler', default='ddpm', choices=['ddpm', 'ddim', 'dpmpp_2m', 'ode'],
+                       help='ddpm: the paper\'s 100 steps; ddim/dpmpp_2m: --steps; ode: adaptive (--rtol/--atol)')
+    group.add_argument('--steps', type=int, help='network evaluations of ddim / dpmpp_2m (default 20)')
+    group.add_argument('--eta', type=float, help='DDIM noise (0: deterministic, 1: ancestral)')
+    group.add_argument('--rtol', type=float, help='ODE solver tolerance (default 1e-3)')
+    group.add_argument('--atol', type=float, help='ODE solver tolerance (default 1e-3)')
+    group.add_argument('--tile', type=int, default=0,
+                       help='tile side in output pixels for large images (0: whole image at once)')
+    group.add_argument('--tile-overlap', type=int, default=64, help='output pixels shared by neighbouring tiles')
+    group.add_argument('--tile-batch', type=int, default=1, help='tiles per network call')
+    group.add_argument('--colour-fix', default='none', choices=COLOUR_FIXES,
+                       help='match the colours of the bicubic upsampling: adain (mean/std) or wavelet (low band)')
+
+
+def sampling_options(args):
+    sampler = {'type': args.sampler}
+    for key in ('steps', 'eta', 'rtol', 'atol'):
+        if getattr(args, key) is not None:
+            sampler[key] = getattr(args, key)
+    tile = {'size': args.tile, 'overlap': args.tile_overlap, 'batch': args.tile_batch} if args.tile else None
+    return sampler, tile
+
+
+def prepare_model(args):
+    if args.half and torch.device(args.device).type != 'cuda':
+        raise ValueError('--half needs a CUDA device (--device cuda)')
+    model = load_srdiff(args.model, args.device, args.encoder, args.options)
+    sampler, tile = sampling_options(args)
+    model.set_sampling(sampler, tile, args.colour_fix, where='command line')
+    return model
+
+
+def autocast(args):
+    return torch.autocast('cuda', dtype=torch.float16) if args.half else contextlib.nullcontext()
+
+
+def output_paths(input_file, out_dir, num_samples):
+    stem, ext = osp.splitext(osp.basename(input_file))
+    if num_samples == 1:
+        return [osp.join(out_dir, f'{stem}{ext}')]
+    return [osp.join(out_dir, f'{stem}_s{k}{ext}') for k in range(num_samples)]
+
+
+def super_resolve_file(model, path, outputs, args):
+    image = read_image(path)
+    lq = image.rgb.to(model.device)
+    generator = torch.Generator(model.device).manual_seed(args.seed)
+    steps = model.sampler_opt.get('steps', model.diffusion.num_timesteps) if args.sampler != 'ode' else None
+    with tqdm(total=steps, unit='step', desc=osp.basename(path), leave=False) as bar, autocast(args):
+        model.step_callback = lambda nfe: bar.update(1)
+        try:
+            samples = model.sample(lq.expand(len(outputs), -1, -1, -1), generator).float()
+        finally:
+            model.step_callback = None
+    alpha = None if image.alpha is None else upscale_alpha(image.alpha, model.opt['scale'])
+    for sample, output in zip(samples, outputs):
+        write_image(output, to_array(sample[None], alpha, image.grayscale, image.max_value))
+
+
+def run_super_resolution(args):
+    inputs = list_inputs(args.input)
+    if not inputs:
+        raise FileNotFoundError(f'input: no images in {args.input}')
+    os.makedirs(args.output, exist_ok=True)
+    model = prepare_model(args)
+    done, skipped, failed = 0, 0, []
+    for path in tqdm(inputs, unit='image', desc='images', disable=len(inputs) == 1):
+        outputs = output_paths(path, args.output, args.num_samples)
+        if not args.force and all(osp.exists(o) for o in outputs):
+            skipped += 1
+            continue
+        try:
+            super_resolve_file(model, path, outputs, args)
+            done += 1
+        except ImageReadError as error:
+            failed.append(str(error))
+            tqdm.write(f'skipped: {error}', file=sys.stderr)
+    print(f'{done} image(s) super-resolved into {args.output}, {skipped} kept (outputs exist; --force '
+          f'to redo), {len(failed)} failed', file=sys.stderr)
+    return 1 if failed else 0
+
+
+def parser_for_super_resolution():
+    parser = argparse.ArgumentParser(prog='srdiff-infer', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('input', help='an image or a folder of images')
+    parser.add_argument('-o', '--output', required=True, help='output folder (created; same file names and formats)')
+    parser.add_argument('--num-samples', type=int, default=1, help='SR samples per image (<name>_s<k> when > 1)')
+    parser.add_argument('--force', action='store_true', help='overwrite existing outputs')
+    add_model_arguments(parser)
+    add_sampling_arguments(parser)
+    return parser
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ('interpolate', 'fuse'):
+        from srdiff_basicsr.inference import manipulation_cli
+        command, parser_factory = manipulation_cli.COMMANDS[argv[0]]
+        args = parser_factory().parse_args(argv[1:])
+    else:
+        command, args = run_super_resolution, parser_for_super_resolution().parse_args(argv)
+        if args.num_samples < 1:
+            print('error: --num-samples must be at least 1', file=sys.stderr)
+            return 2
+    try:
+        return command(args)
+    except (*USER_ERRORS, ImageReadError, FileExistsError, ValueError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+
+
+def entry_point():
+    sys.exit(main())
+
+
+if __name__ == '__main__':
+    entry_point()

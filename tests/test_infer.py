@@ -1,0 +1,136 @@
+"""srdiff-infer on a folder as users have it: broken, grayscale, RGBA and 16-bit files; model formats; errors."""
+import filecmp
+import os
+import shutil
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+from basicsr.archs import build_network
+
+from srdiff_basicsr.infer import main
+from srdiff_basicsr.ops.resize import imresize_uint8
+from tests.conftest import TINY_ENCODER, TINY_UNET, photo_crops, run_cli
+
+FAST = ['--sampler', 'ddim', '--steps', '3', '--device', 'cpu']
+
+
+@pytest.fixture(scope='module')
+def experiment(tmp_path_factory):
+    """An experiment folder as BasicSR leaves it: models/net_*_latest.pth and the options file."""
+    root = tmp_path_factory.mktemp('experiment') / 'tiny_srdiff'
+    (root / 'models').mkdir(parents=True)
+    torch.manual_seed(0)
+    unet = dict(TINY_UNET, scale=4, encoder_num_feat=8, encoder_num_block=2)
+    torch.save({'params': build_network(dict(unet)).state_dict()}, root / 'models' / 'net_g_latest.pth')
+    torch.save({'params': build_network(dict(TINY_ENCODER, scale=4)).state_dict()},
+               root / 'models' / 'net_encoder_latest.pth')
+    with open(root / 'tiny_srdiff.yml', 'w') as f:
+        yaml.safe_dump(dict(name='tiny_srdiff', model_type='SRDiffModel', scale=4, network_g=unet,
+                            network_encoder=dict(TINY_ENCODER), diffusion=dict(timesteps=10)), f)
+    return root
+
+
+@pytest.fixture
+def folder(tmp_path):
+    inputs = tmp_path / 'in'
+    inputs.mkdir()
+    rgb, other = photo_crops(2, 12, seed=2)  # both with texture
+    cv2.imwrite(str(inputs / 'colour.png'), rgb)
+    cv2.imwrite(str(inputs / 'photo.jpg'), other)
+    cv2.imwrite(str(inputs / 'gray.png'), cv2.cvtColor(rgb, cv2.COLOR_BGR2GRAY))
+    alpha = np.tile(np.linspace(0, 255, 12).astype(np.uint8), (12, 1))
+    cv2.imwrite(str(inputs / 'rgba.png'), np.dstack([rgb, alpha]))
+    cv2.imwrite(str(inputs / 'deep.png'), rgb.astype(np.uint16) * 257 + 100)
+    (inputs / 'broken.png').write_bytes(b'not a png at all')
+    (inputs / 'notes.txt').write_text('not an image: ignored')
+    return inputs, rgb, alpha
+
+
+def test_folder_with_every_kind_of_file(experiment, folder, tmp_path, capsys):
+    inputs, rgb, alpha = folder
+    out = tmp_path / 'out'
+    code = main([str(inputs), '-o', str(out), '--model', str(experiment), *FAST])
+    assert code == 1  # only because of the broken file
+    err = capsys.readouterr().err
+    assert f'skipped: {inputs}/broken.png: not a readable image' in err
+    assert '5 image(s) super-resolved' in err and '1 failed' in err
+    assert sorted(os.listdir(out)) == ['colour.png', 'deep.png', 'gray.png', 'photo.jpg', 'rgba.png']
+
+    colour = cv2.imread(str(out / 'colour.png'), cv2.IMREAD_UNCHANGED)
+    assert colour.shape == (48, 48, 3) and colour.dtype == np.uint8
+    gray = cv2.imread(str(out / 'gray.png'), cv2.IMREAD_UNCHANGED)
+    assert gray.shape == (48, 48) and gray.dtype == np.uint8
+    rgba = cv2.imread(str(out / 'rgba.png'), cv2.IMREAD_UNCHANGED)
+    assert rgba.shape == (48, 48, 4)
+    assert np.abs(rgba[..., 3].astype(int) - imresize_uint8(alpha[..., None], 4)[..., 0]).max() <= 1  # bicubic alpha
+    assert np.array_equal(rgba[..., :3], colour)  # the colour channels are super-resolved as without alpha
+    deep = cv2.imread(str(out / 'deep.png'), cv2.IMREAD_UNCHANGED)
+    assert deep.shape == (48, 48, 3) and deep.dtype == np.uint16 and (deep % 257).any()  # real 16-bit values
+    assert cv2.imread(str(out / 'photo.jpg')).shape == (48, 48, 3)
+
+    # a rerun keeps what exists; --force redoes it, and the same seed gives the same images
+    before = {name: (out / name).stat().st_mtime_ns for name in os.listdir(out)}
+    assert main([str(inputs), '-o', str(out), '--model', str(experiment), *FAST]) == 1
+    assert {name: (out / name).stat().st_mtime_ns for name in os.listdir(out)} == before
+    assert '0 image(s) super-resolved into' in capsys.readouterr().err
+    again = tmp_path / 'again'
+    shutil.copy(inputs / 'colour.png', tmp_path / 'colour.png')
+    assert main([str(tmp_path / 'colour.png'), '-o', str(again), '--model', str(experiment), *FAST]) == 0
+    assert filecmp.cmp(again / 'colour.png', out / 'colour.png', shallow=False)
+    assert main([str(tmp_path / 'colour.png'), '-o', str(again), '--model', str(experiment), '--seed', '1', '--force',
+                 *FAST]) == 0
+    assert not filecmp.cmp(again / 'colour.png', out / 'colour.png', shallow=False)
+
+
+def test_samples_tiles_colour_fix_and_weight_files(experiment, folder, tmp_path):
+    inputs, _, _ = folder
+    out = tmp_path / 'out'
+    net_g = experiment / 'models' / 'net_g_latest.pth'
+    code = main([str(inputs / 'colour.png'), '-o', str(out), '--model', str(net_g), '--options',
+                 str(experiment / 'tiny_srdiff.yml'), '--num-samples', '2', '--tile', '32', '--tile-overlap', '16',
+                 '--colour-fix', 'adain', *FAST])
+    assert code == 0 and sorted(os.listdir(out)) == ['colour_s0.png', 'colour_s1.png']
+    s0, s1 = (cv2.imread(str(out / name)).astype(int) for name in sorted(os.listdir(out)))
+    assert s0.shape == (48, 48, 3) and (s0 != s1).any()
+
+
+def test_errors_are_one_line_with_exit_status_2(experiment, folder, tmp_path, capsys):
+    inputs, _, _ = folder
+    cases = [(['--half'], '--half needs a CUDA device'),
+             (['--tile', '30'], 'command line.tile.size: must be a positive multiple of 2'),
+             (['--sampler', 'ddim', '--steps', '0'], 'command line.sampler.steps: must be an integer from 1 to 10'),
+             (['--model', str(tmp_path / 'none')], '--model: no such file or folder')]
+    for extra, message in cases:
+        args = [str(inputs), '-o', str(tmp_path / 'o'), '--model', str(experiment), '--device', 'cpu', *extra]
+        assert main(args) == 2, extra
+        assert f'error: {message}' in capsys.readouterr().err
+
+
+def test_console_script_and_module_entry(experiment, folder, tmp_path):
+    inputs, _, _ = folder
+    result = run_cli(['-m', 'srdiff_basicsr.infer', str(inputs / 'gray.png'), '-o', str(tmp_path / 'o'), '--model',
+                      str(experiment), *FAST], cwd=tmp_path)
+    assert '1 image(s) super-resolved' in result.stderr
+    assert os.path.isfile(os.path.join(os.path.dirname(sys.executable), 'srdiff-infer'))  # the console script
+
+
+def test_manipulation_subcommands_write_their_images(experiment, folder, tmp_path):
+    inputs, _, _ = folder
+    out = tmp_path / 'interp'
+    assert main(['interpolate', '--lr', str(inputs / 'colour.png'), '--lam', '0', '0.5', '--t-bar', '5', '-o', str(out),
+                 '--model', str(experiment), '--device', 'cpu']) == 0
+    assert sorted(os.listdir(out)) == ['a.png', 'b.png', 'interp_0.5.png', 'interp_0.png']
+    assert cv2.imread(str(out / 'interp_0.5.png')).shape == (48, 48, 3)
+    fused = tmp_path / 'fused.png'
+    args = ['fuse', '--target', str(out / 'a.png'), '--source', str(out / 'b.png'), '--box', '8,8,16,16',
+            '--t-bar', '3', '-o', str(fused), '--model', str(experiment), '--device', 'cpu']
+    assert main(args) == 0
+    result, target = cv2.imread(str(fused)), cv2.imread(str(out / 'a.png'))
+    outside = np.ones((48, 48), bool)
+    outside[8:24, 8:24] = False
+    assert np.array_equal(result[outside], target[outside]) and not np.array_equal(result, target)
+    assert main(args) == 2  # the output exists: not overwritten without --force

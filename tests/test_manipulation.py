@@ -1,0 +1,83 @@
+"""Latent interpolation and content fusion, against closed forms with a denoiser that knows x0."""
+import pytest
+import torch
+from torch import nn
+
+from srdiff_basicsr.inference.manipulation_cli import COMMANDS
+from srdiff_basicsr.manipulation import content_fusion, latent_interpolation
+from srdiff_basicsr.ops.resize import imresize
+from tests.test_model import encoder_path, make_model  # noqa: F401  (fixture)
+
+
+class KnowsX0(nn.Module):
+    """Predicts the true noise of x_t for a fixed x0: every sampler step then predicts x0 exactly."""
+    divisor = 2
+
+    def __init__(self, diffusion):
+        super().__init__()
+        self.diffusion, self.x0 = diffusion, None
+
+    def project_condition(self, features):
+        return None
+
+    def forward(self, x_t, t, cond):
+        a = self.diffusion.alphas_cumprod[t][:, None, None, None]
+        return (x_t - a.sqrt() * self.x0) / (1 - a).sqrt()
+
+
+def images(model, lq, *hrs):
+    lr_up = imresize(lq, 4)
+    return lr_up, [model.residual(hr, lr_up) for hr in hrs]
+
+
+@pytest.fixture
+def model(tmp_path, encoder_path):  # noqa: F811
+    model = make_model(tmp_path, encoder_path, is_train=False)
+    model.net_g = KnowsX0(model.diffusion)
+    return model
+
+
+def near(lr_up, n=2):
+    """HR images within the residual range (|hr - lr_up| < 1 / (2 res_rescale)): no clamping."""
+    return [(lr_up + (torch.rand_like(lr_up) - 0.5) * 0.4).clamp(0, 1) for _ in range(n)]
+
+
+@pytest.mark.parametrize('t_bar', [0, 5, 9])  # of 10 steps
+def test_interpolation_of_two_images_mixes_them(model, t_bar):
+    torch.manual_seed(0)
+    lq = torch.rand(1, 3, 4, 4)
+    lr_up = imresize(lq, 4)
+    hr_a, hr_b = near(lr_up)
+    for lam in (0.0, 0.3, 1.0):
+        model.net_g.x0 = lam * model.residual(hr_a, lr_up) + (1 - lam) * model.residual(hr_b, lr_up)
+        result = latent_interpolation(model, lq, hr_a, hr_b, lam, t_bar, torch.Generator().manual_seed(1))
+        assert torch.allclose(result, (lam * hr_a + (1 - lam) * hr_b).clamp(0, 1), atol=1e-4)
+
+
+def test_fusion_pastes_the_denoised_region_and_keeps_the_rest(model):
+    torch.manual_seed(0)
+    lq_b = torch.rand(1, 3, 4, 4)
+    lr_up = imresize(lq_b, 4)
+    hr_b, hr_a = near(lr_up)
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 4:10, 6:12] = 1
+    pasted = mask * hr_a + (1 - mask) * hr_b
+    model.net_g.x0 = model.residual(pasted, lr_up)
+    result = content_fusion(model, lq_b, hr_b, hr_a, mask, 7, torch.Generator().manual_seed(2))
+    assert torch.equal(result[..., mask[0, 0] == 0], hr_b[..., mask[0, 0] == 0])
+    assert torch.allclose(result, pasted, atol=1e-4)
+
+
+def test_bad_sizes_and_steps_are_errors(model):
+    lq = torch.rand(1, 3, 4, 4)
+    with pytest.raises(ValueError, match='not scale 4 x the LR'):
+        latent_interpolation(model, lq, torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), 0.5)
+    with pytest.raises(ValueError, match='t_bar must be from 0 to 9'):
+        content_fusion(model, lq, torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16), torch.ones(1, 1, 16, 16), 10)
+
+
+def test_subcommands_exist():
+    assert set(COMMANDS) == {'interpolate', 'fuse'}
+    args = COMMANDS['fuse'][1]().parse_args(['--target', 'b.png', '--source', 'a.png', '--box', '1,2,3,4', '-o',
+                                             'x.png', '--model', 'm'])
+    assert args.box == '1,2,3,4' and args.t_bar == 50
