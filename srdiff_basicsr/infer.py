@@ -1,7 +1,8 @@
 """``srdiff-infer``: super-resolve an image or a folder of images with a trained SRDiff.
 
     srdiff-infer INPUT -o OUTPUT_DIR --model experiments/demo_srdiff_x4 [--sampler dpmpp_2m --steps 20]
-        [--num-samples 3] [--seed 0] [--tile 256 --tile-overlap 64] [--colour-fix wavelet] [--device cuda --half]
+        [--num-samples 3] [--seed 0] [--tile 256 --tile-overlap 64] [--colour-fix wavelet]
+        [--device cuda --half --channels-last --batch 8]
     srdiff-infer interpolate ...   (latent interpolation; see srdiff-infer interpolate -h)
     srdiff-infer fuse ...          (content fusion; see srdiff-infer fuse -h)
 
@@ -10,7 +11,6 @@ are kept unless --force. Files that cannot be read are reported and skipped; the
 any image failed, 2 for a bad command line, model or option.
 """
 import argparse
-import contextlib
 import os
 import sys
 from os import path as osp
@@ -32,7 +32,11 @@ def add_model_arguments(parser):
     group.add_argument('--encoder', help='encoder weights (default: found next to --model)')
     group.add_argument('--options', help='options file with network_g/network_encoder (default: found with --model)')
     group.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    group.add_argument('--half', action='store_true', help='mixed precision (fp16 autocast; CUDA only)')
+    group.add_argument('--precision', default='fp32', choices=['fp32', 'bf16', 'fp16'],
+                       help='autocast precision of the networks (fp16 on CUDA only)')
+    group.add_argument('--half', action='store_true', help='the same as --precision fp16 (CUDA only)')
+    group.add_argument('--channels-last', action='store_true', help='channels_last memory format (GPU speed)')
+    group.add_argument('--compile', action='store_true', help='torch.compile the U-Net (pays off on many images)')
     group.add_argument('--seed', type=int, default=0, help='sampling seed (same seed, same output)')
 
 
@@ -67,11 +71,9 @@ def prepare_model(args):
     model = load_srdiff(args.model, args.device, args.encoder, args.options)
     sampler, tile = sampling_options(args)
     model.set_sampling(sampler, tile, args.colour_fix, where='command line')
+    model.set_execution('fp16' if args.half else args.precision, args.channels_last, args.compile,
+                        where='command line')
     return model
-
-
-def autocast(args):
-    return torch.autocast('cuda', dtype=torch.float16) if args.half else contextlib.nullcontext()
 
 
 def output_paths(input_file, out_dir, num_samples):
@@ -81,20 +83,23 @@ def output_paths(input_file, out_dir, num_samples):
     return [osp.join(out_dir, f'{stem}_s{k}{ext}') for k in range(num_samples)]
 
 
-def super_resolve_file(model, path, outputs, args):
-    image = read_image(path)
-    lq = image.rgb.to(model.device)
-    generator = torch.Generator(model.device).manual_seed(args.seed)
+def super_resolve(model, batch, args):
+    """Write the samples of ``batch`` (same-size images: (path, image, outputs)) from one sampling run;
+    each image's noise comes from its own generator seeded with --seed, so batching changes nothing."""
+    lq = torch.cat([image.rgb.expand(len(outputs), -1, -1, -1) for _, image, outputs in batch]).to(model.device)
+    generators = [(torch.Generator(model.device).manual_seed(args.seed), len(outputs)) for _, _, outputs in batch]
     steps = model.sampler_opt.get('steps', model.diffusion.num_timesteps) if args.sampler != 'ode' else None
-    with tqdm(total=steps, unit='step', desc=osp.basename(path), leave=False) as bar, autocast(args):
+    names = ', '.join(osp.basename(path) for path, _, _ in batch)
+    with tqdm(total=steps, unit='step', desc=names, leave=False) as bar:
         model.step_callback = lambda nfe: bar.update(1)
         try:
-            samples = model.sample(lq.expand(len(outputs), -1, -1, -1), generator).float()
+            samples = iter(model.sample(lq, generators))
         finally:
             model.step_callback = None
-    alpha = None if image.alpha is None else upscale_alpha(image.alpha, model.opt['scale'])
-    for sample, output in zip(samples, outputs):
-        write_image(output, to_array(sample[None], alpha, image.grayscale, image.max_value))
+    for _, image, outputs in batch:
+        alpha = None if image.alpha is None else upscale_alpha(image.alpha.to(model.device), model.opt['scale'])
+        for output in outputs:
+            write_image(output, to_array(next(samples)[None], alpha, image.grayscale, image.max_value))
 
 
 def run_super_resolution(args):
@@ -104,17 +109,31 @@ def run_super_resolution(args):
     os.makedirs(args.output, exist_ok=True)
     model = prepare_model(args)
     done, skipped, failed = 0, 0, []
-    for path in tqdm(inputs, unit='image', desc='images', disable=len(inputs) == 1):
-        outputs = output_paths(path, args.output, args.num_samples)
-        if not args.force and all(osp.exists(o) for o in outputs):
-            skipped += 1
-            continue
-        try:
-            super_resolve_file(model, path, outputs, args)
-            done += 1
-        except ImageReadError as error:
-            failed.append(str(error))
-            tqdm.write(f'skipped: {error}', file=sys.stderr)
+    pending = {}  # image size -> images waiting for a full batch
+    with tqdm(total=len(inputs), unit='image', desc='images', disable=len(inputs) == 1) as progress:
+        for path in inputs:
+            outputs = output_paths(path, args.output, args.num_samples)
+            if not args.force and all(osp.exists(o) for o in outputs):
+                skipped += 1
+                progress.update(1)
+                continue
+            try:
+                image = read_image(path)
+            except ImageReadError as error:
+                failed.append(str(error))
+                tqdm.write(f'skipped: {error}', file=sys.stderr)
+                progress.update(1)
+                continue
+            group = pending.setdefault(tuple(image.rgb.shape[-2:]), [])
+            group.append((path, image, outputs))
+            if len(group) == args.batch:
+                super_resolve(model, pending.pop(tuple(image.rgb.shape[-2:])), args)
+                done += len(group)
+                progress.update(len(group))
+        for group in pending.values():
+            super_resolve(model, group, args)
+            done += len(group)
+            progress.update(len(group))
     print(f'{done} image(s) super-resolved into {args.output}, {skipped} kept (outputs exist; --force '
           f'to redo), {len(failed)} failed', file=sys.stderr)
     return 1 if failed else 0
@@ -127,6 +146,7 @@ def parser_for_super_resolution():
     parser.add_argument('-o', '--output', required=True, help='output folder (created; same file names and formats)')
     parser.add_argument('--num-samples', type=int, default=1, help='SR samples per image (<name>_s<k> when > 1)')
     parser.add_argument('--force', action='store_true', help='overwrite existing outputs')
+    parser.add_argument('--batch', type=int, default=1, help='images of the same size sampled together')
     add_model_arguments(parser)
     add_sampling_arguments(parser)
     return parser
@@ -140,8 +160,8 @@ def main(argv=None):
         args = parser_factory().parse_args(argv[1:])
     else:
         command, args = run_super_resolution, parser_for_super_resolution().parse_args(argv)
-        if args.num_samples < 1:
-            print('error: --num-samples must be at least 1', file=sys.stderr)
+        if args.num_samples < 1 or args.batch < 1:
+            print('error: --num-samples and --batch must be at least 1', file=sys.stderr)
             return 2
     try:
         return command(args)

@@ -134,3 +134,21 @@ def test_manipulation_subcommands_write_their_images(experiment, folder, tmp_pat
     outside[8:24, 8:24] = False
     assert np.array_equal(result[outside], target[outside]) and not np.array_equal(result, target)
     assert main(args) == 2  # the output exists: not overwritten without --force
+
+
+def test_batching_same_size_images_changes_nothing(experiment, tmp_path):
+    inputs = tmp_path / 'in'
+    inputs.mkdir()
+    for i, crop in enumerate(photo_crops(3, 12, seed=2)):
+        cv2.imwrite(str(inputs / f'{i}.png'), crop)
+    cv2.imwrite(str(inputs / 'other_size.png'), photo_crops(1, 16, seed=2)[0])
+    for batch in ('1', '3'):
+        assert main([str(inputs), '-o', str(tmp_path / batch), '--batch', batch, '--num-samples', '2',
+                     '--model', str(experiment), '--sampler', 'ddim', '--steps', '3', '--eta', '1',
+                     '--device', 'cpu']) == 0
+    names = sorted(os.listdir(tmp_path / '1'))
+    assert len(names) == 8 and names == sorted(os.listdir(tmp_path / '3'))
+    for name in names:
+        assert filecmp.cmp(tmp_path / '1' / name, tmp_path / '3' / name, shallow=False), name
+    assert main([str(inputs / '0.png'), '-o', str(tmp_path / 'bf16'), '--precision', 'bf16', '--model',
+                 str(experiment), *FAST]) == 0

@@ -207,3 +207,33 @@ def test_validation_with_several_samples_averages_metrics_and_reports_sigma(tmp_
     summary = (tmp_path / 'summary_pairs.md').read_text()
     assert '- protocol: paper (RGB, no border crop)' in summary and '- samples per image: 3' in summary
     assert f"| lr_psnr | {model.metric_results['lr_psnr']:.6f} |" in summary
+
+
+def test_execution_options_keep_the_samples(tmp_path, encoder_path, monkeypatch):
+    model = make_model(tmp_path, encoder_path, is_train=False)
+    lq = torch.rand(1, 3, 6, 6)
+    reference = model.sample(lq, torch.Generator().manual_seed(0))
+    model.set_execution(channels_last=True)
+    assert torch.allclose(model.sample(lq, torch.Generator().manual_seed(0)), reference, atol=1e-5)
+    model.set_execution(precision='bf16')
+    bf16 = model.sample(lq, torch.Generator().manual_seed(0))
+    assert bf16.dtype == torch.float32 and 0 < (bf16 - reference).abs().mean() < 0.05
+    compiled = []
+    monkeypatch.setattr(torch, 'compile', lambda net: compiled.append(net) or net)
+    model.set_execution(compile=True)
+    model.sample(lq)
+    model.sample(lq)
+    assert compiled == [model.net_g]  # compiled once, then reused
+    with pytest.raises(OptionsError, match='val.precision: fp16 needs a CUDA device'):
+        model.set_execution(precision='fp16')
+    with pytest.raises(OptionsError, match="val.precision: must be one of"):
+        model.set_execution(precision='int8')
+
+
+def test_per_image_generators_make_batched_samples_equal_to_single_ones(tmp_path, encoder_path):
+    model = make_model(tmp_path, encoder_path, is_train=False, val__sampler={'type': 'ddim', 'steps': 4, 'eta': 1.0})
+    lqs = torch.rand(2, 3, 6, 6)
+    alone = [model.sample(lqs[i:i + 1].expand(2, -1, -1, -1), torch.Generator().manual_seed(i)) for i in range(2)]
+    together = model.sample(lqs.repeat_interleave(2, 0),
+                            [(torch.Generator().manual_seed(0), 2), (torch.Generator().manual_seed(1), 2)])
+    assert torch.allclose(together, torch.cat(alone), atol=1e-5)

@@ -18,6 +18,8 @@ defined for any real t).
 import numpy as np
 import torch
 
+from srdiff_basicsr.diffusion.noise import randn
+
 
 def trailing_timesteps(num_timesteps, steps):
     """``steps`` training steps from T-1 down, evenly spaced and rounded ("trailing")."""
@@ -50,8 +52,7 @@ def ddim_sample(denoise_fn, diffusion, x_T, steps, eta=0.0, generator=None, nois
         sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).sqrt()
         x = a_prev.sqrt() * x0 + (1 - a_prev - sigma**2).clamp(min=0).sqrt() * eps
         if eta > 0:
-            z = noises[k] if noises is not None else torch.randn(x.shape, generator=generator, device=x.device,
-                                                                 dtype=x.dtype)
+            z = noises[k] if noises is not None else randn(x.shape, generator, x.device, x.dtype)
             x = x + sigma * z
     return x
 

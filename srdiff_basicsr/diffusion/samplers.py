@@ -5,6 +5,8 @@ condition is bound into it by the caller, so a sampler never recomputes it.
 """
 import torch
 
+from srdiff_basicsr.diffusion.noise import randn
+
 
 @torch.no_grad()
 def ddpm_sample(denoise_fn, diffusion, x_T, noises=None, generator=None, clip_x0=True, callback=None, t_start=None):
@@ -19,7 +21,8 @@ def ddpm_sample(denoise_fn, diffusion, x_T, noises=None, generator=None, clip_x0
         x_T (Tensor): the starting noise (B, C, H, W).
         noises (sequence[Tensor] | None): the z of each step in sampling order (step k is
             t = T-1-k); drawn from ``generator`` when None.
-        generator (torch.Generator | None): source of z when ``noises`` is None.
+        generator (torch.Generator | list | None): source of z when ``noises`` is None (a list of
+            (generator, rows): see ``noise.randn``).
         clip_x0 (bool): clamp the predicted x0 to [-1, 1] (SRDiff does).
         callback: called as callback(t, x0_pred) after each step.
         t_start (int | None): start from x_T taken as x at this step (default T-1), e.g. a
@@ -38,8 +41,7 @@ def ddpm_sample(denoise_fn, diffusion, x_T, noises=None, generator=None, clip_x0
             x0_pred = x0_pred.clamp(-1.0, 1.0)
         mean, log_variance = diffusion.q_posterior(x0_pred, x, t)
         if step > 0:
-            z = noises[k] if noises is not None else torch.randn(
-                x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            z = noises[k] if noises is not None else randn(x.shape, generator, x.device, x.dtype)
             x = mean + (0.5 * log_variance).exp() * z
         else:
             x = mean

@@ -1,4 +1,5 @@
 import math
+from contextlib import nullcontext
 from os import path as osp
 
 import numpy as np
@@ -13,6 +14,7 @@ from torch.utils.data import default_collate
 from tqdm import tqdm
 
 from srdiff_basicsr.data import DatasetError
+from srdiff_basicsr.diffusion.noise import randn
 from srdiff_basicsr.diffusion.samplers import run_sampler
 from srdiff_basicsr.diffusion.tiling import TiledDenoiser, TileError, check_tile_options
 from srdiff_basicsr.diffusion.schedule import GaussianDiffusion
@@ -23,6 +25,9 @@ from srdiff_basicsr.models.options import (DIFFUSION_DEFAULTS, OptionsError, che
 from srdiff_basicsr.models.weights import load_weights
 from srdiff_basicsr.ops.colour import COLOUR_FIXES, colour_fix
 from srdiff_basicsr.ops.resize import imresize
+
+
+PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 @MODEL_REGISTRY.register()
@@ -70,6 +75,8 @@ class SRDiffModel(SRModel):
         val_opt = opt.get('val') or {}
         self.step_callback = None
         self.set_sampling(val_opt.get('sampler'), val_opt.get('tile'), val_opt.get('colour_fix', 'none'))
+        self.set_execution(val_opt.get('precision', 'fp32'), val_opt.get('channels_last', False),
+                           val_opt.get('compile', False))
 
     def init_training_settings(self):
         self.net_g.train()
@@ -155,16 +162,41 @@ class SRDiffModel(SRModel):
             raise OptionsError(f'{where}.colour_fix: must be one of {COLOUR_FIXES}, got {colour_fix!r}')
         self.colour_fix = colour_fix
 
+    def set_execution(self, precision='fp32', channels_last=False, compile=False, where='val'):
+        """Speed options of ``sample``: autocast ``precision`` (fp32 | bf16 | fp16, fp16 on CUDA only; the
+        sampler's state stays float32), the U-Net in ``channels_last`` memory format (faster convolutions
+        on recent GPUs), and ``compile`` (torch.compile of the U-Net, once per network)."""
+        if precision not in PRECISIONS:
+            raise OptionsError(f'{where}.precision: must be one of {sorted(PRECISIONS)}, got {precision!r}')
+        if precision == 'fp16' and self.device.type != 'cuda':
+            raise OptionsError(f'{where}.precision: fp16 needs a CUDA device (bf16 works on CPU)')
+        self.precision, self.channels_last, self.compile = precision, bool(channels_last), bool(compile)
+        self._compiled = {}
+
+    def _sampling_network(self):
+        """The U-Net to sample with (EMA when kept), in eval mode, as ``set_execution`` asks."""
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
+        if self.channels_last:
+            net.to(memory_format=torch.channels_last)
+        run = net
+        if self.compile:
+            if id(net) not in self._compiled:
+                self._compiled[id(net)] = torch.compile(net)
+            run = self._compiled[id(net)]
+        if self.channels_last:
+            return net, lambda x, t, cond: run(x.contiguous(memory_format=torch.channels_last), t, cond)
+        return net, run
+
     @torch.no_grad()
     def sample(self, lq, generator=None):
         """SR images in [0, 1] for an LR batch in [0, 1] of any size, by the sampler, tiling and colour
         fix of ``set_sampling`` (from ``val``: the 100-step DDPM, whole image, no fix by default).
         The number of network evaluations is left in ``self.nfe``; ``self.step_callback(nfe)``, when
         set, is called before each."""
-        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
-        was_training = net.training
-        net.eval()
-        bare = self.get_bare_model(net)
+        module, net = self._sampling_network()
+        was_training = module.training
+        module.eval()
+        bare = self.get_bare_model(module)
         scale = self.opt['scale']
         h, w = lq.shape[-2:]
         # the U-Net halves the HR size len(dim_mults) - 1 times: pad the LR so the HR divides
@@ -173,24 +205,26 @@ class SRDiffModel(SRModel):
         if pad_h or pad_w:
             lq = F.pad(lq, (0, pad_w, 0, pad_h), mode='replicate')
         lr_up = imresize(lq, scale)
-        features = self.net_encoder.features(lq)
-        if self.tile_opt is None:
-            cond = bare.project_condition(features)
-            denoise = lambda x_t, t: net(x_t, t, cond)  # noqa: E731
-        else:
-            denoise = TiledDenoiser(net, bare.project_condition, features, scale, self.tile_opt['size'],
-                                    self.tile_opt['overlap'], bare.divisor, self.tile_opt['batch'])
-        self.nfe = 0
+        precision = PRECISIONS[self.precision]
+        with nullcontext() if precision is None else torch.autocast(self.device.type, precision):
+            features = self.net_encoder.features(lq)
+            if self.tile_opt is None:
+                cond = bare.project_condition(features)
+                denoise = lambda x_t, t: net(x_t, t, cond)  # noqa: E731
+            else:
+                denoise = TiledDenoiser(net, bare.project_condition, features, scale, self.tile_opt['size'],
+                                        self.tile_opt['overlap'], bare.divisor, self.tile_opt['batch'])
+            self.nfe = 0
 
-        def counted(x_t, t):
-            self.nfe += 1
-            if self.step_callback is not None:
-                self.step_callback(self.nfe)
-            return denoise(x_t, t)
+            def counted(x_t, t):
+                self.nfe += 1
+                if self.step_callback is not None:
+                    self.step_callback(self.nfe)
+                return denoise(x_t, t).to(x_t.dtype)  # the sampler's state stays in full precision
 
-        x_T = torch.randn(lr_up.shape, generator=generator, device=lr_up.device, dtype=lr_up.dtype)
-        x0 = run_sampler(self.sampler_opt, counted, self.diffusion, x_T, generator, self.diffusion_opt['clip_x0'])
-        net.train(was_training)
+            x_T = randn(lr_up.shape, generator, lr_up.device, lr_up.dtype)
+            x0 = run_sampler(self.sampler_opt, counted, self.diffusion, x_T, generator, self.diffusion_opt['clip_x0'])
+        module.train(was_training)
         crop = (..., slice(0, h * scale), slice(0, w * scale))
         return colour_fix(self.image_from_residual(x0, lr_up)[crop], lr_up[crop].clamp(0, 1), self.colour_fix)
 

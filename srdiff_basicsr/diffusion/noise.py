@@ -1,0 +1,16 @@
+"""Gaussian noise for a batch, from one generator or from one generator per group of rows.
+
+Per-group generators make each image's samples independent of what else is in the batch: an image
+sampled alone or batched with others (``srdiff-infer --batch``) gets the same noise, hence the same output.
+"""
+import torch
+
+
+def randn(shape, generator=None, device=None, dtype=None):
+    """``torch.randn(shape)``; ``generator`` may be a list of (generator, rows) that together cover the batch."""
+    if isinstance(generator, (list, tuple)):
+        if sum(rows for _, rows in generator) != shape[0]:
+            raise ValueError(f'generator groups cover {sum(r for _, r in generator)} rows of a batch of {shape[0]}')
+        return torch.cat([torch.randn((rows, *shape[1:]), generator=g, device=device, dtype=dtype)
+                          for g, rows in generator])
+    return torch.randn(shape, generator=generator, device=device, dtype=dtype)
