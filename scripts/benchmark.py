@@ -27,11 +27,11 @@ from basicsr.metrics import calculate_metric
 from basicsr.utils import imwrite, mkdir_and_rename, tensor2img
 from srdiff_basicsr.benchmark.grid import comparison_grid
 from srdiff_basicsr.benchmark.methods import Bicubic, BasicSRModel, Encoder, SRDiff, build_basicsr_model
+from srdiff_basicsr.benchmark.scoring import paper_metrics, score_samples
 from srdiff_basicsr.cli import USER_ERRORS
 from srdiff_basicsr.data import DatasetError
-from srdiff_basicsr.metrics.lpips_metric import lpips_network
 from srdiff_basicsr.models import OptionsError
-from srdiff_basicsr.models.evaluation import apply_protocol, describe_protocol
+from srdiff_basicsr.models.evaluation import describe_protocol
 
 COLUMNS = [('psnr', 'PSNR (dB) ↑', '.2f'), ('ssim', 'SSIM ↑', '.4f'), ('lpips', 'LPIPS ↓', '.3f'),
            ('lr_psnr', 'LR-PSNR (dB) ↑', '.2f'), ('sigma', 'sigma', '.2f'), ('seconds', 's / image', '.2f')]
@@ -82,19 +82,11 @@ def build_methods(args):
 
 
 def metric_options(args, opt):
-    metrics = {'psnr': {'type': 'calculate_psnr'}, 'ssim': {'type': 'calculate_ssim'},
-               'lr_psnr': {'type': 'calculate_lr_psnr', 'scale': opt['scale']}}
-    note = None
-    if args.lpips != 'off':
-        try:
-            lpips_network(args.lpips, args.device, args.lpips_random_trunk)
-            metrics['lpips'] = {'type': 'calculate_lpips', 'net': args.lpips, 'device': args.device,
-                                'random_trunk': args.lpips_random_trunk}
-        except FileNotFoundError as error:
-            note = f'LPIPS left out: {error}'
-            print(f'warning: {note}', file=sys.stderr)
     protocol = args.protocol or (opt.get('val') or {}).get('protocol') or 'paper'
-    return apply_protocol(metrics, protocol, opt['scale']), note
+    metrics, note = paper_metrics(opt['scale'], protocol, args.lpips, args.device, args.lpips_random_trunk)
+    if note:
+        print(f'warning: {note}', file=sys.stderr)
+    return metrics, note
 
 
 def evaluate_dataset(dataset, methods, metrics, args, grids_dir):
@@ -111,10 +103,7 @@ def evaluate_dataset(dataset, methods, metrics, args, grids_dir):
         tiles = []
         for method in methods:
             samples = [tensor2img(sample) for sample in method(lq, index)]
-            values = {key: np.mean([calculate_metric({'img': sr, 'img2': hr_img, 'lq': lr_img}, metric_opt)
-                                    for sr in samples]) for key, metric_opt in metrics.items()}
-            values['sigma'] = float(np.stack(samples).astype(np.float64).std(axis=0).mean()) if len(samples) > 1 else 0.
-            rows.append({'image': name, 'method': method.name, **values})
+            rows.append({'image': name, 'method': method.name, **score_samples(samples, hr_img, lr_img, metrics)})
             shown = samples[:args.grid_samples] if method.stochastic else samples
             for k, sr in enumerate(shown):
                 label = f'{method.name} #{k + 1}' if method.stochastic else method.name

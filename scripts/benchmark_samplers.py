@@ -1,0 +1,206 @@
+"""Sampler benchmark: network evaluations, time, memory and quality of each sampler and step count.
+
+    python scripts/benchmark_samplers.py [--model experiments/demo_srdiff_x4] [--num-samples 3] [--large]
+
+On the held-out images (default: the demo's), every configuration draws --num-samples samples per image
+(image i seeded with seed + i) and reports: network evaluations (NFE) per sample, seconds per image,
+peak memory above the loaded model (RSS polled on CPU, max allocated on CUDA), PSNR, SSIM (paper
+protocol: RGB, no border crop), LR-PSNR, sigma, and LPIPS where its weights exist. It also compares
+tiled with untiled sampling on the same images, and with --large times a 2040x1356 output (x4 from
+510x339) untiled and tiled. Writes results/benchmark_samplers/report.md (an earlier one is archived).
+"""
+import argparse
+import glob
+import threading
+import time
+from os import path as osp
+
+import cv2
+import numpy as np
+import torch
+from basicsr.utils import mkdir_and_rename, tensor2img
+
+import srdiff_basicsr  # noqa: F401  (registration)
+from srdiff_basicsr.benchmark.scoring import paper_metrics, score_samples
+from srdiff_basicsr.inference.images import read_image
+from srdiff_basicsr.inference.model_loading import load_srdiff
+from srdiff_basicsr.models.options import describe_sampler
+from srdiff_basicsr.ops.resize import imresize_uint8
+
+CONFIGS = [{'type': 'ddpm'},
+           {'type': 'ddim', 'steps': 50}, {'type': 'ddim', 'steps': 20}, {'type': 'ddim', 'steps': 10},
+           {'type': 'dpmpp_2m', 'steps': 20}, {'type': 'dpmpp_2m', 'steps': 10}, {'type': 'dpmpp_2m', 'steps': 5},
+           {'type': 'ode', 'rtol': 1e-3, 'atol': 1e-3}, {'type': 'ode', 'rtol': 1e-2, 'atol': 1e-2}]
+
+
+class PeakMemory:
+    """Peak memory (MiB) of the block above its start: CUDA's allocator statistics, or the process's
+    resident set size polled every 5 ms on CPU."""
+
+    def __init__(self, device):
+        self.cuda = torch.device(device).type == 'cuda'
+
+    @staticmethod
+    def rss():
+        with open('/proc/self/statm') as f:
+            return int(f.read().split()[1]) * 4096
+
+    def __enter__(self):
+        if self.cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.start = torch.cuda.memory_allocated()
+            return self
+        self.start = self.peak = self.rss()
+        self.running = True
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+        return self
+
+    def _poll(self):
+        while self.running:
+            self.peak = max(self.peak, self.rss())
+            time.sleep(0.005)
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            torch.cuda.synchronize()
+            self.mib = (torch.cuda.max_memory_allocated() - self.start) / 2**20
+        else:
+            self.running = False
+            self.thread.join()
+            self.mib = (max(self.peak, self.rss()) - self.start) / 2**20
+
+
+def load_pairs(lr_dir, hr_dir):
+    pairs = []
+    for hr_path in sorted(glob.glob(osp.join(hr_dir, '*.png'))):
+        lr_path = osp.join(lr_dir, osp.basename(hr_path))
+        pairs.append((osp.splitext(osp.basename(hr_path))[0], read_image(lr_path).rgb, cv2.imread(hr_path)))
+    if not pairs:
+        raise SystemExit(f'no PNG images in {hr_dir}; run scripts/prepare_demo_data.py (or bash scripts/demo.sh) first')
+    return pairs
+
+
+def run_config(model, pairs, num_samples, seed, metrics):
+    """Mean scores over images, NFE per sample, seconds per image, peak MiB; and the first samples."""
+    rows, seconds, peak, firsts = [], 0.0, 0.0, []
+    for index, (name, lq, hr_img) in enumerate(pairs):
+        lq = lq.to(model.device)
+        generator = torch.Generator(model.device).manual_seed(seed + index)
+        with PeakMemory(model.device) as memory:
+            start = time.perf_counter()
+            samples = model.sample(lq.expand(num_samples, -1, -1, -1), generator)
+            if samples.is_cuda:
+                torch.cuda.synchronize()
+            seconds += time.perf_counter() - start
+        peak = max(peak, memory.mib)
+        imgs = [tensor2img(sample) for sample in samples]
+        firsts.append(samples[:1].cpu())
+        rows.append(score_samples(imgs, hr_img, tensor2img(lq), metrics))
+    means = {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
+    return {**means, 'nfe': model.nfe, 'seconds': seconds / len(pairs), 'peak_mib': peak}, firsts
+
+
+def table(results, metric_keys):
+    titles = {'psnr': 'PSNR (dB)', 'ssim': 'SSIM', 'lpips': 'LPIPS', 'lr_psnr': 'LR-PSNR (dB)', 'sigma': 'sigma'}
+    formats = {'psnr': '.2f', 'ssim': '.4f', 'lpips': '.3f', 'lr_psnr': '.2f', 'sigma': '.2f'}
+    lines = ['| sampler | NFE | s / image | peak MiB | ' + ' | '.join(titles[k] for k in metric_keys) + ' |',
+             '|---' * (4 + len(metric_keys)) + '|']
+    for name, r in results:
+        lines.append(f"| {name} | {r['nfe']} | {r['seconds']:.2f} | {r['peak_mib']:.0f} | "
+                     + ' | '.join(format(r[k], formats[k]) for k in metric_keys) + ' |')
+    return lines
+
+
+def large_image_runs(model, sampler, tile, out):
+    """A 2040x1356 output from a 510x339 LR (a scikit-image photograph), whole and tiled."""
+    from skimage import data
+    hr = cv2.resize(data.coffee(), (2040, 1356), interpolation=cv2.INTER_CUBIC)
+    lq = torch.from_numpy(imresize_uint8(hr, 1 / 4)).permute(2, 0, 1)[None].float().div(255).to(model.device)
+    lines = ['', f'## Large image: 2040x1356 output (x4 from 510x339), {describe_sampler(sampler, 100)}', '',
+             '| mode | s | peak MiB above the model |', '|---|---|---|']
+    outputs = {}
+    for mode, tile_opt in (('whole image', None), (f"tiles {tile['size']}, overlap {tile['overlap']}", tile)):
+        model.set_sampling(sampler, tile_opt)
+        with PeakMemory(model.device) as memory:
+            start = time.perf_counter()
+            outputs[mode] = model.sample(lq, torch.Generator(model.device).manual_seed(0)).cpu()
+            seconds = time.perf_counter() - start
+        lines.append(f'| {mode} | {seconds:.1f} | {memory.mib:.0f} |')
+        print(lines[-1], flush=True)
+        cv2.imwrite(osp.join(out, f"large_{'tiled' if tile_opt else 'whole'}.png"), tensor2img(outputs[mode]))
+    whole, tiled = outputs.values()
+    lines.append(f'\nwhole vs tiled: max |difference| {(whole - tiled).abs().max().item() * 255:.1f} / 255, '
+                 f'mean {(whole - tiled).abs().mean().item() * 255:.2f} / 255; images in `{out}/large_*.png`')
+    return lines
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--model', default='experiments/demo_srdiff_x4', help='as srdiff-infer --model')
+    parser.add_argument('--lr-dir', default='datasets/demo/val/LR_bicubic/X4')
+    parser.add_argument('--hr-dir', default='datasets/demo/val/HR')
+    parser.add_argument('--num-samples', type=int, default=3)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--tile', type=int, default=64, help='tile side (HR pixels) of the tiled-vs-whole check')
+    parser.add_argument('--tile-overlap', type=int, default=32)
+    parser.add_argument('--large', action='store_true', help='also time a 2040x1356 output, whole and tiled')
+    parser.add_argument('--large-tile', type=int, default=256)
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--out', default='results/benchmark_samplers')
+    args = parser.parse_args()
+
+    model = load_srdiff(args.model, args.device)
+    pairs = load_pairs(args.lr_dir, args.hr_dir)
+    metrics, note = paper_metrics(model.opt['scale'], 'paper', 'alex', args.device)
+    mkdir_and_rename(args.out)
+    results, firsts = [], {}
+    for config in CONFIGS:
+        model.set_sampling(config)
+        name = describe_sampler(model.sampler_opt, model.diffusion.num_timesteps)
+        result, firsts[name] = run_config(model, pairs, args.num_samples, args.seed, metrics)
+        results.append((name, result))
+        print(f"{name}: NFE {result['nfe']}, {result['seconds']:.2f} s/image, PSNR {result['psnr']:.2f}, "
+              f"LR-PSNR {result['lr_psnr']:.2f}", flush=True)
+    reference = results[0][1]
+    met = [name for name, r in results if r['nfe'] * 5 <= reference['nfe']
+           and abs(r['psnr'] - reference['psnr']) <= 0.3 and abs(r['lr_psnr'] - reference['lr_psnr']) <= 1]
+    keys = [k for k in ('psnr', 'ssim', 'lpips', 'lr_psnr', 'sigma') if k in results[0][1]]
+    device = (torch.cuda.get_device_name() if args.device.startswith('cuda')
+              else f'CPU ({torch.get_num_threads()} threads)')
+    report = ['# Sampler benchmark', '',
+              f'- model: {args.model}; images: {", ".join(name for name, _, _ in pairs)} ({args.hr_dir}); '
+              f'{args.num_samples} samples per image, seed {args.seed} + image index; device: {device}',
+              '- metrics: paper protocol (RGB, no border crop), each the mean over samples and images; NFE per sample '
+              '(the samples of an image share each network call); s / image for all its samples',
+              f'- target (<= 1/5 of the DDPM NFE, PSNR within 0.3 dB, LR-PSNR within 1 dB of it): '
+              f'{"met by " + ", ".join(met) if met else "not met"}']
+    if note:
+        report.append(f'- {note}')
+    report += ['', *table(results, keys)]
+
+    # tiled vs whole, same sampler and noise: how close the fused tiles are on images small enough for both
+    check = {'type': 'ddim', 'steps': 20}
+    tile = {'size': args.tile, 'overlap': args.tile_overlap, 'batch': 4}
+    model.set_sampling(check, tile)
+    tiled, tiled_firsts = run_config(model, pairs, args.num_samples, args.seed, metrics)
+    check_name = describe_sampler(dict(check, eta=0.0), model.diffusion.num_timesteps)
+    whole = firsts[check_name]
+    diff = max((a - b).abs().max().item() for a, b in zip(whole, tiled_firsts)) * 255
+    mean_diff = np.mean([(a - b).abs().mean().item() for a, b in zip(whole, tiled_firsts)]) * 255
+    report += ['', f"## Tiled ({args.tile}x{args.tile} tiles, overlap {args.tile_overlap}) vs whole image, "
+               f"{describe_sampler(model.sampler_opt, 100)}", '',
+               *table([('whole image', dict(results)[check_name]), ('tiled', tiled)], keys), '',
+               f'first samples, tiled vs whole: max |difference| {diff:.1f} / 255, mean {mean_diff:.2f} / 255']
+    if args.large:
+        report += large_image_runs(model, {'type': 'dpmpp_2m', 'steps': 10},
+                                   {'size': args.large_tile, 'overlap': 64, 'batch': 1}, args.out)
+    text = '\n'.join(report) + '\n'
+    with open(osp.join(args.out, 'report.md'), 'w') as f:
+        f.write(text)
+    print('\n' + text)
+
+
+if __name__ == '__main__':
+    main()
