@@ -17,6 +17,14 @@ def _model_arguments(parser):
     parser.add_argument('--force', action='store_true', help='overwrite existing outputs')
 
 
+def _model(args):
+    """The model with the paper's sampler: the manipulations start DDPM at t_bar, whole images."""
+    from srdiff_basicsr.infer import prepare_model
+    args.sampler, args.steps, args.eta, args.rtol, args.atol = 'ddpm', None, None, None, None
+    args.tile, args.tile_overlap, args.tile_batch, args.colour_fix = 0, 0, 1, 'none'
+    return prepare_model(args)
+
+
 def _rgb(path, device):
     return read_image(path).rgb.to(device)
 
@@ -49,10 +57,7 @@ def interpolate_parser():
 
 
 def run_interpolate(args):
-    from srdiff_basicsr.infer import prepare_model
-    args.sampler, args.steps, args.eta, args.rtol, args.atol = 'ddpm', None, None, None, None
-    args.tile, args.tile_overlap, args.tile_batch, args.colour_fix = 0, 0, 1, 'none'
-    model = prepare_model(args)
+    model = _model(args)
     lq = _rgb(args.lr, model.device)
     ends = {}
     for name, given, seed in (('a', args.hr_a, args.seed_a), ('b', args.hr_b, args.seed_b)):
@@ -82,14 +87,11 @@ def fuse_parser():
 
 
 def run_fuse(args):
-    from srdiff_basicsr.infer import prepare_model
     try:
         top, left, height, width = (int(v) for v in args.box.split(','))
     except ValueError:
         raise ValueError(f'--box: expected TOP,LEFT,HEIGHT,WIDTH integers, got {args.box!r}') from None
-    args.sampler, args.steps, args.eta, args.rtol, args.atol = 'ddpm', None, None, None, None
-    args.tile, args.tile_overlap, args.tile_batch, args.colour_fix = 0, 0, 1, 'none'
-    model = prepare_model(args)
+    model = _model(args)
     hr_b, hr_a = _rgb(args.target, model.device), _rgb(args.source, model.device)
     if hr_a.shape != hr_b.shape:
         raise ValueError(f'--source {tuple(hr_a.shape[-2:])} and --target {tuple(hr_b.shape[-2:])} sizes differ')
