@@ -66,7 +66,8 @@ def test_continuous_timestep_inverts_the_schedule():
 
 
 def test_ode_tolerance_trades_evaluations_for_accuracy():
-    denoise = some_denoiser()
+    x0, wrong = torch.rand(1, 3, 8, 8) * 1.6 - 0.8, some_denoiser()
+    denoise = lambda x, t: oracle(x0)(x, t) + 0.1 * wrong(x, t)  # noqa: E731  (a good but imperfect network)
     x_T = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(2))
     counts = {}
     results = {}
@@ -75,7 +76,7 @@ def test_ode_tolerance_trades_evaluations_for_accuracy():
         results[tol] = ode_sample(lambda x, t: calls.append(1) or denoise(x, t), DIFFUSION, x_T, rtol=tol, atol=tol)
         counts[tol] = len(calls)
     assert counts[1e-2] < counts[1e-5]
-    assert (results[1e-2] - results[1e-5]).abs().max() < 0.05
+    assert (results[1e-2] - results[1e-5]).abs().mean() < 0.02
 
 
 def test_samplers_are_chosen_by_options_and_seeded():

@@ -13,7 +13,7 @@ defined for any real t).
 - ``ode_sample``: the probability-flow ODE of the discrete schedule, in DDIM's coordinates
   (x_bar = x / sqrt(alpha_bar), sigma_bar = sqrt((1 - alpha_bar) / alpha_bar): d x_bar / d sigma_bar =
   eps), in log(sigma_bar), solved by torchdiffeq's adaptive ``dopri5`` from t = T-1 to t = 0, then one
-  denoising step.
+  denoising step. With ``clip_x0`` the velocity uses the eps implied by the clamped x0, as DDIM does.
 """
 import numpy as np
 import torch
@@ -103,10 +103,14 @@ def ode_sample(denoise_fn, diffusion, x_T, rtol=1e-3, atol=1e-3, method='dopri5'
     sigma_min = diffusion.sqrt_recipm1_alphas_cumprod[0].double()
     dtype = x_T.dtype
 
-    def velocity(log_sigma_bar, x_bar):  # d x_bar / d log(sigma_bar) = sigma_bar * eps: smooth, no sign change
+    def velocity(log_sigma_bar, x_bar):
+        # d x_bar / d log(sigma_bar) = sigma_bar * eps = x_bar - x0: smooth in log(sigma_bar), no sign change;
+        # with clip_x0 the eps is the one the clamped x0 implies, as in DDIM (SRDiff's samples need the clamp)
         sigma_bar = log_sigma_bar.exp()
         t = continuous_timestep(diffusion, sigma_bar).to(dtype).expand(x_bar.shape[0])
-        return sigma_bar * denoise_fn((x_bar / (1 + sigma_bar**2).sqrt()).to(dtype), t).double()
+        eps = denoise_fn((x_bar / (1 + sigma_bar**2).sqrt()).to(dtype), t).double()
+        x0 = x_bar - sigma_bar * eps
+        return x_bar - (x0.clamp(-1.0, 1.0) if clip_x0 else x0)
 
     x_bar_T = x_T.double() * (1 + sigma_max**2).sqrt()
     span = torch.stack([sigma_max, sigma_min]).log().to(x_T.device)
