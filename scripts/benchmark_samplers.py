@@ -28,6 +28,8 @@ from srdiff_basicsr.models.options import describe_sampler
 from srdiff_basicsr.ops.resize import imresize_uint8
 
 CONFIGS = [{'type': 'ddpm'},
+           {'type': 'ddim', 'steps': 20, 'eta': 1.0}, {'type': 'ddim', 'steps': 10, 'eta': 1.0},
+           {'type': 'ddim', 'steps': 20, 'eta': 0.5},
            {'type': 'ddim', 'steps': 50}, {'type': 'ddim', 'steps': 20}, {'type': 'ddim', 'steps': 10},
            {'type': 'dpmpp_2m', 'steps': 20}, {'type': 'dpmpp_2m', 'steps': 10}, {'type': 'dpmpp_2m', 'steps': 5},
            {'type': 'ode', 'rtol': 1e-3, 'atol': 1e-3}, {'type': 'ode', 'rtol': 1e-2, 'atol': 1e-2}]
