@@ -26,7 +26,6 @@ from srdiff_basicsr.models.weights import load_weights
 from srdiff_basicsr.ops.colour import COLOUR_FIXES, colour_fix
 from srdiff_basicsr.ops.resize import imresize
 
-
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
@@ -51,6 +50,8 @@ class SRDiffModel(SRModel):
             the samples (metrics receive the LR as ``lq`` too, for LR-PSNR); with 2 or more, ``sigma``
             is reported: the standard deviation across samples of each pixel (and channel) of the
             8-bit SR images, on the 0-255 scale (population std), averaged over pixels and images.
+        val.sampler, val.tile, val.colour_fix: how samples are drawn (see ``set_sampling``);
+        val.precision, val.channels_last, val.compile: speed options (see ``set_execution``).
 
     Data path: images are [0, 1] as everywhere in BasicSR; the diffusion works in [-1, 1] like the
     official code. ``lr_up`` is MATLAB-style bicubic of the LR batch, computed here, so any paired

@@ -1,0 +1,38 @@
+"""scripts/benchmark_samplers.py on a tiny model: one row per sampler, NFE as configured, the target line."""
+import importlib.util
+import re
+import sys
+
+import torch
+import yaml
+from basicsr.archs import build_network
+
+from tests.conftest import REPO, TINY_ENCODER, TINY_UNET, make_pairs
+
+
+def test_sampler_benchmark_reports_every_sampler_with_its_network_evaluations(tmp_path, monkeypatch):
+    experiment = tmp_path / 'tiny'
+    (experiment / 'models').mkdir(parents=True)
+    torch.manual_seed(0)
+    unet = dict(TINY_UNET, scale=4, encoder_num_feat=8, encoder_num_block=2)
+    torch.save({'params': build_network(dict(unet)).state_dict()}, experiment / 'models' / 'net_g_latest.pth')
+    torch.save({'params': build_network(dict(TINY_ENCODER, scale=4)).state_dict()},
+               experiment / 'models' / 'net_encoder_latest.pth')
+    (experiment / 'tiny.yml').write_text(yaml.safe_dump(dict(scale=4, network_g=unet, network_encoder=TINY_ENCODER)))
+    lr_dir, hr_dir = make_pairs(tmp_path / 'data', count=2, hr_size=16)
+    spec = importlib.util.spec_from_file_location('benchmark_samplers', REPO / 'scripts' / 'benchmark_samplers.py')
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / 'report'
+    monkeypatch.setattr(sys, 'argv', ['benchmark_samplers.py', '--model', str(experiment), '--lr-dir', lr_dir,
+                                      '--hr-dir', hr_dir, '--num-samples', '2', '--tile', '8', '--tile-overlap', '4',
+                                      '--device', 'cpu', '--out', str(out)])
+    script.main()
+    report = (out / 'report.md').read_text()
+    rows = {m.group(1): int(m.group(2)) for m in re.finditer(r'^\| ([^|]+?) \| (\d+) \|', report, re.M)}
+    assert rows['DDPM, 100 steps'] == 100
+    assert rows['DDIM, 20 steps, eta 1.0'] == 20 and rows['DPM-Solver++(2M), 5 steps'] == 5
+    assert rows['whole image'] == rows['tiled'] == 20
+    assert sum(name.startswith('probability-flow ODE') for name in rows) == 2
+    assert re.search(r'^- target \(<= 1/5 of the DDPM NFE.*\): (met by|not met)', report, re.M)
+    assert 'first samples, tiled vs whole: max |difference|' in report
