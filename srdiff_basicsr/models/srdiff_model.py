@@ -249,6 +249,8 @@ class SRDiffModel(SRModel):
         metrics_opt = val_opt.get('metrics') or {}
         if val_opt.get('protocol'):
             metrics_opt = apply_protocol(metrics_opt, val_opt['protocol'], scale)
+        metrics_opt = {name: {'device': str(self.device), **opt} if opt.get('type') == 'calculate_lpips' else opt
+                       for name, opt in metrics_opt.items()}  # LPIPS on the model's device unless told
         num_samples = val_opt.get('num_samples', 1)
         seed = val_opt.get('seed', self.opt.get('manual_seed'))
         rank, world_size = rank_and_world_size()
