@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from basicsr.archs import build_network
 
 import srdiff_basicsr  # noqa: F401  (registration)
 from srdiff_basicsr.ops.resize import imresize_uint8
@@ -111,3 +112,17 @@ def run_cli(args, cwd, timeout=300, check=True):
 def save_basicsr_weights(net, path):
     torch.save({'params': net.state_dict()}, path)
     return str(path)
+
+
+def make_experiment(root, timesteps=100):
+    """A tiny SRDiff experiment folder as BasicSR leaves it: models/net_*_latest.pth and the options file."""
+    root = Path(root)
+    (root / 'models').mkdir(parents=True)
+    torch.manual_seed(0)
+    unet = dict(TINY_UNET, scale=4, encoder_num_feat=8, encoder_num_block=2)
+    save_basicsr_weights(build_network(dict(unet)), root / 'models' / 'net_g_latest.pth')
+    save_basicsr_weights(build_network(dict(TINY_ENCODER, scale=4)), root / 'models' / 'net_encoder_latest.pth')
+    write_options(root / f'{root.name}.yml', dict(name=root.name, model_type='SRDiffModel', scale=4, network_g=unet,
+                                                   network_encoder=dict(TINY_ENCODER),
+                                                   diffusion=dict(timesteps=timesteps)))
+    return root

@@ -3,22 +3,12 @@ import importlib.util
 import re
 import sys
 
-import torch
-import yaml
-from basicsr.archs import build_network
 
-from tests.conftest import REPO, TINY_ENCODER, TINY_UNET, make_pairs
+from tests.conftest import REPO, make_experiment, make_pairs
 
 
 def test_sampler_benchmark_reports_every_sampler_with_its_network_evaluations(tmp_path, monkeypatch):
-    experiment = tmp_path / 'tiny'
-    (experiment / 'models').mkdir(parents=True)
-    torch.manual_seed(0)
-    unet = dict(TINY_UNET, scale=4, encoder_num_feat=8, encoder_num_block=2)
-    torch.save({'params': build_network(dict(unet)).state_dict()}, experiment / 'models' / 'net_g_latest.pth')
-    torch.save({'params': build_network(dict(TINY_ENCODER, scale=4)).state_dict()},
-               experiment / 'models' / 'net_encoder_latest.pth')
-    (experiment / 'tiny.yml').write_text(yaml.safe_dump(dict(scale=4, network_g=unet, network_encoder=TINY_ENCODER)))
+    experiment = make_experiment(tmp_path / 'tiny')  # 100 steps, as the benchmark's configurations need
     lr_dir, hr_dir = make_pairs(tmp_path / 'data', count=2, hr_size=16)
     spec = importlib.util.spec_from_file_location('benchmark_samplers', REPO / 'scripts' / 'benchmark_samplers.py')
     script = importlib.util.module_from_spec(spec)

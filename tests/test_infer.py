@@ -7,31 +7,17 @@ import sys
 import cv2
 import numpy as np
 import pytest
-import torch
-import yaml
-from basicsr.archs import build_network
 
 from srdiff_basicsr.infer import main
 from srdiff_basicsr.ops.resize import imresize_uint8
-from tests.conftest import TINY_ENCODER, TINY_UNET, photo_crops, run_cli
+from tests.conftest import make_experiment, photo_crops, run_cli
 
 FAST = ['--sampler', 'ddim', '--steps', '3', '--device', 'cpu']
 
 
 @pytest.fixture(scope='module')
 def experiment(tmp_path_factory):
-    """An experiment folder as BasicSR leaves it: models/net_*_latest.pth and the options file."""
-    root = tmp_path_factory.mktemp('experiment') / 'tiny_srdiff'
-    (root / 'models').mkdir(parents=True)
-    torch.manual_seed(0)
-    unet = dict(TINY_UNET, scale=4, encoder_num_feat=8, encoder_num_block=2)
-    torch.save({'params': build_network(dict(unet)).state_dict()}, root / 'models' / 'net_g_latest.pth')
-    torch.save({'params': build_network(dict(TINY_ENCODER, scale=4)).state_dict()},
-               root / 'models' / 'net_encoder_latest.pth')
-    with open(root / 'tiny_srdiff.yml', 'w') as f:
-        yaml.safe_dump(dict(name='tiny_srdiff', model_type='SRDiffModel', scale=4, network_g=unet,
-                            network_encoder=dict(TINY_ENCODER), diffusion=dict(timesteps=10)), f)
-    return root
+    return make_experiment(tmp_path_factory.mktemp('experiment') / 'tiny_srdiff', timesteps=10)
 
 
 @pytest.fixture
