@@ -7,6 +7,7 @@ import pytest
 import torch
 from basicsr.archs import build_network
 
+from srdiff_basicsr.inference.model_loading import load_srdiff
 from srdiff_basicsr.official import convert_official_state_dict
 from tests.conftest import REFERENCE, REPO
 
@@ -68,6 +69,14 @@ def test_convert_script_writes_basicsr_weights_that_reproduce_the_official_encod
         features = encoder.features((golden['x8']['img_lr'] + 1) / 2)
     assert (features[-1] - golden['x8']['rrdb_features'][-1]).abs().max() < 1e-4
 
+    # srdiff-infer --model <converted folder> builds the same networks
+    model = load_srdiff(str(out))
+    case = golden['x8']
+    with torch.no_grad():
+        cond = model.net_g.project_condition(model.net_encoder.features((case['img_lr'] + 1) / 2))
+        assert (model.net_g(case['x_t'], case['t'], cond) - case['eps_pred']).abs().max() < 1e-4
+    assert model.opt['scale'] == 8 and model.diffusion.num_timesteps == case['config']['timesteps']
+
 
 def test_convert_script_refuses_a_file_that_is_not_an_srdiff_checkpoint(tmp_path):
     bad = tmp_path / 'other.ckpt'
@@ -76,3 +85,4 @@ def test_convert_script_refuses_a_file_that_is_not_an_srdiff_checkpoint(tmp_path
                              str(tmp_path / 'o')], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 2
     assert 'not an official SRDiff checkpoint' in result.stderr and 'Traceback' not in result.stderr
+
