@@ -107,6 +107,10 @@ def run_super_resolution(args):
     if not inputs:
         raise FileNotFoundError(f'input: no images in {args.input}')
     os.makedirs(args.output, exist_ok=True)
+    for path in inputs:
+        if any(osp.exists(o) and osp.samefile(o, path) for o in output_paths(path, args.output, args.num_samples)):
+            raise ValueError(f'-o {args.output}: the output of {path} would replace the input itself; '
+                             'choose another output folder')
     model = prepare_model(args)
     done, skipped, failed = 0, 0, []
     pending = {}  # image size -> images waiting for a full batch

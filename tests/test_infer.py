@@ -138,3 +138,15 @@ def test_batching_same_size_images_changes_nothing(experiment, tmp_path):
         assert filecmp.cmp(tmp_path / '1' / name, tmp_path / '3' / name, shallow=False), name
     assert main([str(inputs / '0.png'), '-o', str(tmp_path / 'bf16'), '--precision', 'bf16', '--model',
                  str(experiment), *FAST]) == 0
+
+
+def test_outputs_never_replace_the_inputs(experiment, folder, capsys):
+    inputs, _, _ = folder
+    before = (inputs / 'colour.png').read_bytes()
+    assert main([str(inputs), '-o', str(inputs), '--force', '--model', str(experiment), *FAST]) == 2
+    assert 'would replace the input itself' in capsys.readouterr().err
+    assert (inputs / 'colour.png').read_bytes() == before
+    args = ['fuse', '--target', str(inputs / 'colour.png'), '--source', str(inputs / 'gray.png'), '--box', '0,0,4,4',
+            '-o', str(inputs / 'colour.png'), '--force', '--model', str(experiment), '--device', 'cpu']
+    assert main(args) == 2 and 'is one of the input images' in capsys.readouterr().err
+    assert (inputs / 'colour.png').read_bytes() == before

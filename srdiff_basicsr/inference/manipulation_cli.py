@@ -29,9 +29,15 @@ def _rgb(path, device):
     return read_image(path).rgb.to(device)
 
 
-def _write(path, image, force):
+def _check_output(path, force, inputs=()):
+    """Before any work: an output never replaces an input, nor an existing file without --force."""
+    if any(osp.exists(path) and osp.samefile(path, given) for given in inputs if given):
+        raise ValueError(f'{path} is one of the input images; choose another output')
     if osp.exists(path) and not force:
         raise FileExistsError(f'{path} exists; --force to overwrite')
+
+
+def _write(path, image):
     os.makedirs(osp.dirname(path) or '.', exist_ok=True)
     write_image(path, to_array(image, None, False, 255))
 
@@ -57,17 +63,20 @@ def interpolate_parser():
 
 
 def run_interpolate(args):
+    names = ['a.png', 'b.png'] + [f'interp_{lam:g}.png' for lam in args.lam]
+    for name in names:
+        _check_output(osp.join(args.output, name), args.force, (args.lr, args.hr_a, args.hr_b))
     model = _model(args)
     lq = _rgb(args.lr, model.device)
     ends = {}
     for name, given, seed in (('a', args.hr_a, args.seed_a), ('b', args.hr_b, args.seed_b)):
         ends[name] = _rgb(given, model.device) if given else model.sample(
             lq, torch.Generator(model.device).manual_seed(seed))
-        _write(osp.join(args.output, f'{name}.png'), ends[name], args.force)
+        _write(osp.join(args.output, f'{name}.png'), ends[name])
     for lam in args.lam:
         generator = torch.Generator(model.device).manual_seed(args.seed)
         mixed = latent_interpolation(model, lq, ends['a'], ends['b'], lam, args.t_bar, generator)
-        _write(osp.join(args.output, f'interp_{lam:g}.png'), mixed, args.force)
+        _write(osp.join(args.output, f'interp_{lam:g}.png'), mixed)
     print(f'wrote a.png, b.png and {len(args.lam)} interpolation(s) to {args.output}')
     return 0
 
@@ -91,6 +100,7 @@ def run_fuse(args):
         top, left, height, width = (int(v) for v in args.box.split(','))
     except ValueError:
         raise ValueError(f'--box: expected TOP,LEFT,HEIGHT,WIDTH integers, got {args.box!r}') from None
+    _check_output(args.output, args.force, (args.target, args.source, args.lr))
     model = _model(args)
     hr_b, hr_a = _rgb(args.target, model.device), _rgb(args.source, model.device)
     if hr_a.shape != hr_b.shape:
@@ -101,7 +111,7 @@ def run_fuse(args):
     if not mask.any():
         raise ValueError(f'--box {args.box}: the region is outside the {tuple(hr_b.shape[-2:])} image')
     generator = torch.Generator(model.device).manual_seed(args.seed)
-    _write(args.output, content_fusion(model, lq_b, hr_b, hr_a, mask, args.t_bar, generator), args.force)
+    _write(args.output, content_fusion(model, lq_b, hr_b, hr_a, mask, args.t_bar, generator))
     print(f'wrote {args.output}')
     return 0
 
