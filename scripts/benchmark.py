@@ -27,11 +27,11 @@ from basicsr.metrics import calculate_metric
 from basicsr.utils import imwrite, mkdir_and_rename, tensor2img
 from srdiff_basicsr.benchmark.grid import comparison_grid
 from srdiff_basicsr.benchmark.methods import Bicubic, BasicSRModel, Encoder, SRDiff, build_basicsr_model
-from srdiff_basicsr.benchmark.scoring import paper_metrics, score_samples
+from srdiff_basicsr.benchmark.scoring import paper_metrics
 from srdiff_basicsr.cli import USER_ERRORS
 from srdiff_basicsr.data import DatasetError
 from srdiff_basicsr.models import OptionsError
-from srdiff_basicsr.models.evaluation import describe_protocol
+from srdiff_basicsr.models.evaluation import describe_protocol, score_samples
 
 COLUMNS = [('psnr', 'PSNR (dB) ↑', '.2f'), ('ssim', 'SSIM ↑', '.4f'), ('lpips', 'LPIPS ↓', '.3f'),
            ('lr_psnr', 'LR-PSNR (dB) ↑', '.2f'), ('sigma', 'sigma', '.2f'), ('seconds', 's / image', '.2f')]
@@ -103,7 +103,7 @@ def evaluate_dataset(dataset, methods, metrics, args, grids_dir):
         tiles = []
         for method in methods:
             samples = [tensor2img(sample) for sample in method(lq, index)]
-            rows.append({'image': name, 'method': method.name, **score_samples(samples, hr_img, lr_img, metrics)})
+            rows.append({'image': name, 'method': method.name, **score_samples(samples, metrics, hr_img, lr_img)})
             shown = samples[:args.grid_samples] if method.stochastic else samples
             for k, sr in enumerate(shown):
                 label = f'{method.name} #{k + 1}' if method.stochastic else method.name

@@ -21,9 +21,10 @@ import torch
 from basicsr.utils import mkdir_and_rename, tensor2img
 
 import srdiff_basicsr  # noqa: F401  (registration)
-from srdiff_basicsr.benchmark.scoring import paper_metrics, score_samples
+from srdiff_basicsr.benchmark.scoring import paper_metrics
 from srdiff_basicsr.inference.images import read_image
 from srdiff_basicsr.inference.model_loading import load_srdiff
+from srdiff_basicsr.models.evaluation import score_samples
 from srdiff_basicsr.models.options import describe_sampler
 from srdiff_basicsr.ops.resize import imresize_uint8
 
@@ -99,7 +100,7 @@ def run_config(model, pairs, num_samples, seed, metrics):
         peak = max(peak, memory.mib)
         imgs = [tensor2img(sample) for sample in samples]
         firsts.append(samples[:1].cpu())
-        rows.append(score_samples(imgs, hr_img, tensor2img(lq), metrics))
+        rows.append(score_samples(imgs, metrics, hr_img, tensor2img(lq)))
     means = {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
     return {**means, 'nfe': model.nfe, 'seconds': seconds / len(pairs), 'peak_mib': peak}, firsts
 

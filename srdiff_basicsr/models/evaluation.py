@@ -10,6 +10,8 @@ import inspect
 import math
 import os
 
+import numpy as np
+from basicsr.metrics import calculate_metric
 from basicsr.utils.registry import METRIC_REGISTRY
 
 from srdiff_basicsr.models.options import OptionsError
@@ -63,6 +65,17 @@ def describe_protocol(metrics_opt, scale):
         return 'RGB'
     return 'custom (' + ', '.join(f"{name}: {'Y' if y else 'RGB'}, border crop {crop}"
                                   for name, (crop, y) in used.items()) + ')'
+
+
+def score_samples(samples, metrics_opt, hr_img=None, lr_img=None):
+    """Each metric averaged over the SR samples of one image (uint8, BasicSR's metric data; the LR goes
+    to the metrics as ``lq``), and ``sigma``: the per-pixel standard deviation across the samples on the
+    0-255 scale (population std), averaged over pixels; 0 for a single sample."""
+    data = {key: value for key, value in (('img2', hr_img), ('lq', lr_img)) if value is not None}
+    scores = {name: float(np.mean([calculate_metric({**data, 'img': sr}, opt) for sr in samples]))
+              for name, opt in metrics_opt.items()}
+    scores['sigma'] = float(np.stack(samples).astype(np.float64).std(axis=0).mean()) if len(samples) > 1 else 0.
+    return scores
 
 
 def write_metrics_csv(path, records, columns):

@@ -2,10 +2,8 @@ import math
 from contextlib import nullcontext
 from os import path as osp
 
-import numpy as np
 import torch
 from basicsr.archs import build_network
-from basicsr.metrics import calculate_metric
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
@@ -19,7 +17,8 @@ from srdiff_basicsr.diffusion.samplers import run_sampler
 from srdiff_basicsr.diffusion.tiling import TiledDenoiser, TileError, check_tile_options
 from srdiff_basicsr.diffusion.schedule import GaussianDiffusion
 from srdiff_basicsr.distributed import gather_to_all, rank_and_world_size
-from srdiff_basicsr.models.evaluation import apply_protocol, describe_protocol, write_metrics_csv, write_summary
+from srdiff_basicsr.models.evaluation import (apply_protocol, describe_protocol, score_samples, write_metrics_csv,
+                                              write_summary)
 from srdiff_basicsr.models.options import (DIFFUSION_DEFAULTS, OptionsError, check_options, check_sampler_options,
                                            describe_sampler)
 from srdiff_basicsr.models.weights import load_weights
@@ -292,18 +291,14 @@ class SRDiffModel(SRModel):
         self.feed_data(data)
         samples = self.sample(self.lq.expand(num_samples, -1, -1, -1), generator)
         sr_imgs = [tensor2img(sample) for sample in samples]
-        metric_data = {'lq': tensor2img(self.lq)}
+        hr_img = tensor2img(self.gt) if hasattr(self, 'gt') else None
         if hasattr(self, 'gt'):
-            metric_data['img2'] = tensor2img(self.gt)
             del self.gt
-        record = {'index': index, 'image': img_name, **dict.fromkeys(metrics_opt, 0.0)}
-        for k, sr_img in enumerate(sr_imgs):
-            if save_img:
+        if save_img:
+            for k, sr_img in enumerate(sr_imgs):
                 imwrite(sr_img, self._visualization_path(dataset_name, img_name, current_iter, k))
-            for name, metric_opt in metrics_opt.items():
-                record[name] += calculate_metric({**metric_data, 'img': sr_img}, metric_opt) / num_samples
-        if num_samples > 1:
-            record['sigma'] = float(np.stack(sr_imgs).astype(np.float64).std(axis=0).mean())
+        record = {'index': index, 'image': img_name,
+                  **score_samples(sr_imgs, metrics_opt, hr_img, tensor2img(self.lq))}
         return record
 
     def _write_metrics(self, dataset_name, records, columns, protocol, num_samples, seed):
