@@ -97,6 +97,13 @@ def test_sampling_is_seeded_and_handles_lr_sizes_the_unet_cannot_halve(tmp_path,
     assert not torch.equal(first, model.sample(lq, torch.Generator().manual_seed(4)))
 
 
+def test_images_smaller_than_the_unet_needs_are_padded_and_cropped_back(tmp_path, encoder_path):
+    model = make_model(tmp_path, encoder_path, network_g__dim_mults=[1, 2, 2, 4])  # coarsest level: HR / 8
+    for lr_size in ((1, 1), (1, 3), (3, 2)):
+        sr = model.sample(torch.rand(1, 3, *lr_size), torch.Generator().manual_seed(0))
+        assert sr.shape == (1, 3, lr_size[0] * 4, lr_size[1] * 4) and sr.isfinite().all()
+
+
 def test_save_writes_unet_encoder_and_state_and_the_folder_alone_reloads(tmp_path, encoder_path):
     model = make_model(tmp_path, encoder_path)
     model.feed_data(batch())

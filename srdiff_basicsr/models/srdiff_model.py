@@ -199,9 +199,11 @@ class SRDiffModel(SRModel):
         bare = self.get_bare_model(module)
         scale = self.opt['scale']
         h, w = lq.shape[-2:]
-        # the U-Net halves the HR size len(dim_mults) - 1 times: pad the LR so the HR divides
+        # the U-Net halves the HR size len(dim_mults) - 1 times: pad the LR so the HR divides, and so
+        # that its coarsest level keeps the 2 pixels its reflection padding needs (tiny images)
         multiple = bare.divisor // math.gcd(bare.divisor, scale)
-        pad_h, pad_w = (-h) % multiple, (-w) % multiple
+        min_lr = -(-2 * bare.divisor // scale)
+        pad_h, pad_w = (max(n, min_lr) + (-max(n, min_lr)) % multiple - n for n in (h, w))
         if pad_h or pad_w:
             lq = F.pad(lq, (0, pad_w, 0, pad_h), mode='replicate')
         lr_up = imresize(lq, scale)
