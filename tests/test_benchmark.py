@@ -58,7 +58,7 @@ def test_benchmark_writes_table_per_image_metrics_and_grids(setup):
     report = (out / 'report.md').read_text()
     assert '- protocol: paper (RGB, no border crop) for PSNR and SSIM' in report
     assert '| Method | PSNR (dB) ↑ | SSIM ↑ | LPIPS ↓ | LR-PSNR (dB) ↑ | sigma | s / image |' in report
-    for method in ('Bicubic', 'RRDB (L1 encoder)', 'SRDiff (10 steps)', 'Other RRDBNet'):
+    for method in ('Bicubic', 'RRDB (L1 encoder)', 'SRDiff (DDPM, 10 steps)', 'Other RRDBNet'):
         assert re.search(rf'^\| {re.escape(method)} \|', report, re.M), method
 
     rows = read_rows(out / 'metrics_tiny_test.csv')

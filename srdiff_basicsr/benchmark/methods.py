@@ -11,6 +11,7 @@ from basicsr.models import build_model
 from basicsr.utils.options import ordered_yaml
 
 from srdiff_basicsr.models import OptionsError
+from srdiff_basicsr.models.options import describe_sampler
 from srdiff_basicsr.ops.resize import imresize
 
 
@@ -85,7 +86,8 @@ class SRDiff(Method):
     stochastic = True
 
     def __init__(self, srdiff_model, num_samples, seed, name=None):
-        super().__init__(name or f'SRDiff ({srdiff_model.diffusion.num_timesteps} steps)')
+        sampler = describe_sampler(srdiff_model.sampler_opt, srdiff_model.diffusion.num_timesteps)
+        super().__init__(name or f'SRDiff ({sampler})')
         self.model, self.num_samples, self.seed = srdiff_model, num_samples, seed
 
     def super_resolve(self, lq, index):
