@@ -12,6 +12,7 @@ import subprocess
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from basicsr.utils.dist_util import get_dist_info
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 
@@ -63,15 +64,9 @@ def model_to_device(self, net):
     return net
 
 
-def rank_and_world_size():
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def gather_to_all(items):
     """The concatenation of every rank's list, in rank order (the list itself in one process)."""
-    _, world_size = rank_and_world_size()
+    _, world_size = get_dist_info()
     if world_size == 1:
         return list(items)
     gathered = [None] * world_size

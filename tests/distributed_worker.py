@@ -12,14 +12,15 @@ import torch
 
 import srdiff_basicsr  # noqa: F401  (registration, BasicSR fixes)
 from basicsr.models import build_model
+from basicsr.utils.dist_util import get_dist_info
 
-from srdiff_basicsr.distributed import init_dist, rank_and_world_size
+from srdiff_basicsr.distributed import init_dist
 from tests.conftest import srdiff_options
 
 
 def main(out_dir, encoder_path, mode):
     init_dist('pytorch')
-    rank, world_size = rank_and_world_size()
+    rank, world_size = get_dist_info()
     opt = srdiff_options('dist_unit', None, None, encoder_path, timesteps=10)
     opt.pop('datasets')
     opt.update(is_train=True, dist=mode == 'sync', rank=rank, world_size=world_size)

@@ -6,6 +6,7 @@ import torch
 from basicsr.archs import build_network
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger, imwrite, tensor2img
+from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn import functional as F
 from torch.utils.data import default_collate
@@ -16,7 +17,7 @@ from srdiff_basicsr.diffusion.noise import randn
 from srdiff_basicsr.diffusion.samplers import run_sampler
 from srdiff_basicsr.diffusion.tiling import TiledDenoiser, TileError, check_tile_options
 from srdiff_basicsr.diffusion.schedule import GaussianDiffusion
-from srdiff_basicsr.distributed import gather_to_all, rank_and_world_size
+from srdiff_basicsr.distributed import gather_to_all
 from srdiff_basicsr.models.evaluation import (apply_protocol, describe_protocol, score_samples, write_metrics_csv,
                                               write_summary)
 from srdiff_basicsr.models.options import (DIFFUSION_DEFAULTS, OptionsError, check_options, check_sampler_options,
@@ -254,7 +255,7 @@ class SRDiffModel(SRModel):
                        for name, opt in metrics_opt.items()}  # LPIPS on the model's device unless told
         num_samples = val_opt.get('num_samples', 1)
         seed = val_opt.get('seed', self.opt.get('manual_seed'))
-        rank, world_size = rank_and_world_size()
+        rank, world_size = get_dist_info()
         indices = range(rank, len(dataset), world_size)
         pbar = tqdm(total=len(indices), unit='image') if val_opt.get('pbar', False) and rank == 0 else None
         records = []
