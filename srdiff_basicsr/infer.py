@@ -88,7 +88,8 @@ def super_resolve(model, batch, args):
     each image's noise comes from its own generator seeded with --seed, so batching changes nothing."""
     lq = torch.cat([image.rgb.expand(len(outputs), -1, -1, -1) for _, image, outputs in batch]).to(model.device)
     generators = [(torch.Generator(model.device).manual_seed(args.seed), len(outputs)) for _, _, outputs in batch]
-    steps = model.sampler_opt.get('steps', model.diffusion.num_timesteps) if args.sampler != 'ode' else None
+    kind = model.sampler_opt['type']
+    steps = None if kind == 'ode' else model.sampler_opt.get('steps', model.diffusion.num_timesteps)
     names = ', '.join(osp.basename(path) for path, _, _ in batch)
     with tqdm(total=steps, unit='step', desc=names, leave=False) as bar:
         model.step_callback = lambda nfe: bar.update(1)
