@@ -4,8 +4,11 @@ BasicSR 1.4.2 assumes CUDA in its launcher and DDP wrapping: ``init_dist`` calls
 ``torch.cuda.set_device(rank % torch.cuda.device_count())`` (ZeroDivisionError without a GPU) and
 defaults to nccl, and ``BaseModel.model_to_device`` passes ``device_ids=[torch.cuda.current_device()]``.
 The replacements below pick gloo and no device ids on CPU and keep BasicSR's behaviour on GPUs,
-except that the GPU is chosen by ``LOCAL_RANK`` (torchrun, multi-node) when it is set.
+except that the GPU is chosen by ``LOCAL_RANK`` (torchrun, multi-node) when it is set, and the
+process group is destroyed at exit: BasicSR leaves it to the interpreter's teardown, where gloo's worker
+threads can abort a finished process ("terminate called without an active exception", SIGABRT).
 """
+import atexit
 import os
 import subprocess
 
@@ -36,6 +39,12 @@ def init_dist(launcher, backend=None, port=None, **kwargs):
         local_rank = int(os.environ.get('LOCAL_RANK', os.environ['RANK']))
         torch.cuda.set_device(local_rank % torch.cuda.device_count())
     dist.init_process_group(backend=backend or ('nccl' if torch.cuda.is_available() else 'gloo'), **kwargs)
+    atexit.register(_destroy_process_group)
+
+
+def _destroy_process_group():
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _environment_from_slurm(port):

@@ -103,3 +103,17 @@ def test_slurm_launcher_maps_slurm_variables_and_uses_gloo_on_cpu(tmp_path):
     result = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.stdout.split() == ['gloo', '(0,', '1)', '0', '0'], result.stderr[-2000:]
+
+
+def test_process_group_is_destroyed_before_interpreter_teardown(tmp_path):
+    # Left to the teardown, gloo's threads intermittently abort a finished rank (SIGABRT) under load.
+    # An atexit handler registered before init_dist runs after the launcher's own (last in, first out).
+    code = ('import atexit, srdiff_basicsr, torch.distributed as dist\n'
+            'from basicsr.utils.dist_util import init_dist\n'
+            'atexit.register(lambda: print("initialized at exit:", dist.is_initialized()))\n'
+            'init_dist("pytorch")\n'
+            'print("initialized:", dist.is_initialized())\n')
+    env = dict(os.environ, RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1', MASTER_PORT='0')
+    result = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.stdout.splitlines() == ['initialized: True', 'initialized at exit: False'], result.stderr[-2000:]
