@@ -129,10 +129,11 @@ def run_super_resolution(args):
                 tqdm.write(f'skipped: {error}', file=sys.stderr)
                 progress.update(1)
                 continue
-            group = pending.setdefault(tuple(image.rgb.shape[-2:]), [])
+            size = tuple(image.rgb.shape[-2:])
+            group = pending.setdefault(size, [])
             group.append((path, image, outputs))
             if len(group) == args.batch:
-                super_resolve(model, pending.pop(tuple(image.rgb.shape[-2:])), args)
+                super_resolve(model, pending.pop(size), args)
                 done += len(group)
                 progress.update(len(group))
         for group in pending.values():

@@ -300,9 +300,7 @@ class SRDiffModel(SRModel):
         if save_img:
             for k, sr_img in enumerate(sr_imgs):
                 imwrite(sr_img, self._visualization_path(dataset_name, img_name, current_iter, k))
-        record = {'index': index, 'image': img_name,
-                  **score_samples(sr_imgs, metrics_opt, hr_img, tensor2img(self.lq))}
-        return record
+        return {'index': index, 'image': img_name, **score_samples(sr_imgs, metrics_opt, hr_img, tensor2img(self.lq))}
 
     def _write_metrics(self, dataset_name, records, columns, protocol, num_samples, seed):
         results = self.opt['path']['results_root']
