@@ -27,14 +27,13 @@ from basicsr.metrics import calculate_metric
 from basicsr.utils import imwrite, mkdir_and_rename, tensor2img
 from srdiff_basicsr.benchmark.grid import comparison_grid
 from srdiff_basicsr.benchmark.methods import Bicubic, BasicSRModel, Encoder, SRDiff, build_basicsr_model
-from srdiff_basicsr.benchmark.scoring import paper_metrics
+from srdiff_basicsr.benchmark.scoring import METRIC_COLUMNS, paper_metrics
 from srdiff_basicsr.cli import USER_ERRORS
 from srdiff_basicsr.data import DatasetError
 from srdiff_basicsr.models import OptionsError
 from srdiff_basicsr.models.evaluation import describe_protocol, score_samples
 
-COLUMNS = [('psnr', 'PSNR (dB) ↑', '.2f'), ('ssim', 'SSIM ↑', '.4f'), ('lpips', 'LPIPS ↓', '.3f'),
-           ('lr_psnr', 'LR-PSNR (dB) ↑', '.2f'), ('sigma', 'sigma', '.2f'), ('seconds', 's / image', '.2f')]
+COLUMNS = [*METRIC_COLUMNS, ('seconds', 's / image', '.2f')]
 
 
 def parse_args(argv):

@@ -21,7 +21,7 @@ import torch
 from basicsr.utils import mkdir_and_rename, tensor2img
 
 import srdiff_basicsr  # noqa: F401  (registration)
-from srdiff_basicsr.benchmark.scoring import paper_metrics
+from srdiff_basicsr.benchmark.scoring import METRIC_COLUMNS, paper_metrics
 from srdiff_basicsr.inference.images import read_image
 from srdiff_basicsr.inference.model_loading import load_srdiff
 from srdiff_basicsr.models.evaluation import score_samples
@@ -105,14 +105,14 @@ def run_config(model, pairs, num_samples, seed, metrics):
     return {**means, 'nfe': model.nfe, 'seconds': seconds / len(pairs), 'peak_mib': peak}, firsts
 
 
-def table(results, metric_keys):
-    titles = {'psnr': 'PSNR (dB)', 'ssim': 'SSIM', 'lpips': 'LPIPS', 'lr_psnr': 'LR-PSNR (dB)', 'sigma': 'sigma'}
-    formats = {'psnr': '.2f', 'ssim': '.4f', 'lpips': '.3f', 'lr_psnr': '.2f', 'sigma': '.2f'}
-    lines = ['| sampler | NFE | s / image | peak MiB | ' + ' | '.join(titles[k] for k in metric_keys) + ' |',
-             '|---' * (4 + len(metric_keys)) + '|']
+def table(results):
+    """Rows (name, result) under the metric columns that the results have (LPIPS only with its weights)."""
+    columns = [(key, title, fmt) for key, title, fmt in METRIC_COLUMNS if key in results[0][1]]
+    lines = ['| sampler | NFE | s / image | peak MiB | ' + ' | '.join(title for _, title, _ in columns) + ' |',
+             '|---' * (4 + len(columns)) + '|']
     for name, r in results:
         lines.append(f"| {name} | {r['nfe']} | {r['seconds']:.2f} | {r['peak_mib']:.0f} | "
-                     + ' | '.join(format(r[k], formats[k]) for k in metric_keys) + ' |')
+                     + ' | '.join(format(r[key], fmt) for key, _, fmt in columns) + ' |')
     return lines
 
 
@@ -169,7 +169,6 @@ def main():
     reference = results[0][1]
     met = [name for name, r in results if r['nfe'] * 5 <= reference['nfe']
            and abs(r['psnr'] - reference['psnr']) <= 0.3 and abs(r['lr_psnr'] - reference['lr_psnr']) <= 1]
-    keys = [k for k in ('psnr', 'ssim', 'lpips', 'lr_psnr', 'sigma') if k in results[0][1]]
     device = (torch.cuda.get_device_name() if args.device.startswith('cuda')
               else f'CPU ({torch.get_num_threads()} threads)')
     report = ['# Sampler benchmark', '',
@@ -181,7 +180,7 @@ def main():
               f'{"met by " + ", ".join(met) if met else "not met"}']
     if note:
         report.append(f'- {note}')
-    report += ['', *table(results, keys)]
+    report += ['', *table(results)]
 
     # tiled vs whole, same sampler and noise: how close the fused tiles are on images small enough for both
     check = {'type': 'ddim', 'steps': 20}
@@ -194,7 +193,7 @@ def main():
     mean_diff = np.mean([(a - b).abs().mean().item() for a, b in zip(whole, tiled_firsts)]) * 255
     report += ['', f"## Tiled ({args.tile}x{args.tile} tiles, overlap {args.tile_overlap}) vs whole image, "
                f"{describe_sampler(model.sampler_opt, 100)}", '',
-               *table([('whole image', dict(results)[check_name]), ('tiled', tiled)], keys), '',
+               *table([('whole image', dict(results)[check_name]), ('tiled', tiled)]), '',
                f'first samples, tiled vs whole: max |difference| {diff:.1f} / 255, mean {mean_diff:.2f} / 255']
     if args.large:
         report += large_image_runs(model, {'type': 'dpmpp_2m', 'steps': 10},

@@ -2,6 +2,10 @@
 from srdiff_basicsr.metrics.lpips_metric import lpips_network
 from srdiff_basicsr.models.evaluation import apply_protocol
 
+# (metric key, column title, number format) of the report tables, in the paper's order
+METRIC_COLUMNS = [('psnr', 'PSNR (dB) ↑', '.2f'), ('ssim', 'SSIM ↑', '.4f'), ('lpips', 'LPIPS ↓', '.3f'),
+                  ('lr_psnr', 'LR-PSNR (dB) ↑', '.2f'), ('sigma', 'sigma', '.2f')]
+
 
 def paper_metrics(scale, protocol='paper', lpips='alex', device='cpu', lpips_random_trunk=False):
     """(metric options, note): LPIPS is left out, with the reason in the note, when its weights are missing."""
@@ -16,4 +20,3 @@ def paper_metrics(scale, protocol='paper', lpips='alex', device='cpu', lpips_ran
         except FileNotFoundError as error:
             note = f'LPIPS left out: {error}'
     return apply_protocol(metrics, protocol, scale), note
-
