@@ -5,7 +5,6 @@ residuals, so they keep the coarse content of that latent and let the LR conditi
 """
 import torch
 
-from srdiff_basicsr.diffusion.samplers import ddpm_sample
 from srdiff_basicsr.ops.resize import imresize
 
 
@@ -20,16 +19,6 @@ def _check(model, lq, *hrs, t_bar):
     if any(size % divisor for size in hrs[0].shape[-2:]):
         raise ValueError(f'HR sizes must be multiples of {divisor} (the U-Net halves them), '
                          f'got {tuple(hrs[0].shape[-2:])}')
-
-
-@torch.no_grad()
-def _reverse_from(model, lq, x_t, t_bar, generator):
-    net = model.net_g_ema if hasattr(model, 'net_g_ema') else model.net_g
-    net.eval()
-    cond = model.get_bare_model(net).project_condition(model.net_encoder.features(lq))
-    x0 = ddpm_sample(lambda x, t: net(x, t, cond), model.diffusion, x_t, generator=generator,
-                     clip_x0=model.diffusion_opt['clip_x0'], t_start=t_bar)
-    return model.image_from_residual(x0, imresize(lq, model.opt['scale']))
 
 
 def _diffuse(model, x0, t_bar, noise):
@@ -47,7 +36,7 @@ def latent_interpolation(model, lq, hr_a, hr_b, lam, t_bar=50, generator=None):
     noise = torch.randn(hr_a.shape, generator=generator, device=hr_a.device, dtype=hr_a.dtype)
     x_a = _diffuse(model, model.residual(hr_a, lr_up), t_bar, noise)
     x_b = _diffuse(model, model.residual(hr_b, lr_up), t_bar, noise)
-    return _reverse_from(model, lq, lam * x_a + (1 - lam) * x_b, t_bar, generator)
+    return model.sample(lq, generator, start=(lam * x_a + (1 - lam) * x_b, t_bar))
 
 
 @torch.no_grad()
@@ -59,6 +48,5 @@ def content_fusion(model, lq_b, hr_b, hr_a, mask, t_bar=50, generator=None):
     lr_up = imresize(lq_b, model.opt['scale'])
     pasted = mask * hr_a + (1 - mask) * hr_b
     noise = torch.randn(hr_b.shape, generator=generator, device=hr_b.device, dtype=hr_b.dtype)
-    result = _reverse_from(model, lq_b, _diffuse(model, model.residual(pasted, lr_up), t_bar, noise), t_bar,
-                           generator)
+    result = model.sample(lq_b, generator, start=(_diffuse(model, model.residual(pasted, lr_up), t_bar, noise), t_bar))
     return mask * result + (1 - mask) * hr_b

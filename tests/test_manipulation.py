@@ -68,6 +68,18 @@ def test_fusion_pastes_the_denoised_region_and_keeps_the_rest(model):
     assert torch.allclose(result, pasted, atol=1e-4)
 
 
+def test_manipulations_sample_as_the_model_is_set_to_execute(model, monkeypatch):
+    # --precision/--channels-last/--compile of the subcommands reach the network (they were ignored once)
+    compiled = []
+    monkeypatch.setattr(torch, 'compile', lambda net: compiled.append(net) or net)
+    model.set_execution(compile=True)
+    lq = torch.rand(1, 3, 4, 4)
+    hr_a, hr_b = near(imresize(lq, 4))
+    model.net_g.x0 = torch.zeros_like(hr_a)
+    latent_interpolation(model, lq, hr_a, hr_b, 0.5, 5)
+    assert compiled == [model.net_g] and model.nfe == 6  # steps 5 .. 0
+
+
 def test_bad_sizes_and_steps_are_errors(model):
     lq = torch.rand(1, 3, 4, 4)
     with pytest.raises(ValueError, match='not scale 4 x the LR'):

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from srdiff_basicsr.data import DatasetError
 from srdiff_basicsr.diffusion.noise import randn
-from srdiff_basicsr.diffusion.samplers import run_sampler
+from srdiff_basicsr.diffusion.samplers import ddpm_sample, run_sampler
 from srdiff_basicsr.diffusion.tiling import TiledDenoiser, TileError, check_tile_options
 from srdiff_basicsr.diffusion.schedule import GaussianDiffusion
 from srdiff_basicsr.distributed import gather_to_all
@@ -189,9 +189,11 @@ class SRDiffModel(SRModel):
         return net, run
 
     @torch.no_grad()
-    def sample(self, lq, generator=None):
+    def sample(self, lq, generator=None, start=None):
         """SR images in [0, 1] for an LR batch in [0, 1] of any size, by the sampler, tiling and colour
         fix of ``set_sampling`` (from ``val``: the 100-step DDPM, whole image, no fix by default).
+        ``start`` = (x_t, t) continues the paper's DDPM from the residual latent x_t at step t instead
+        (the manipulations of ``srdiff_basicsr.manipulation``).
         The number of network evaluations is left in ``self.nfe``; ``self.step_callback(nfe)``, when
         set, is called before each."""
         module, net = self._sampling_network()
@@ -225,8 +227,14 @@ class SRDiffModel(SRModel):
                     self.step_callback(self.nfe)
                 return denoise(x_t, t).to(x_t.dtype)  # the sampler's state stays in full precision
 
-            x_T = randn(lr_up.shape, generator, lr_up.device, lr_up.dtype)
-            x0 = run_sampler(self.sampler_opt, counted, self.diffusion, x_T, generator, self.diffusion_opt['clip_x0'])
+            clip_x0 = self.diffusion_opt['clip_x0']
+            if start is None:
+                x_T = randn(lr_up.shape, generator, lr_up.device, lr_up.dtype)
+                x0 = run_sampler(self.sampler_opt, counted, self.diffusion, x_T, generator, clip_x0)
+            else:
+                x_t, t_start = start
+                x_t = F.pad(x_t, (0, pad_w * scale, 0, pad_h * scale), mode='replicate')
+                x0 = ddpm_sample(counted, self.diffusion, x_t, generator=generator, clip_x0=clip_x0, t_start=t_start)
         module.train(was_training)
         crop = (..., slice(0, h * scale), slice(0, w * scale))
         return colour_fix(self.image_from_residual(x0, lr_up)[crop], lr_up[crop].clamp(0, 1), self.colour_fix)
