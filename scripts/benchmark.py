@@ -29,8 +29,7 @@ from srdiff_basicsr.benchmark.grid import comparison_grid
 from srdiff_basicsr.benchmark.methods import Bicubic, BasicSRModel, Encoder, SRDiff, build_basicsr_model
 from srdiff_basicsr.benchmark.scoring import METRIC_COLUMNS, paper_metrics
 from srdiff_basicsr.cli import USER_ERRORS
-from srdiff_basicsr.data import DatasetError
-from srdiff_basicsr.models import OptionsError
+from srdiff_basicsr.errors import DatasetError, OptionsError
 from srdiff_basicsr.models.evaluation import describe_protocol, score_samples
 
 COLUMNS = [*METRIC_COLUMNS, ('seconds', 's / image', '.2f')]
@@ -70,7 +69,8 @@ def build_methods(args):
     val_opt = opt.get('val') or {}
     num_samples = args.num_samples or val_opt.get('num_samples', 1)
     seed = args.seed if args.seed is not None else val_opt.get('seed', opt.get('manual_seed', 0))
-    methods = [Bicubic(opt['scale']), Encoder(srdiff_model), SRDiff(srdiff_model, num_samples, seed)]
+    pipe = srdiff_model.pipeline
+    methods = [Bicubic(opt['scale']), Encoder(pipe), SRDiff(pipe, num_samples, seed)]
     for entry in args.model:
         name, options_path = entry.split('=', 1)
         model, model_opt = build_basicsr_model(options_path, args.device)

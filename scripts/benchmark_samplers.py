@@ -22,11 +22,11 @@ from basicsr.utils import mkdir_and_rename, tensor2img
 
 import srdiff_basicsr  # noqa: F401  (registration)
 from srdiff_basicsr.benchmark.scoring import METRIC_COLUMNS, paper_metrics
+from srdiff_basicsr.diffusion.samplers import describe_sampler, sampler_options
 from srdiff_basicsr.inference.images import read_image
-from srdiff_basicsr.inference.model_loading import load_srdiff
 from srdiff_basicsr.models.evaluation import score_samples
-from srdiff_basicsr.models.options import describe_sampler
 from srdiff_basicsr.ops.resize import imresize_uint8
+from srdiff_basicsr.pipeline import SRDiffPipeline
 
 CONFIGS = [{'type': 'ddpm'},
            {'type': 'ddim', 'steps': 20, 'eta': 1.0}, {'type': 'ddim', 'steps': 10, 'eta': 1.0},
@@ -85,15 +85,14 @@ def load_pairs(lr_dir, hr_dir):
     return pairs
 
 
-def run_config(model, pairs, num_samples, seed, metrics):
+def run_config(pipe, pairs, num_samples, seed, metrics):
     """Mean scores over images, NFE per sample, seconds per image, peak MiB; and the first samples."""
     rows, seconds, peak, firsts = [], 0.0, 0.0, []
     for index, (name, lq, hr_img) in enumerate(pairs):
-        lq = lq.to(model.device)
-        generator = torch.Generator(model.device).manual_seed(seed + index)
-        with PeakMemory(model.device) as memory:
+        lq = lq.to(pipe.device)
+        with PeakMemory(pipe.device) as memory:
             start = time.perf_counter()
-            samples = model.sample(lq.expand(num_samples, -1, -1, -1), generator)
+            samples = pipe(lq.expand(num_samples, -1, -1, -1), seed=seed + index)
             if samples.is_cuda:
                 torch.cuda.synchronize()
             seconds += time.perf_counter() - start
@@ -102,7 +101,7 @@ def run_config(model, pairs, num_samples, seed, metrics):
         firsts.append(samples[:1].cpu())
         rows.append(score_samples(imgs, metrics, hr_img, tensor2img(lq)))
     means = {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
-    return {**means, 'nfe': model.nfe, 'seconds': seconds / len(pairs), 'peak_mib': peak}, firsts
+    return {**means, 'nfe': pipe.nfe, 'seconds': seconds / len(pairs), 'peak_mib': peak}, firsts
 
 
 def table(results):
@@ -116,19 +115,19 @@ def table(results):
     return lines
 
 
-def large_image_runs(model, sampler, tile, out):
+def large_image_runs(pipe, sampler, tile, out):
     """A 2040x1356 output from a 510x339 LR (a scikit-image photograph), whole and tiled."""
     from skimage import data
     hr = cv2.resize(data.coffee(), (2040, 1356), interpolation=cv2.INTER_CUBIC)
-    lq = torch.from_numpy(imresize_uint8(hr, 1 / 4)).permute(2, 0, 1)[None].float().div(255).to(model.device)
-    lines = ['', f'## Large image: 2040x1356 output (x4 from 510x339), {describe_sampler(sampler, 100)}', '',
+    lq = torch.from_numpy(imresize_uint8(hr, 1 / 4)).permute(2, 0, 1)[None].float().div(255).to(pipe.device)
+    lines = ['', f'## Large image: 2040x1356 output (x4 from 510x339), {describe_sampler(sampler_options(sampler, pipe.schedule.num_timesteps), pipe.schedule.num_timesteps)}', '',
              '| mode | s | peak MiB above the model |', '|---|---|---|']
     outputs = {}
     for mode, tile_opt in (('whole image', None), (f"tiles {tile['size']}, overlap {tile['overlap']}", tile)):
-        model.set_sampling(sampler, tile_opt)
-        with PeakMemory(model.device) as memory:
+        pipe.set_sampling(sampler, tile_opt)
+        with PeakMemory(pipe.device) as memory:
             start = time.perf_counter()
-            outputs[mode] = model.sample(lq, torch.Generator(model.device).manual_seed(0)).cpu()
+            outputs[mode] = pipe(lq, seed=0).cpu()
             seconds = time.perf_counter() - start
         lines.append(f'| {mode} | {seconds:.1f} | {memory.mib:.0f} |')
         print(lines[-1], flush=True)
@@ -154,15 +153,15 @@ def main():
     parser.add_argument('--out', default='results/benchmark_samplers')
     args = parser.parse_args()
 
-    model = load_srdiff(args.model, args.device)
+    pipe = SRDiffPipeline.from_pretrained(args.model, device=args.device)
     pairs = load_pairs(args.lr_dir, args.hr_dir)
-    metrics, note = paper_metrics(model.opt['scale'], 'paper', 'alex', args.device)
+    metrics, note = paper_metrics(pipe.scale, 'paper', 'alex', args.device)
     mkdir_and_rename(args.out)
     results, firsts = [], {}
     for config in CONFIGS:
-        model.set_sampling(config)
-        name = describe_sampler(model.sampler_opt, model.diffusion.num_timesteps)
-        result, firsts[name] = run_config(model, pairs, args.num_samples, args.seed, metrics)
+        pipe.set_sampling(config)
+        name = pipe.describe()
+        result, firsts[name] = run_config(pipe, pairs, args.num_samples, args.seed, metrics)
         results.append((name, result))
         print(f"{name}: NFE {result['nfe']}, {result['seconds']:.2f} s/image, PSNR {result['psnr']:.2f}, "
               f"LR-PSNR {result['lr_psnr']:.2f}", flush=True)
@@ -185,18 +184,18 @@ def main():
     # tiled vs whole, same sampler and noise: how close the fused tiles are on images small enough for both
     check = {'type': 'ddim', 'steps': 20}
     tile = {'size': args.tile, 'overlap': args.tile_overlap, 'batch': 4}
-    model.set_sampling(check, tile)
-    tiled, tiled_firsts = run_config(model, pairs, args.num_samples, args.seed, metrics)
-    check_name = describe_sampler(dict(check, eta=0.0), model.diffusion.num_timesteps)
+    pipe.set_sampling(check, tile)
+    tiled, tiled_firsts = run_config(pipe, pairs, args.num_samples, args.seed, metrics)
+    check_name = pipe.describe()
     whole = firsts[check_name]
     diff = max((a - b).abs().max().item() for a, b in zip(whole, tiled_firsts)) * 255
     mean_diff = np.mean([(a - b).abs().mean().item() for a, b in zip(whole, tiled_firsts)]) * 255
     report += ['', f"## Tiled ({args.tile}x{args.tile} tiles, overlap {args.tile_overlap}) vs whole image, "
-               f"{describe_sampler(model.sampler_opt, 100)}", '',
+               f"{check_name}", '',
                *table([('whole image', dict(results)[check_name]), ('tiled', tiled)]), '',
                f'first samples, tiled vs whole: max |difference| {diff:.1f} / 255, mean {mean_diff:.2f} / 255']
     if args.large:
-        report += large_image_runs(model, {'type': 'dpmpp_2m', 'steps': 10},
+        report += large_image_runs(pipe, {'type': 'dpmpp_2m', 'steps': 10},
                                    {'size': args.large_tile, 'overlap': 64, 'batch': 1}, args.out)
     text = '\n'.join(report) + '\n'
     with open(osp.join(args.out, 'report.md'), 'w') as f:

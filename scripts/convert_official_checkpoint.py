@@ -5,6 +5,9 @@ into this project's BasicSR-format weights:
     OUT/net_encoder_official.pth  {'params': SRDiffRRDBNet weights}
     OUT/network_options.yml       network_g / network_encoder / diffusion options read off the weights
 
+(``--format safetensors``: ``net_g_official.safetensors`` and ``net_encoder_official.safetensors``, flat
+state dicts, instead of the ``.pth`` files.)
+
 Point an options file at them with path.pretrain_network_g and path.pretrain_network_encoder
 (see options/test_srdiff_celeba.yml), then test with python -m srdiff_basicsr.test.
 
@@ -16,10 +19,10 @@ import os
 import sys
 from os import path as osp
 
-import torch
 import yaml
 
 from srdiff_basicsr.official import convert_official_state_dict, load_official_checkpoint
+from srdiff_basicsr.weights import write_state_dict
 
 
 def main():
@@ -28,6 +31,8 @@ def main():
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument('--allow-pickle', action='store_true',
                         help='load with full unpickling (only for files you trust) if the safe loader refuses')
+    parser.add_argument('--format', choices=['pth', 'safetensors'], default='pth',
+                        help="pth: BasicSR's {'params': state_dict}; safetensors: the flat state dict")
     parser.add_argument('--force', action='store_true', help='overwrite existing output files')
     args = parser.parse_args()
 
@@ -38,14 +43,14 @@ def main():
         print(f'error: {error}', file=sys.stderr)
         sys.exit(2)
 
-    outputs = {'net_g_official.pth': unet_sd, 'net_encoder_official.pth': encoder_sd}
+    outputs = {f'net_g_official.{args.format}': unet_sd, f'net_encoder_official.{args.format}': encoder_sd}
     existing = [name for name in [*outputs, 'network_options.yml'] if osp.exists(osp.join(args.out, name))]
     if existing and not args.force:
         print(f'error: {", ".join(existing)} already in {args.out}; pass --force to overwrite', file=sys.stderr)
         sys.exit(2)
     os.makedirs(args.out, exist_ok=True)
     for name, state_dict in outputs.items():
-        torch.save({'params': {k: v.contiguous() for k, v in state_dict.items()}}, osp.join(args.out, name))
+        write_state_dict(state_dict, osp.join(args.out, name))
     with open(osp.join(args.out, 'network_options.yml'), 'w') as f:
         yaml.safe_dump(options, f, sort_keys=False, default_flow_style=None)
     print(yaml.safe_dump(options, sort_keys=False, default_flow_style=None))

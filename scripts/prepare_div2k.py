@@ -24,7 +24,7 @@ from basicsr.data.transforms import mod_crop
 from PIL import Image
 from tqdm import tqdm
 
-from srdiff_basicsr.data.checked_paired_dataset import IMAGE_EXTENSIONS
+from srdiff_basicsr.files import IMAGE_EXTENSIONS
 from srdiff_basicsr.data.preparation import pack_split_lmdbs, report, write_png
 from srdiff_basicsr.ops.resize import imresize_uint8
 

@@ -2,12 +2,7 @@
 import os
 import sys
 
-from srdiff_basicsr.data import DatasetError
-from srdiff_basicsr.distributed import LauncherError
-from srdiff_basicsr.models import OptionsError
-from srdiff_basicsr.models.weights import WeightsError
-
-USER_ERRORS = (OptionsError, DatasetError, WeightsError, LauncherError, FileNotFoundError)
+from srdiff_basicsr.errors import USER_ERRORS
 
 
 def run_pipeline(pipeline):

@@ -10,6 +10,8 @@ import os
 import sys
 from os import path as osp
 
+from srdiff_basicsr.files import atomic_write
+
 
 def before_basicsr_import():
     """torchvision >= 0.17 removed ``torchvision.transforms.functional_tensor``, which
@@ -139,7 +141,7 @@ def _network_files_exist(opt, resume_iter):
 
 @contextlib.contextmanager
 def atomic_torch_save():
-    """Within the block, ``torch.save(obj, path)`` writes ``path.tmp`` and renames it into place,
+    """Within the block, ``torch.save(obj, path)`` writes a temporary file and renames it into place,
     so a run killed while saving never leaves a half-written checkpoint under the real name."""
     import torch
     original = torch.save
@@ -147,13 +149,8 @@ def atomic_torch_save():
     def save(obj, f, *args, **kwargs):
         if not isinstance(f, (str, os.PathLike)):
             return original(obj, f, *args, **kwargs)
-        tmp = f'{os.fspath(f)}.tmp'
-        try:
+        with atomic_write(f) as tmp:
             original(obj, tmp, *args, **kwargs)
-            os.replace(tmp, f)
-        finally:
-            if osp.exists(tmp):
-                os.remove(tmp)
 
     torch.save = save
     try:

@@ -18,9 +18,7 @@ import torch.multiprocessing as mp
 from basicsr.utils.dist_util import get_dist_info
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
-
-class LauncherError(RuntimeError):
-    """A launcher was named but the environment it sets up is missing."""
+from srdiff_basicsr.errors import LauncherError
 
 
 def init_dist(launcher, backend=None, port=None, **kwargs):

@@ -1,52 +1,53 @@
-"""The SRDiff paper's image manipulations (section 5.4), on a trained SRDiffModel.
+"""The SRDiff paper's image manipulations (section 5.4), on a sampling pipeline.
 
 Both start the reverse process at an intermediate step t_bar from a latent made of diffused HR
 residuals, so they keep the coarse content of that latent and let the LR condition decide the rest.
+They sample with the pipeline's sampler from t_bar (the paper: DDPM).
 """
 import torch
 
 from srdiff_basicsr.ops.resize import imresize
 
 
-def _check(model, lq, *hrs, t_bar):
-    scale = model.opt['scale']
+def _check(pipe, lq, *hrs, t_bar):
+    scale = pipe.scale
     for hr in hrs:
         if hr.shape[-2:] != (lq.shape[-2] * scale, lq.shape[-1] * scale):
             raise ValueError(f'HR image {tuple(hr.shape[-2:])} is not scale {scale} x the LR {tuple(lq.shape[-2:])}')
-    if not 0 <= t_bar < model.diffusion.num_timesteps:
-        raise ValueError(f't_bar must be from 0 to {model.diffusion.num_timesteps - 1}, got {t_bar}')
-    divisor = model.get_bare_model(model.net_g).divisor
+    if not 0 <= t_bar < pipe.schedule.num_timesteps:
+        raise ValueError(f't_bar must be from 0 to {pipe.schedule.num_timesteps - 1}, got {t_bar}')
+    divisor = pipe.unet.divisor
     if any(size % divisor for size in hrs[0].shape[-2:]):
         raise ValueError(f'HR sizes must be multiples of {divisor} (the U-Net halves them), '
                          f'got {tuple(hrs[0].shape[-2:])}')
 
 
-def _diffuse(model, x0, t_bar, noise):
+def _diffuse(pipe, x0, t_bar, noise):
     t = torch.full((x0.shape[0], ), t_bar, device=x0.device, dtype=torch.long)
-    return model.diffusion.q_sample(x0, t, noise)
+    return pipe.schedule.q_sample(x0, t, noise)
 
 
 @torch.no_grad()
-def latent_interpolation(model, lq, hr_a, hr_b, lam, t_bar=50, generator=None):
+def latent_interpolation(pipe, lq, hr_a, hr_b, lam, t_bar=50, generator=None):
     """SR of ``lq`` from lam * x_a + (1 - lam) * x_b, where x_a, x_b are the residuals of two HR images
     (e.g. two SR samples of lq) diffused to t_bar with one noise draw (so the mix stays a latent of
     step t_bar). lam = 1 follows A, 0 follows B. Images (1, 3, H, W) in [0, 1]."""
-    _check(model, lq, hr_a, hr_b, t_bar=t_bar)
-    lr_up = imresize(lq, model.opt['scale'])
+    _check(pipe, lq, hr_a, hr_b, t_bar=t_bar)
+    lr_up = imresize(lq, pipe.scale)
     noise = torch.randn(hr_a.shape, generator=generator, device=hr_a.device, dtype=hr_a.dtype)
-    x_a = _diffuse(model, model.residual(hr_a, lr_up), t_bar, noise)
-    x_b = _diffuse(model, model.residual(hr_b, lr_up), t_bar, noise)
-    return model.sample(lq, generator, start=(lam * x_a + (1 - lam) * x_b, t_bar))
+    x_a = _diffuse(pipe, pipe.residual(hr_a, lr_up), t_bar, noise)
+    x_b = _diffuse(pipe, pipe.residual(hr_b, lr_up), t_bar, noise)
+    return pipe(lq, generator=generator, start=(lam * x_a + (1 - lam) * x_b, t_bar))
 
 
 @torch.no_grad()
-def content_fusion(model, lq_b, hr_b, hr_a, mask, t_bar=50, generator=None):
+def content_fusion(pipe, lq_b, hr_b, hr_a, mask, t_bar=50, generator=None):
     """Region ``mask`` (1, 1, H, W, 1 inside) of HR image A pasted into B, its residual against B's lr_up
     diffused to t_bar and denoised conditioned on B's LR; the region of the result is pasted back into
     B. Small t_bar keeps more of A, large t_bar follows B."""
-    _check(model, lq_b, hr_b, hr_a, t_bar=t_bar)
-    lr_up = imresize(lq_b, model.opt['scale'])
+    _check(pipe, lq_b, hr_b, hr_a, t_bar=t_bar)
+    lr_up = imresize(lq_b, pipe.scale)
     pasted = mask * hr_a + (1 - mask) * hr_b
     noise = torch.randn(hr_b.shape, generator=generator, device=hr_b.device, dtype=hr_b.dtype)
-    result = model.sample(lq_b, generator, start=(_diffuse(model, model.residual(pasted, lr_up), t_bar, noise), t_bar))
+    result = pipe(lq_b, generator=generator, start=(_diffuse(pipe, pipe.residual(pasted, lr_up), t_bar, noise), t_bar))
     return mask * result + (1 - mask) * hr_b

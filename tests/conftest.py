@@ -126,3 +126,15 @@ def make_experiment(root, timesteps=100):
                                                    network_encoder=dict(TINY_ENCODER),
                                                    diffusion=dict(timesteps=timesteps)))
     return root
+
+
+def sample(sampler, network, schedule, x_T, generator=None, noises=None, clip_x0=True, t_start=None,
+           parametrization='eps', **options):
+    """x0 by the sampler table's ``sampler`` with a network (x_t, t) -> its prediction, as the pipeline runs it."""
+    from srdiff_basicsr.diffusion.noise import noise_source
+    from srdiff_basicsr.diffusion.parametrization import Denoiser
+    from srdiff_basicsr.diffusion.samplers import run_sampler, sampler_options
+
+    checked = sampler_options({'type': sampler, **options}, schedule.num_timesteps)
+    return run_sampler(checked, Denoiser(network, schedule, parametrization, clip_x0), schedule, x_T,
+                       noise_source(generator, noises), t_start)

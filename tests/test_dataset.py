@@ -3,7 +3,8 @@ import cv2
 import numpy as np
 import pytest
 
-from srdiff_basicsr.data import CheckedPairedImageDataset, DatasetError
+from srdiff_basicsr.data import CheckedPairedImageDataset
+from srdiff_basicsr.errors import DatasetError
 from tests.conftest import dataset_opt, make_pairs
 
 

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import torch
 
-from srdiff_basicsr.diffusion.samplers import ddpm_sample
-from srdiff_basicsr.diffusion.schedule import GaussianDiffusion, cosine_betas
+from srdiff_basicsr.diffusion.schedule import DiscreteSchedule, cosine_betas
+from tests.conftest import sample
 
 
 def test_cosine_schedule_has_the_papers_numbers():
@@ -20,7 +20,7 @@ def test_cosine_schedule_has_the_papers_numbers():
 
 
 def test_q_sample_and_predict_x0_invert_each_other():
-    diffusion = GaussianDiffusion(cosine_betas(100))
+    diffusion = DiscreteSchedule(cosine_betas(100))
     torch.manual_seed(0)
     x0, eps = torch.rand(4, 3, 8, 8) * 2 - 1, torch.randn(4, 3, 8, 8)
     t = torch.tensor([0, 10, 60, 98])
@@ -29,7 +29,7 @@ def test_q_sample_and_predict_x0_invert_each_other():
 
 
 def test_posterior_mean_is_the_gaussian_bayes_combination():
-    diffusion = GaussianDiffusion(cosine_betas(100))
+    diffusion = DiscreteSchedule(cosine_betas(100))
     t = torch.tensor([30])
     x0, x_t = torch.full((1, 1, 1, 1), 0.5), torch.full((1, 1, 1, 1), -0.2)
     ab, ab_prev, beta = (diffusion.alphas_cumprod[30].double(), diffusion.alphas_cumprod_prev[30].double(),
@@ -47,7 +47,7 @@ def test_posterior_mean_is_the_gaussian_bayes_combination():
 def test_ddpm_with_the_true_noise_recovers_x0_exactly():
     """A denoiser that knows x0 predicts the noise exactly; every step then keeps x_{t-1} on the
     posterior around the true x0, and the last step returns x0 itself."""
-    diffusion = GaussianDiffusion(cosine_betas(100))
+    diffusion = DiscreteSchedule(cosine_betas(100))
     torch.manual_seed(0)
     x0 = torch.rand(2, 3, 8, 8) * 1.8 - 0.9
 
@@ -56,17 +56,17 @@ def test_ddpm_with_the_true_noise_recovers_x0_exactly():
         return ((x_t.double() - ab.sqrt() * x0.double()) / (1 - ab).sqrt()).float()
 
     calls = []
-    out = ddpm_sample(true_eps, diffusion, torch.randn_like(x0), generator=torch.Generator().manual_seed(1),
-                      callback=lambda t, x0_pred: calls.append(t))
+    out = sample('ddpm', lambda x_t, t: calls.append(t[0].item()) or true_eps(x_t, t), diffusion,
+                 torch.randn_like(x0), generator=torch.Generator().manual_seed(1))
     assert calls == list(range(99, -1, -1))
     assert (out - x0).abs().max() < 1e-4
 
 
 def test_ddpm_is_reproducible_with_a_seeded_generator():
-    diffusion = GaussianDiffusion(cosine_betas(10))
+    diffusion = DiscreteSchedule(cosine_betas(10))
     zero = lambda x_t, t: torch.zeros_like(x_t)  # noqa: E731
-    runs = [ddpm_sample(zero, diffusion, torch.ones(1, 3, 4, 4), generator=torch.Generator().manual_seed(5))
+    runs = [sample('ddpm', zero, diffusion, torch.ones(1, 3, 4, 4), generator=torch.Generator().manual_seed(5))
             for _ in range(2)]
     assert torch.equal(runs[0], runs[1])
-    other = ddpm_sample(zero, diffusion, torch.ones(1, 3, 4, 4), generator=torch.Generator().manual_seed(6))
+    other = sample('ddpm', zero, diffusion, torch.ones(1, 3, 4, 4), generator=torch.Generator().manual_seed(6))
     assert not torch.equal(runs[0], other)

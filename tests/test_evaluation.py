@@ -2,7 +2,7 @@
 import pytest
 from basicsr.metrics import calculate_metric, calculate_psnr, calculate_ssim
 
-from srdiff_basicsr.models import OptionsError
+from srdiff_basicsr.errors import OptionsError
 from srdiff_basicsr.models.evaluation import apply_protocol, describe_protocol
 from srdiff_basicsr.ops.resize import imresize_uint8
 from tests.conftest import photo_crops

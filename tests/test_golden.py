@@ -3,10 +3,9 @@ import pytest
 import torch
 from basicsr.archs import build_network
 
-from srdiff_basicsr.diffusion.fast_samplers import ddim_sample
-from srdiff_basicsr.diffusion.samplers import ddpm_sample
-from srdiff_basicsr.diffusion.schedule import GaussianDiffusion
+from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
 from srdiff_basicsr.official import convert_official_state_dict
+from tests.conftest import sample
 
 TOL = 1e-4
 
@@ -16,7 +15,7 @@ def build(case):
     unet, encoder = build_network(options['network_g']), build_network(options['network_encoder'])
     unet.load_state_dict(unet_sd)
     encoder.load_state_dict(encoder_sd)
-    return unet.eval(), encoder.eval(), GaussianDiffusion.from_options(**options['diffusion'])
+    return unet.eval(), encoder.eval(), DiscreteSchedule.from_options(**options['diffusion'])
 
 
 def max_diff(a, b):
@@ -47,8 +46,13 @@ def test_converted_checkpoint_matches_official_outputs(golden, scale):
         assert abs(loss.item() - case['loss'].item()) < TOL
 
         x0_preds = []
-        x0 = ddpm_sample(lambda x, t: unet(x, t, cond), diffusion, case['x_T'], noises=case['step_noises'],
-                         callback=lambda t, x0_pred: x0_preds.append(x0_pred))
+
+        def recording(x, t):  # the x0 the sampler gets from this eps, as the official p_sample clamps it
+            eps = unet(x, t, cond)
+            x0_preds.append(diffusion.predict_x0(x, t, eps).clamp(-1, 1))
+            return eps
+
+        x0 = sample('ddpm', recording, diffusion, case['x_T'], noises=case['step_noises'])
         assert len(x0_preds) == config['timesteps']
         assert max_diff(torch.stack(x0_preds), case['sample_x0_preds']) < TOL
         sr = x0.clamp(-1, 1) / config['res_rescale'] + case['img_lr_up']
@@ -58,7 +62,7 @@ def test_converted_checkpoint_matches_official_outputs(golden, scale):
 @pytest.mark.parametrize('scale', ['x4', 'x8'])
 def test_schedule_tables_match_official_buffers(golden, scale):
     official = golden[scale]['checkpoint']['state_dict']['model']
-    diffusion = GaussianDiffusion.from_options('cosine', golden[scale]['config']['timesteps'], 0.008)
+    diffusion = DiscreteSchedule.from_options('cosine', golden[scale]['config']['timesteps'], cosine_s=0.008)
     for name in ('betas', 'alphas_cumprod', 'alphas_cumprod_prev', 'sqrt_alphas_cumprod',
                  'sqrt_one_minus_alphas_cumprod', 'sqrt_recip_alphas_cumprod', 'sqrt_recipm1_alphas_cumprod',
                  'posterior_variance', 'posterior_log_variance_clipped', 'posterior_mean_coef1',
@@ -73,7 +77,7 @@ def test_ddim_with_eta_1_over_all_steps_reproduces_the_official_samples(golden, 
     unet, encoder, diffusion = build(case)
     with torch.no_grad():
         cond = unet.project_condition(encoder.features((case['img_lr'] + 1) / 2))
-    x0 = ddim_sample(lambda x, t: unet(x, t, cond), diffusion, case['x_T'], steps=case['config']['timesteps'],
-                     eta=1.0, noises=case['step_noises'])
+    x0 = sample('ddim', lambda x, t: unet(x, t, cond), diffusion, case['x_T'], noises=case['step_noises'],
+                steps=case['config']['timesteps'], eta=1.0)
     sr = x0 / case['config']['res_rescale'] + case['img_lr_up']
     assert max_diff(sr, case['sample_sr']) < TOL

@@ -3,10 +3,14 @@ import pytest
 import torch
 from torch import nn
 
+from basicsr.archs import build_network
+
+from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
 from srdiff_basicsr.inference.manipulation_cli import COMMANDS
 from srdiff_basicsr.manipulation import content_fusion, latent_interpolation
 from srdiff_basicsr.ops.resize import imresize
-from tests.test_model import encoder_path, make_model  # noqa: F401  (fixture)
+from srdiff_basicsr.pipeline import SRDiffPipeline
+from tests.conftest import TINY_ENCODER
 
 
 class KnowsX0(nn.Module):
@@ -25,16 +29,11 @@ class KnowsX0(nn.Module):
         return (x_t - a.sqrt() * self.x0) / (1 - a).sqrt()
 
 
-def images(model, lq, *hrs):
-    lr_up = imresize(lq, 4)
-    return lr_up, [model.residual(hr, lr_up) for hr in hrs]
-
-
 @pytest.fixture
-def model(tmp_path, encoder_path):  # noqa: F811
-    model = make_model(tmp_path, encoder_path, is_train=False)
-    model.net_g = KnowsX0(model.diffusion)
-    return model
+def model():
+    """A pipeline whose noise predictor knows x0 (10 steps, x4, the paper's DDPM)."""
+    schedule = DiscreteSchedule.from_options(timesteps=10)
+    return SRDiffPipeline(build_network(dict(TINY_ENCODER, scale=4)), KnowsX0(schedule), schedule, 4, device='cpu')
 
 
 def near(lr_up, n=2):
@@ -49,7 +48,7 @@ def test_interpolation_of_two_images_mixes_them(model, t_bar):
     lr_up = imresize(lq, 4)
     hr_a, hr_b = near(lr_up)
     for lam in (0.0, 0.3, 1.0):
-        model.net_g.x0 = lam * model.residual(hr_a, lr_up) + (1 - lam) * model.residual(hr_b, lr_up)
+        model.unet.x0 = lam * model.residual(hr_a, lr_up) + (1 - lam) * model.residual(hr_b, lr_up)
         result = latent_interpolation(model, lq, hr_a, hr_b, lam, t_bar, torch.Generator().manual_seed(1))
         assert torch.allclose(result, (lam * hr_a + (1 - lam) * hr_b).clamp(0, 1), atol=1e-4)
 
@@ -62,7 +61,7 @@ def test_fusion_pastes_the_denoised_region_and_keeps_the_rest(model):
     mask = torch.zeros(1, 1, 16, 16)
     mask[..., 4:10, 6:12] = 1
     pasted = mask * hr_a + (1 - mask) * hr_b
-    model.net_g.x0 = model.residual(pasted, lr_up)
+    model.unet.x0 = model.residual(pasted, lr_up)
     result = content_fusion(model, lq_b, hr_b, hr_a, mask, 7, torch.Generator().manual_seed(2))
     assert torch.equal(result[..., mask[0, 0] == 0], hr_b[..., mask[0, 0] == 0])
     assert torch.allclose(result, pasted, atol=1e-4)
@@ -75,9 +74,9 @@ def test_manipulations_sample_as_the_model_is_set_to_execute(model, monkeypatch)
     model.set_execution(compile=True)
     lq = torch.rand(1, 3, 4, 4)
     hr_a, hr_b = near(imresize(lq, 4))
-    model.net_g.x0 = torch.zeros_like(hr_a)
+    model.unet.x0 = torch.zeros_like(hr_a)
     latent_interpolation(model, lq, hr_a, hr_b, 0.5, 5)
-    assert compiled == [model.net_g] and model.nfe == 6  # steps 5 .. 0
+    assert compiled == [model.unet] and model.nfe == 6  # steps 5 .. 0
 
 
 def test_bad_sizes_and_steps_are_errors(model):

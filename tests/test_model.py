@@ -8,8 +8,7 @@ from basicsr.archs import build_network
 from basicsr.models import build_model
 from basicsr.utils.matlab_functions import imresize as basicsr_imresize
 
-from srdiff_basicsr.models import OptionsError
-from srdiff_basicsr.models.weights import WeightsError
+from srdiff_basicsr.errors import OptionsError, WeightsError
 from tests.conftest import TINY_ENCODER, save_basicsr_weights, srdiff_options
 
 
@@ -54,10 +53,10 @@ def test_lr_up_is_matlab_bicubic_of_the_lr_batch(tmp_path, encoder_path):
 def test_residual_round_trip_and_clamping(tmp_path, encoder_path):
     model = make_model(tmp_path, encoder_path)
     hr, lr_up = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
-    x0 = model.residual(hr, lr_up)
+    x0 = model.pipeline.residual(hr, lr_up)
     assert torch.allclose(x0, ((hr - lr_up) * 4).clamp(-1, 1), atol=1e-6)  # [-1,1] images, res_rescale 2
     inside = (hr - lr_up).abs() < 0.25
-    assert torch.allclose(model.image_from_residual(x0, lr_up)[inside], hr[inside], atol=1e-6)
+    assert torch.allclose(model.pipeline.image_from_residual(x0, lr_up)[inside], hr[inside], atol=1e-6)
 
 
 def test_training_step_updates_the_unet_and_never_the_encoder(tmp_path, encoder_path):
@@ -71,6 +70,27 @@ def test_training_step_updates_the_unet_and_never_the_encoder(tmp_path, encoder_
     assert all(torch.equal(encoder_before[k], v) for k, v in model.net_encoder.state_dict().items())
     assert not model.net_encoder.training
     assert all(not p.requires_grad for p in model.net_encoder.parameters())
+
+
+@pytest.mark.parametrize('pixel_opt,loss', [(None, torch.nn.functional.l1_loss),
+                                            ({'type': 'MSELoss', 'loss_weight': 0.5},
+                                             lambda a, b: 0.5 * torch.nn.functional.mse_loss(a, b))])
+def test_noise_loss_comes_from_basicsr_loss_registry(tmp_path, encoder_path, pixel_opt, loss):
+    changes = {} if pixel_opt is None else {'train__pixel_opt': pixel_opt}
+    model = make_model(tmp_path, encoder_path, **changes)
+    unet = copy.deepcopy(model.net_g)
+    model.feed_data(batch())
+    torch.manual_seed(5)
+    model.optimize_parameters(1)
+    torch.manual_seed(5)  # the same t and eps, drawn in the same order
+    x0 = ((model.gt - model.lr_up) * 2 * 2).clamp(-1, 1)
+    t = torch.randint(0, 10, (2, ))
+    eps = torch.randn_like(x0)
+    a = model.schedule.alphas_cumprod[t].view(-1, 1, 1, 1)
+    with torch.no_grad():
+        cond = unet.project_condition(model.net_encoder.features(model.lq))
+        expected = loss(unet(a.sqrt() * x0 + (1 - a).sqrt() * eps, t, cond), eps)
+    assert model.log_dict['l_noise'] == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_sampling_runs_the_encoder_once_and_the_unet_once_per_step(tmp_path, encoder_path):
@@ -90,17 +110,17 @@ def test_sampling_runs_the_encoder_once_and_the_unet_once_per_step(tmp_path, enc
 def test_sampling_is_seeded_and_handles_lr_sizes_the_unet_cannot_halve(tmp_path, encoder_path):
     model = make_model(tmp_path, encoder_path, network_g__dim_mults=[1, 2, 2])  # HR must divide by 4
     lq = torch.rand(1, 3, 5, 7)
-    first = model.sample(lq, torch.Generator().manual_seed(3))
-    again = model.sample(lq, torch.Generator().manual_seed(3))
+    first = model.pipeline(lq, generator=torch.Generator().manual_seed(3))
+    again = model.pipeline(lq, generator=torch.Generator().manual_seed(3))
     assert first.shape == (1, 3, 20, 28)
     assert torch.equal(first, again)
-    assert not torch.equal(first, model.sample(lq, torch.Generator().manual_seed(4)))
+    assert not torch.equal(first, model.pipeline(lq, generator=torch.Generator().manual_seed(4)))
 
 
 def test_images_smaller_than_the_unet_needs_are_padded_and_cropped_back(tmp_path, encoder_path):
     model = make_model(tmp_path, encoder_path, network_g__dim_mults=[1, 2, 2, 4])  # coarsest level: HR / 8
     for lr_size in ((1, 1), (1, 3), (3, 2)):
-        sr = model.sample(torch.rand(1, 3, *lr_size), torch.Generator().manual_seed(0))
+        sr = model.pipeline(torch.rand(1, 3, *lr_size), generator=torch.Generator().manual_seed(0))
         assert sr.shape == (1, 3, lr_size[0] * 4, lr_size[1] * 4) and sr.isfinite().all()
 
 
@@ -114,8 +134,8 @@ def test_save_writes_unet_encoder_and_state_and_the_folder_alone_reloads(tmp_pat
     reloaded = make_model(tmp_path, str(tmp_path / 'models' / 'net_encoder_3.pth'), is_train=False,
                           path__pretrain_network_g=str(tmp_path / 'models' / 'net_g_3.pth'))
     lq = torch.rand(1, 3, 4, 4)
-    assert torch.equal(model.sample(lq, torch.Generator().manual_seed(0)),
-                       reloaded.sample(lq, torch.Generator().manual_seed(0)))
+    assert torch.equal(model.pipeline(lq, generator=torch.Generator().manual_seed(0)),
+                       reloaded.pipeline(lq, generator=torch.Generator().manual_seed(0)))
 
 
 def test_hr_that_is_not_scale_times_lr_is_refused_with_the_files(tmp_path, encoder_path):
@@ -144,7 +164,10 @@ def test_missing_encoder_checkpoint_is_named(tmp_path):
 
 @pytest.mark.parametrize('change,message', [
     (dict(diffusion__steps=10), r"diffusion: unknown option\(s\) \['steps'\]"),
-    (dict(diffusion__loss='huber'), "diffusion.loss: must be 'l1' or 'l2'"),
+    (dict(diffusion__loss='l2'), r"diffusion.loss: .*loss registry.*train.pixel_opt: \{type: MSELoss"),
+    (dict(diffusion__parametrization='score'), "diffusion.parametrization: must be one of"),
+    (dict(train__perceptual_opt={'type': 'PerceptualLoss'}), 'train.perceptual_opt: SRDiff is trained on the noise'),
+    (dict(train__precision='fp16'), 'train.precision: fp16 needs a CUDA device'),
     (dict(network_g__width=3), r"network_g: unknown option\(s\) \['width'\] for SRDiffUNet"),
     (dict(network_encoder__type='NoSuchNet'), "network_encoder.type: no network named 'NoSuchNet'"),
     (dict(network_g__scale=8), 'network_g.scale is 8 but scale is 4'),
@@ -219,28 +242,28 @@ def test_validation_with_several_samples_averages_metrics_and_reports_sigma(tmp_
 def test_execution_options_keep_the_samples(tmp_path, encoder_path, monkeypatch):
     model = make_model(tmp_path, encoder_path, is_train=False)
     lq = torch.rand(1, 3, 6, 6)
-    reference = model.sample(lq, torch.Generator().manual_seed(0))
-    model.set_execution(channels_last=True)
-    assert torch.allclose(model.sample(lq, torch.Generator().manual_seed(0)), reference, atol=1e-5)
-    model.set_execution(precision='bf16')
-    bf16 = model.sample(lq, torch.Generator().manual_seed(0))
+    reference = model.pipeline(lq, generator=torch.Generator().manual_seed(0))
+    model.pipeline.set_execution(channels_last=True)
+    assert torch.allclose(model.pipeline(lq, generator=torch.Generator().manual_seed(0)), reference, atol=1e-5)
+    model.pipeline.set_execution(precision='bf16')
+    bf16 = model.pipeline(lq, generator=torch.Generator().manual_seed(0))
     assert bf16.dtype == torch.float32 and 0 < (bf16 - reference).abs().mean() < 0.05
     compiled = []
     monkeypatch.setattr(torch, 'compile', lambda net: compiled.append(net) or net)
-    model.set_execution(compile=True)
-    model.sample(lq)
-    model.sample(lq)
+    model.pipeline.set_execution(compile=True)
+    model.pipeline(lq)
+    model.pipeline(lq)
     assert compiled == [model.net_g]  # compiled once, then reused
     with pytest.raises(OptionsError, match='val.precision: fp16 needs a CUDA device'):
-        model.set_execution(precision='fp16')
+        model.pipeline.set_execution(precision='fp16')
     with pytest.raises(OptionsError, match="val.precision: must be one of"):
-        model.set_execution(precision='int8')
+        model.pipeline.set_execution(precision='int8')
 
 
 def test_per_image_generators_make_batched_samples_equal_to_single_ones(tmp_path, encoder_path):
     model = make_model(tmp_path, encoder_path, is_train=False, val__sampler={'type': 'ddim', 'steps': 4, 'eta': 1.0})
     lqs = torch.rand(2, 3, 6, 6)
-    alone = [model.sample(lqs[i:i + 1].expand(2, -1, -1, -1), torch.Generator().manual_seed(i)) for i in range(2)]
-    together = model.sample(lqs.repeat_interleave(2, 0),
-                            [(torch.Generator().manual_seed(0), 2), (torch.Generator().manual_seed(1), 2)])
+    alone = [model.pipeline(lqs[i:i + 1].expand(2, -1, -1, -1), generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    together = model.pipeline(lqs.repeat_interleave(2, 0),
+                              generator=[(torch.Generator().manual_seed(0), 2), (torch.Generator().manual_seed(1), 2)])
     assert torch.allclose(together, torch.cat(alone), atol=1e-5)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from basicsr.archs import build_network
 
-from srdiff_basicsr.inference.model_loading import load_srdiff
 from srdiff_basicsr.official import convert_official_state_dict
+from srdiff_basicsr.pipeline import SRDiffPipeline
 from tests.conftest import REFERENCE, REPO
 
 
@@ -70,12 +70,27 @@ def test_convert_script_writes_basicsr_weights_that_reproduce_the_official_encod
     assert (features[-1] - golden['x8']['rrdb_features'][-1]).abs().max() < 1e-4
 
     # srdiff-infer --model <converted folder> builds the same networks
-    model = load_srdiff(str(out))
+    pipe = SRDiffPipeline.from_pretrained(str(out))
     case = golden['x8']
     with torch.no_grad():
-        cond = model.net_g.project_condition(model.net_encoder.features((case['img_lr'] + 1) / 2))
-        assert (model.net_g(case['x_t'], case['t'], cond) - case['eps_pred']).abs().max() < 1e-4
-    assert model.opt['scale'] == 8 and model.diffusion.num_timesteps == case['config']['timesteps']
+        cond = pipe.unet.project_condition(pipe.encoder.features((case['img_lr'] + 1) / 2))
+        eps = pipe.unet(case['x_t'], case['t'], cond)
+        assert (eps - case['eps_pred']).abs().max() < 1e-4
+    assert pipe.scale == 8 and pipe.schedule.num_timesteps == case['config']['timesteps']
+
+    # the same as .safetensors (the format of traiNNer-redux and spandrel), loaded the same way
+    out_st = tmp_path / 'converted_st'
+    result = subprocess.run([sys.executable, 'scripts/convert_official_checkpoint.py', str(ckpt), '--out', str(out_st),
+                             '--format', 'safetensors'], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out_st.iterdir()) == ['net_encoder_official.safetensors', 'net_g_official.safetensors',
+                                                        'network_options.yml']
+    from safetensors.torch import load_file
+    assert all(torch.equal(v, unet_file['params'][k]) for k, v in load_file(out_st / 'net_g_official.safetensors').items())
+    pipe_st = SRDiffPipeline.from_pretrained(str(out_st))
+    with torch.no_grad():
+        cond = pipe_st.unet.project_condition(pipe_st.encoder.features((case['img_lr'] + 1) / 2))
+        assert torch.equal(pipe_st.unet(case['x_t'], case['t'], cond), eps)
 
 
 def test_convert_script_refuses_a_file_that_is_not_an_srdiff_checkpoint(tmp_path):
@@ -86,3 +101,17 @@ def test_convert_script_refuses_a_file_that_is_not_an_srdiff_checkpoint(tmp_path
     assert result.returncode == 2
     assert 'not an official SRDiff checkpoint' in result.stderr and 'Traceback' not in result.stderr
 
+
+
+def test_export_weights_writes_the_ema_state_as_safetensors_and_keeps_existing_files(tmp_path):
+    from safetensors.torch import load_file
+    params, ema = {'w': torch.ones(2, 3)}, {'w': torch.full((2, 3), 7.0)}
+    torch.save({'params': params, 'params_ema': ema}, tmp_path / 'net_g_5.pth')
+    run = lambda *extra: subprocess.run([sys.executable, 'scripts/export_weights.py', str(tmp_path / 'net_g_5.pth'),  # noqa: E731
+                                         *extra], cwd=REPO, capture_output=True, text=True)
+    assert run().returncode == 0
+    assert torch.equal(load_file(tmp_path / 'net_g_5.safetensors')['w'], ema['w'])
+    again = run('--key', 'params')
+    assert again.returncode == 2 and 'exists; --force' in again.stderr
+    assert run('--key', 'params', '--force').returncode == 0
+    assert torch.equal(load_file(tmp_path / 'net_g_5.safetensors')['w'], params['w'])

@@ -3,7 +3,8 @@ import pytest
 import torch
 from basicsr.archs import build_network
 
-from srdiff_basicsr.diffusion.tiling import TiledDenoiser, TileError, check_tile_options, tile_starts
+from srdiff_basicsr.diffusion.tiling import TiledDenoiser, check_tile_options, tile_starts
+from srdiff_basicsr.errors import TileError
 from tests.conftest import TINY_ENCODER, TINY_UNET
 
 

@@ -10,8 +10,7 @@ import yaml
 from basicsr.models import build_model
 from basicsr.utils.options import ordered_yaml
 
-from srdiff_basicsr.models import OptionsError
-from srdiff_basicsr.models.options import describe_sampler
+from srdiff_basicsr.errors import OptionsError
 from srdiff_basicsr.ops.resize import imresize
 
 
@@ -72,27 +71,25 @@ class Bicubic(Method):
 class Encoder(Method):
     """SRDiff's L1-pretrained RRDB encoder used as an SR network on its own (the paper's "RRDB")."""
 
-    def __init__(self, srdiff_model):
+    def __init__(self, pipe):
         super().__init__('RRDB (L1 encoder)')
-        self.model = srdiff_model
+        self.encoder = pipe.encoder
 
     @torch.no_grad()
     def super_resolve(self, lq, index):
-        return self.model.net_encoder(lq)
+        return self.encoder(lq)
 
 
 class SRDiff(Method):
-    """SRDiffModel's samples; image ``index`` is drawn with seed + index, as in its test pipeline."""
+    """An SRDiff pipeline's samples; image ``index`` is drawn with seed + index, as in the test pipeline."""
     stochastic = True
 
-    def __init__(self, srdiff_model, num_samples, seed, name=None):
-        sampler = describe_sampler(srdiff_model.sampler_opt, srdiff_model.diffusion.num_timesteps)
-        super().__init__(name or f'SRDiff ({sampler})')
-        self.model, self.num_samples, self.seed = srdiff_model, num_samples, seed
+    def __init__(self, pipe, num_samples, seed, name=None):
+        super().__init__(name or f'SRDiff ({pipe.describe()})')
+        self.pipe, self.num_samples, self.seed = pipe, num_samples, seed
 
     def super_resolve(self, lq, index):
-        generator = torch.Generator(self.model.device).manual_seed(self.seed + index)
-        return self.model.sample(lq.expand(self.num_samples, -1, -1, -1), generator)
+        return self.pipe(lq.expand(self.num_samples, -1, -1, -1), seed=self.seed + index)
 
 
 class BasicSRModel(Method):

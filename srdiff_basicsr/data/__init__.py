@@ -1,4 +1,4 @@
 from srdiff_basicsr.data.bicubic_dataset import BicubicSRDataset
-from srdiff_basicsr.data.checked_paired_dataset import CheckedPairedImageDataset, DatasetError
+from srdiff_basicsr.data.checked_paired_dataset import CheckedPairedImageDataset
 
-__all__ = ['BicubicSRDataset', 'CheckedPairedImageDataset', 'DatasetError']
+__all__ = ['BicubicSRDataset', 'CheckedPairedImageDataset']

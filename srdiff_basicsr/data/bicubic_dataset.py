@@ -8,7 +8,7 @@ from basicsr.utils import FileClient, imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
-from srdiff_basicsr.data.checked_paired_dataset import DatasetError
+from srdiff_basicsr.errors import DatasetError
 from srdiff_basicsr.data.preparation import centre_crop
 from srdiff_basicsr.ops.resize import imresize_uint8
 

@@ -6,11 +6,8 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import DATASET_REGISTRY
 from PIL import Image
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
-
-
-class DatasetError(ValueError):
-    """A problem with the user's data, stated with the file or option it concerns."""
+from srdiff_basicsr.errors import DatasetError
+from srdiff_basicsr.files import IMAGE_EXTENSIONS
 
 
 @DATASET_REGISTRY.register()

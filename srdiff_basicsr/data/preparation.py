@@ -5,6 +5,8 @@ from os import path as osp
 
 import cv2
 
+from srdiff_basicsr.files import atomic_write
+
 
 def centre_crop(img, size):
     """The size x size centre of an HWC image (the caller checks it is large enough)."""
@@ -16,10 +18,9 @@ def centre_crop(img, size):
 def write_png(path, img):
     """Write via a temporary name, so a killed run never leaves a truncated image that a re-run
     would take as done."""
-    tmp = f'{path[:-len(".png")]}.tmp.png'
-    if not cv2.imwrite(tmp, img):
-        raise OSError(f'cannot write {tmp}')
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        if not cv2.imwrite(tmp, img):
+            raise OSError(f'cannot write {tmp}')
 
 
 def pack_lmdb(folder, lmdb_path):

@@ -1,4 +1,4 @@
-"""Gaussian noise for a batch, from one generator or from one generator per group of rows.
+"""Gaussian noise for a batch, from one generator, one generator per group of rows, or given draws.
 
 Per-group generators make each image's samples independent of what else is in the batch: an image
 sampled alone or batched with others (``srdiff-infer --batch``) gets the same noise, hence the same output.
@@ -14,3 +14,11 @@ def randn(shape, generator=None, device=None, dtype=None):
         return torch.cat([torch.randn((rows, *shape[1:]), generator=g, device=device, dtype=dtype)
                           for g, rows in generator])
     return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+
+
+def noise_source(generator=None, noises=None):
+    """The ``noise(k, like)`` a sampler draws its k-th noise from: ``noises[k]`` when given (e.g. the
+    official implementation's draws), else fresh from ``generator`` (see ``randn``)."""
+    if noises is not None:
+        return lambda k, like: noises[k]
+    return lambda k, like: randn(like.shape, generator, like.device, like.dtype)

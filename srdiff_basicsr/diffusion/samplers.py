@@ -1,76 +1,245 @@
-"""Reverse processes, each a function of a denoiser, the diffusion tables and x_T.
+"""THE sampler table: every reverse process, with its options, checks, step plan, description and NFE.
 
-``denoise_fn(x_t, t)`` returns the predicted noise eps for a batch of integer steps ``t``; the LR
-condition is bound into it by the caller, so a sampler never recomputes it.
+A sampler is a function ``(denoiser, schedule, x_T, plan, noise, **options) -> x0``:
+- ``denoiser(x_t, t) -> (x0, eps)`` (``parametrization.Denoiser``: any parametrization, x0 clamped
+  when the model asks), the LR condition already bound in;
+- ``plan``: the steps t to visit, first to last, built outside the sampler by the entry's ``plan``
+  function (as k-diffusion's ``get_sigmas_*``), so that e.g. the paper's manipulations start any
+  sampler at an intermediate step;
+- ``noise(k, like)``: the k-th noise draw (``noise.noise_source``: a generator or given noises).
+
+Adding a sampler is one function decorated with ``@register_sampler(...)``: the option checks, the
+inference command's flags and choices, the progress bar and the benchmarks read this table.
 """
+import inspect
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
 import torch
 
-from srdiff_basicsr.diffusion.noise import randn
+from srdiff_basicsr.errors import OptionsError
 
 
+@dataclass(frozen=True)
+class Option:
+    """A sampler option: its default, a line of help, and a check (value, num_timesteps) -> None or
+    what the value must be."""
+    default: object
+    help: str
+    check: Callable = lambda value, num_timesteps: None
+
+
+@dataclass(frozen=True)
+class Sampler:
+    function: Callable
+    plan: Callable  # (num_timesteps, options, t_start) -> the steps to visit
+    label: str  # str.format'ed with the options (and ``steps``) for reports and logs
+    description: str
+    options: dict = field(default_factory=dict)
+    adaptive: bool = False  # the number of network evaluations is decided while sampling
+
+    def function_options(self, options):
+        """The options the function itself takes (the others, such as ``steps``, shape the plan)."""
+        params = inspect.signature(self.function).parameters
+        return {key: value for key, value in options.items() if key in params}
+
+
+SAMPLERS = {}
+
+
+def register_sampler(name, plan, label, description, options=None, adaptive=False):
+    def register(function):
+        SAMPLERS[name] = Sampler(function, plan, label, description, options or {}, adaptive)
+        return function
+    return register
+
+
+# option checks ----------------------------------------------------------------------------------
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _steps(value, num_timesteps):
+    if not _is_int(value) or not 1 <= value <= num_timesteps:
+        return f'an integer from 1 to {num_timesteps}'
+
+
+def _non_negative(value, num_timesteps):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        return 'a number >= 0'
+
+
+def _positive(value, num_timesteps):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        return 'a number > 0'
+
+
+ODE_METHODS = ('dopri5', 'bosh3', 'adaptive_heun', 'dopri8')
+
+
+def _ode_method(value, num_timesteps):
+    if value not in ODE_METHODS:
+        return f'one of {ODE_METHODS}'
+
+
+STEPS = Option(20, 'network evaluations', _steps)
+
+
+# step plans --------------------------------------------------------------------------------------
+def every_step(num_timesteps, options, t_start):
+    """t_start, t_start - 1, ..., 0."""
+    return torch.arange(t_start, -1, -1)
+
+
+def trailing_steps(num_timesteps, options, t_start):
+    """``steps`` steps from t_start down, evenly spaced and rounded, ending at 0 ("trailing", Lin et al.
+    2024, Table 2): from T-1 every schedule starts at the last training step."""
+    span, steps = t_start + 1, options['steps']
+    if steps > span:
+        raise OptionsError(f'steps: {steps} steps do not fit between step {t_start} and 0')
+    return torch.from_numpy((np.round(np.arange(span, 0, -span / steps)) - 1).astype(np.int64))
+
+
+def interval(num_timesteps, options, t_start):
+    """The real interval [t_start, 0] of an adaptive solver."""
+    return torch.tensor([float(t_start), 0.0], dtype=torch.float64)
+
+
+# the samplers ------------------------------------------------------------------------------------
+def _batch_t(value, x):
+    return torch.full((x.shape[0], ), int(value), device=x.device, dtype=torch.long)
+
+
+@register_sampler('ddpm', every_step, 'DDPM, {steps} steps',
+                  "ancestral DDPM over every step: the paper's sampler (100 network evaluations)")
 @torch.no_grad()
-def ddpm_sample(denoise_fn, diffusion, x_T, noises=None, generator=None, clip_x0=True, callback=None, t_start=None):
-    """SRDiff's sampler: ancestral DDPM over all T steps (DDPM Algorithm 2, via the posterior).
-
-    Each step predicts x0 from eps, clamps it to [-1, 1], takes the posterior mean and adds
-    sqrt(posterior variance) * z except at t = 0.
-
-    Args:
-        denoise_fn: (x_t, t) -> eps.
-        diffusion (GaussianDiffusion): the schedule tables, on x_T's device.
-        x_T (Tensor): the starting noise (B, C, H, W).
-        noises (sequence[Tensor] | None): the z of each step in sampling order (step k is
-            t = T-1-k); drawn from ``generator`` when None.
-        generator (torch.Generator | list | None): source of z when ``noises`` is None (a list of
-            (generator, rows): see ``noise.randn``).
-        clip_x0 (bool): clamp the predicted x0 to [-1, 1] (SRDiff does).
-        callback: called as callback(t, x0_pred) after each step.
-        t_start (int | None): start from x_T taken as x at this step (default T-1), e.g. a
-            diffused image for the paper's manipulations.
-
-    Returns:
-        Tensor: x_0.
-    """
+def ddpm(denoiser, schedule, x_T, plan, noise):
+    """DDPM Algorithm 2 via the posterior: x0 from the denoiser, the posterior mean, plus
+    sqrt(posterior variance) * z except at t = 0."""
     x = x_T
-    batch = x.shape[0]
-    first = diffusion.num_timesteps - 1 if t_start is None else t_start
-    for k, step in enumerate(range(first, -1, -1)):
-        t = torch.full((batch, ), step, device=x.device, dtype=torch.long)
-        x0_pred = diffusion.predict_x0(x, t, denoise_fn(x, t))
-        if clip_x0:
-            x0_pred = x0_pred.clamp(-1.0, 1.0)
-        mean, log_variance = diffusion.q_posterior(x0_pred, x, t)
-        if step > 0:
-            z = noises[k] if noises is not None else randn(x.shape, generator, x.device, x.dtype)
-            x = mean + (0.5 * log_variance).exp() * z
-        else:
-            x = mean
-        if callback is not None:
-            callback(step, x0_pred)
+    for k, step in enumerate(plan.tolist()):
+        t = _batch_t(step, x)
+        x0, _ = denoiser(x, t)
+        mean, log_variance = schedule.q_posterior(x0, x, t)
+        x = mean + (0.5 * log_variance).exp() * noise(k, x) if step > 0 else mean
     return x
 
 
-# every sampler's options and their defaults (``val.sampler`` / the inference command's flags)
-SAMPLER_DEFAULTS = {
-    'ddpm': {},
-    'ddim': {'steps': 20, 'eta': 0.0},
-    'dpmpp_2m': {'steps': 20},
-    'ode': {'rtol': 1e-3, 'atol': 1e-3, 'method': 'dopri5'},
-}
+@register_sampler('ddim', trailing_steps, 'DDIM, {steps} steps, eta {eta}',
+                  'DDIM on trailing steps; eta 0 deterministic, eta 1 with every step is DDPM',
+                  options={'steps': STEPS, 'eta': Option(0.0, 'DDIM noise (0: deterministic, 1: ancestral)',
+                                                          _non_negative)})
+@torch.no_grad()
+def ddim(denoiser, schedule, x_T, plan, noise, eta=0.0):
+    """DDIM (Song et al. 2021, eq. 12) with eta; the next "step" after the last has alpha_bar = 1."""
+    x = x_T
+    steps = plan.tolist()
+    for k, step in enumerate(steps):
+        x0, eps = denoiser(x, _batch_t(step, x))
+        if k == len(steps) - 1:
+            return x0
+        a_t, a_prev = schedule.alphas_cumprod[step], schedule.alphas_cumprod[steps[k + 1]]
+        sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).sqrt()
+        x = a_prev.sqrt() * x0 + (1 - a_prev - sigma**2).clamp(min=0).sqrt() * eps
+        if eta > 0:
+            x = x + sigma * noise(k, x)
+    return x
 
 
-def run_sampler(sampler_opt, denoise_fn, diffusion, x_T, generator=None, clip_x0=True):
-    """x_0 by the sampler ``sampler_opt['type']`` with its options (checked: see ``SAMPLER_DEFAULTS``)."""
-    from srdiff_basicsr.diffusion import fast_samplers
+@register_sampler('dpmpp_2m', trailing_steps, 'DPM-Solver++(2M), {steps} steps',
+                  'DPM-Solver++(2M) (diffusers), second order multistep on trailing steps',
+                  options={'steps': STEPS})
+@torch.no_grad()
+def dpmpp_2m(denoiser, schedule, x_T, plan, noise):
+    """DPM-Solver++(2M) (Lu et al. 2022): diffusers' scheduler on the schedule's betas, fed the
+    denoiser's (clamped) x0; first order at the last step, as diffusers does."""
+    from diffusers import DPMSolverMultistepScheduler
 
-    options = {key: value for key, value in sampler_opt.items() if key != 'type'}
-    kind = sampler_opt.get('type', 'ddpm')
-    if kind == 'ddpm':
-        return ddpm_sample(denoise_fn, diffusion, x_T, generator=generator, clip_x0=clip_x0)
-    if kind == 'ddim':
-        return fast_samplers.ddim_sample(denoise_fn, diffusion, x_T, generator=generator, clip_x0=clip_x0, **options)
-    if kind == 'dpmpp_2m':
-        return fast_samplers.dpmpp_2m_sample(denoise_fn, diffusion, x_T, clip_x0=clip_x0, **options)
-    if kind == 'ode':
-        return fast_samplers.ode_sample(denoise_fn, diffusion, x_T, clip_x0=clip_x0, **options)
-    raise ValueError(f'unknown sampler {kind!r}; known: {sorted(SAMPLER_DEFAULTS)}')
+    scheduler = DPMSolverMultistepScheduler(
+        num_train_timesteps=schedule.num_timesteps, trained_betas=schedule.betas.double().cpu().numpy(),
+        algorithm_type='dpmsolver++', solver_order=2, final_sigmas_type='zero', prediction_type='sample')
+    scheduler.set_timesteps(timesteps=plan.tolist(), device=x_T.device)
+    x = x_T
+    for step in scheduler.timesteps:
+        x0, _ = denoiser(x, _batch_t(step, x))
+        x = scheduler.step(x0, step, x).prev_sample
+    return x
+
+
+@register_sampler('ode', interval, 'probability-flow ODE, {method}, rtol {rtol}, atol {atol}',
+                  "the probability-flow ODE by torchdiffeq's adaptive solver (--rtol/--atol)",
+                  options={'rtol': Option(1e-3, 'ODE solver relative tolerance', _positive),
+                           'atol': Option(1e-3, 'ODE solver absolute tolerance', _positive),
+                           'method': Option('dopri5', f'adaptive ODE solver, one of {ODE_METHODS}', _ode_method)},
+                  adaptive=True)
+@torch.no_grad()
+def ode(denoiser, schedule, x_T, plan, noise, rtol=1e-3, atol=1e-3, method='dopri5'):
+    """The probability-flow ODE in DDIM's coordinates x_bar = x / sqrt(alpha_bar) (Song et al. 2021,
+    eq. 14): d x_bar / d log(sigma_bar) = x_bar - x0, smooth in log(sigma_bar); from plan[0] to plan[-1],
+    then x0 at plan[-1]. With a clamping denoiser the velocity uses the clamped x0, as DDIM does."""
+    from torchdiffeq import odeint
+
+    sigma_start, sigma_end = schedule.sigma_bar(plan.to(schedule.log_sigma_bar.device))
+    dtype = x_T.dtype
+
+    def velocity(log_sigma_bar, x_bar):
+        sigma_bar = log_sigma_bar.exp()
+        t = schedule.timestep(sigma_bar).to(dtype).expand(x_bar.shape[0])
+        x0, _ = denoiser((x_bar / (1 + sigma_bar**2).sqrt()).to(dtype), t)
+        return x_bar - x0.double()
+
+    x_bar = x_T.double() * (1 + sigma_start**2).sqrt()
+    span = torch.stack([sigma_start, sigma_end]).log().to(x_T.device)
+    x_bar = odeint(velocity, x_bar, span, rtol=rtol, atol=atol, method=method)[-1]
+    x = (x_bar / (1 + sigma_end**2).sqrt()).to(dtype)
+    return denoiser(x, torch.full((x.shape[0], ), float(plan[-1]), device=x.device, dtype=dtype))[0]
+
+
+# using the table ---------------------------------------------------------------------------------
+def sampler_options(sampler_opt, num_timesteps, where='val.sampler'):
+    """``{'type': name, **options}`` with the defaults filled in, every option checked; an error naming
+    ``where.<option>`` otherwise."""
+    sampler_opt = dict(sampler_opt or {})
+    name = sampler_opt.pop('type', 'ddpm')
+    if name not in SAMPLERS:
+        raise OptionsError(f'{where}.type: unknown sampler {name!r}; known: {sorted(SAMPLERS)}')
+    known = SAMPLERS[name].options
+    unknown = sorted(set(sampler_opt) - set(known))
+    if unknown:
+        raise OptionsError(f'{where}: unknown option(s) {unknown} for {name}; known: {sorted(known)}')
+    options = {key: sampler_opt.get(key, option.default) for key, option in known.items()}
+    for key, value in options.items():
+        must = known[key].check(value, num_timesteps)
+        if must:
+            raise OptionsError(f'{where}.{key}: must be {must}, got {value!r}')
+    return {'type': name, **options}
+
+
+def _split(sampler_opt):
+    options = dict(sampler_opt)
+    return SAMPLERS[options.pop('type')], options
+
+
+def make_plan(sampler_opt, num_timesteps, t_start=None):
+    """The steps a (checked) sampler visits, from ``t_start`` (default T-1) to 0."""
+    sampler, options = _split(sampler_opt)
+    return sampler.plan(num_timesteps, options, num_timesteps - 1 if t_start is None else t_start)
+
+
+def run_sampler(sampler_opt, denoiser, schedule, x_T, noise, t_start=None):
+    """x0 by the (checked) sampler ``sampler_opt`` from x_T taken as the latent at ``t_start``."""
+    sampler, options = _split(sampler_opt)
+    return sampler.function(denoiser, schedule, x_T, make_plan(sampler_opt, schedule.num_timesteps, t_start),
+                            noise, **sampler.function_options(options))
+
+
+def expected_nfe(sampler_opt, num_timesteps):
+    """Network evaluations per sample, or None for an adaptive sampler."""
+    return None if _split(sampler_opt)[0].adaptive else len(make_plan(sampler_opt, num_timesteps))
+
+
+def describe_sampler(sampler_opt, num_timesteps):
+    """E.g. 'DDIM, 20 steps, eta 0.0' (the label of the sampler's table entry)."""
+    sampler, options = _split(sampler_opt)
+    return sampler.label.format(**{'steps': num_timesteps, **options})

@@ -1,8 +1,12 @@
-"""The discrete Gaussian diffusion of SRDiff: a noise schedule and its closed-form quantities.
+"""Noise schedules as data: alpha_bar(t) and the closed forms of the forward process.
 
-Notation of Ho et al. (DDPM): beta_t, alpha_t = 1 - beta_t, alpha_bar_t = prod alpha_s.
-Every table is computed in float64 and stored as float32, as in the official implementation,
-so samples match it to float32 round-off.
+Notation of Ho et al. (DDPM): beta_t, alpha_t = 1 - beta_t, alpha_bar_t = prod alpha_s, and
+sigma_bar_t = sqrt((1 - alpha_bar_t) / alpha_bar_t), the noise level in DDIM's coordinates.
+A schedule answers at integer steps from its tables and at any real t in [0, T-1] by interpolating
+log(sigma_bar) (for the samplers that evaluate the network between steps).
+
+``SCHEDULES`` maps ``diffusion.schedule`` to a function (timesteps, **options) -> betas; a new
+discrete schedule is one function and one entry.
 """
 import math
 
@@ -10,9 +14,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from srdiff_basicsr.errors import OptionsError
+
 
 def cosine_betas(timesteps, s=0.008, max_beta=0.999):
-    """Nichol & Dhariwal's cosine schedule: alpha_bar(i) = cos^2((i/T + s) / (1 + s) * pi/2),
+    """Nichol & Dhariwal's cosine schedule (eq. 17): alpha_bar(i) = cos^2((i/T + s) / (1 + s) * pi/2),
     normalised by alpha_bar(0); beta_i = 1 - alpha_bar_i / alpha_bar_{i-1}, clipped at max_beta."""
     i = np.arange(timesteps + 1, dtype=np.float64)
     alphas_cumprod = np.cos((i / timesteps + s) / (1 + s) * math.pi * 0.5)**2
@@ -21,13 +27,28 @@ def cosine_betas(timesteps, s=0.008, max_beta=0.999):
     return np.clip(betas, 0, max_beta)
 
 
-def _gather(table, t, like):
-    """table[t] shaped to broadcast over a batch like ``like`` (B, C, H, W)."""
-    return table[t].reshape(t.shape[0], *((1, ) * (like.dim() - 1)))
+# diffusion.schedule -> (betas from (timesteps, **its options), the names of the diffusion options it reads)
+SCHEDULES = {'cosine': (lambda timesteps, cosine_s=0.008: cosine_betas(timesteps, cosine_s), ('cosine_s', ))}
 
 
-class GaussianDiffusion(nn.Module):
-    """Schedule tables as buffers (they follow the model's device) plus the closed forms."""
+def _per_sample(values, like):
+    """A (B,) tensor shaped to broadcast over a batch like ``like`` (B, C, H, W)."""
+    return values.reshape(values.shape[0], *((1, ) * (like.dim() - 1)))
+
+
+def _interp(x, xp, fp):
+    """np.interp for an increasing ``xp``, clamped at the ends."""
+    index = torch.searchsorted(xp, x.clamp(xp[0], xp[-1]).reshape(-1)).clamp(1, len(xp) - 1)
+    x0, x1, f0, f1 = xp[index - 1], xp[index], fp[index - 1], fp[index]
+    return (f0 + (f1 - f0) * (x.reshape(-1) - x0) / (x1 - x0)).reshape(x.shape)
+
+
+class DiscreteSchedule(nn.Module):
+    """T steps of a beta schedule: tables as buffers (they follow the model's device) plus the closed forms.
+
+    Every table is computed in float64 and stored as float32, as in the official implementation,
+    so samples match it to float32 round-off.
+    """
 
     def __init__(self, betas):
         super().__init__()
@@ -53,23 +74,56 @@ class GaussianDiffusion(nn.Module):
         buffer('posterior_log_variance_clipped', np.log(np.maximum(posterior_variance, 1e-20)))
         buffer('posterior_mean_coef1', betas * np.sqrt(alphas_cumprod_prev) / (1.0 - alphas_cumprod))
         buffer('posterior_mean_coef2', (1.0 - alphas_cumprod_prev) * np.sqrt(alphas) / (1.0 - alphas_cumprod))
+        self.register_buffer('log_sigma_bar', torch.tensor(0.5 * np.log(1.0 / alphas_cumprod - 1)), persistent=False)
 
     @classmethod
-    def from_options(cls, schedule='cosine', timesteps=100, cosine_s=0.008):
-        if schedule != 'cosine':
-            raise ValueError(f"diffusion.schedule: only 'cosine' (SRDiff's) is supported, got {schedule!r}")
-        return cls(cosine_betas(timesteps, cosine_s))
+    def from_options(cls, schedule='cosine', timesteps=100, **options):
+        """The schedule of a ``diffusion`` options section (``schedule``, ``timesteps`` and its own options)."""
+        if schedule not in SCHEDULES:
+            raise OptionsError(f'diffusion.schedule: must be one of {sorted(SCHEDULES)}, got {schedule!r}')
+        return cls(SCHEDULES[schedule][0](timesteps, **options))
 
+    # noise level at any real t ------------------------------------------------------------------
+    def _steps(self):
+        return torch.arange(self.num_timesteps, dtype=torch.float64, device=self.log_sigma_bar.device)
+
+    def sigma_bar(self, t):
+        """sigma_bar at real steps ``t`` (float64), log-interpolated between the integer steps."""
+        return _interp(t.double(), self._steps(), self.log_sigma_bar).exp()
+
+    def timestep(self, sigma_bar):
+        """The real step at which sigma_bar equals ``sigma_bar``: the inverse of ``sigma_bar``."""
+        return _interp(sigma_bar.double().log(), self.log_sigma_bar, self._steps())
+
+    def coefficients(self, t, like):
+        """(sqrt(alpha_bar), sqrt(1 - alpha_bar), 1 / sqrt(alpha_bar), sigma_bar) at ``t`` for a batch like
+        ``like``: table entries at integer t (the official numbers), interpolated at real t."""
+        if not t.is_floating_point():
+            tables = (self.sqrt_alphas_cumprod, self.sqrt_one_minus_alphas_cumprod, self.sqrt_recip_alphas_cumprod,
+                      self.sqrt_recipm1_alphas_cumprod)
+            return tuple(_per_sample(table[t], like) for table in tables)
+        sigma = self.sigma_bar(t)
+        norm = (1 + sigma**2).sqrt()
+        return tuple(_per_sample(c.to(like.dtype), like) for c in (1 / norm, sigma / norm, norm, sigma))
+
+    # closed forms ----------------------------------------------------------------------------------
     def q_sample(self, x0, t, eps):
         """x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps (DDPM eq. 4)."""
-        return _gather(self.sqrt_alphas_cumprod, t, x0) * x0 + _gather(self.sqrt_one_minus_alphas_cumprod, t, x0) * eps
+        sqrt_ab, sqrt_1m_ab, _, _ = self.coefficients(t, x0)
+        return sqrt_ab * x0 + sqrt_1m_ab * eps
 
     def predict_x0(self, x_t, t, eps):
-        """x0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t), written as the official code."""
-        return _gather(self.sqrt_recip_alphas_cumprod, t, x_t) * x_t - _gather(self.sqrt_recipm1_alphas_cumprod, t,
-                                                                                x_t) * eps
+        """x0 = x_t / sqrt(alpha_bar_t) - sigma_bar_t eps, written as the official code."""
+        _, _, sqrt_recip_ab, sigma = self.coefficients(t, x_t)
+        return sqrt_recip_ab * x_t - sigma * eps
+
+    def predict_eps(self, x_t, t, x0):
+        """The eps that x_t and x0 imply: (x_t - sqrt(alpha_bar_t) x0) / sqrt(1 - alpha_bar_t)."""
+        sqrt_ab, sqrt_1m_ab, _, _ = self.coefficients(t, x_t)
+        return (x_t - sqrt_ab * x0) / sqrt_1m_ab
 
     def q_posterior(self, x0, x_t, t):
-        """Mean and log variance of q(x_{t-1} | x_t, x0) (DDPM eq. 7)."""
-        mean = _gather(self.posterior_mean_coef1, t, x_t) * x0 + _gather(self.posterior_mean_coef2, t, x_t) * x_t
-        return mean, _gather(self.posterior_log_variance_clipped, t, x_t)
+        """Mean and log variance of q(x_{t-1} | x_t, x0) (DDPM eq. 7), at integer t."""
+        mean = _per_sample(self.posterior_mean_coef1[t], x_t) * x0 + _per_sample(self.posterior_mean_coef2[t],
+                                                                                   x_t) * x_t
+        return mean, _per_sample(self.posterior_log_variance_clipped[t], x_t)

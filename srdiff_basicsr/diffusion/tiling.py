@@ -10,9 +10,7 @@ import math
 
 import torch
 
-
-class TileError(ValueError):
-    """Tile options that cannot work with the model (named in the message)."""
+from srdiff_basicsr.errors import TileError
 
 
 def tile_starts(length, tile, stride, align):
@@ -86,6 +84,23 @@ class TiledDenoiser:
                 eps[region] += out[k * n:(k + 1) * n] * self.weight
                 total[region[1:]] += self.weight
         return eps / total
+
+
+def tile_options(tile, scale, divisor, where='val.tile'):
+    """``{size, overlap, batch}`` (HR pixels; overlap 0 and batch 1 by default) checked against the model,
+    or None for None (the whole image at once)."""
+    if tile is None:
+        return None
+    if not isinstance(tile, dict):
+        raise TileError(f'{where}: expected {{size, overlap, batch}}, got {tile!r}')
+    unknown = sorted(set(tile) - {'size', 'overlap', 'batch'})
+    if unknown:
+        raise TileError(f'{where}: unknown option(s) {unknown}; known: batch, overlap, size')
+    if 'size' not in tile:
+        raise TileError(f'{where}.size: missing (tile side in HR pixels)')
+    tile = {'overlap': 0, 'batch': 1, **tile}
+    check_tile_options(tile['size'], tile['overlap'], scale, divisor, tile['batch'], where)
+    return tile
 
 
 def check_tile_options(tile, overlap, scale, divisor, batch=1, where='tile'):

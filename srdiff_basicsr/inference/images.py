@@ -12,13 +12,9 @@ import cv2
 import numpy as np
 import torch
 
+from srdiff_basicsr.errors import ImageReadError
+from srdiff_basicsr.files import atomic_write, is_image_name
 from srdiff_basicsr.ops.resize import imresize
-
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
-
-
-class ImageReadError(ValueError):
-    """A file that is not an image this command can read."""
 
 
 @dataclass
@@ -74,19 +70,17 @@ def to_array(sr_rgb, alpha, grayscale, max_value):
 
 def write_image(path, array):
     """Written to ``path`` through a temporary file, so an interrupted run leaves no half image."""
-    root, ext = osp.splitext(path)
-    tmp = f'{root}.tmp{ext}'  # OpenCV picks the format from the extension
-    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext.lower() in ('.jpg', '.jpeg') else []
-    if not cv2.imwrite(tmp, array, params):
-        raise OSError(f'{path}: could not be written')
-    os.replace(tmp, path)
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.lower().endswith(('.jpg', '.jpeg')) else []
+    with atomic_write(path) as tmp:
+        if not cv2.imwrite(tmp, array, params):
+            raise OSError(f'{path}: could not be written')
 
 
 def list_inputs(input_path):
     """The image files of a folder (sorted, by extension), or the one file given."""
     if osp.isdir(input_path):
         return sorted(osp.join(input_path, name) for name in os.listdir(input_path)
-                      if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith('.'))
+                      if is_image_name(name))
     if osp.isfile(input_path):
         return [input_path]
     raise FileNotFoundError(f'input: no such file or folder: {input_path}')

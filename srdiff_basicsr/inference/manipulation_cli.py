@@ -5,24 +5,16 @@ from os import path as osp
 
 import torch
 
+from srdiff_basicsr.inference.command_line import add_model_arguments, build_pipeline
 from srdiff_basicsr.inference.images import read_image, to_array, write_image
 from srdiff_basicsr.manipulation import content_fusion, latent_interpolation
 from srdiff_basicsr.ops.resize import imresize
 
 
 def _model_arguments(parser):
-    from srdiff_basicsr.infer import add_model_arguments
     add_model_arguments(parser)
     parser.add_argument('--t-bar', type=int, default=50, help='step the latent is diffused to (paper: 50)')
     parser.add_argument('--force', action='store_true', help='overwrite existing outputs')
-
-
-def _model(args):
-    """The model with the paper's sampler: the manipulations start DDPM at t_bar, whole images."""
-    from srdiff_basicsr.infer import prepare_model
-    args.sampler, args.steps, args.eta, args.rtol, args.atol = 'ddpm', None, None, None, None
-    args.tile, args.tile_overlap, args.tile_batch, args.colour_fix = 0, 0, 1, 'none'
-    return prepare_model(args)
 
 
 def _rgb(path, device):
@@ -66,16 +58,15 @@ def run_interpolate(args):
     names = ['a.png', 'b.png'] + [f'interp_{lam:g}.png' for lam in args.lam]
     for name in names:
         _check_output(osp.join(args.output, name), args.force, (args.lr, args.hr_a, args.hr_b))
-    model = _model(args)
-    lq = _rgb(args.lr, model.device)
+    pipe = build_pipeline(args, sampling=False)  # the paper's DDPM from t_bar, whole images
+    lq = _rgb(args.lr, pipe.device)
     ends = {}
     for name, given, seed in (('a', args.hr_a, args.seed_a), ('b', args.hr_b, args.seed_b)):
-        ends[name] = _rgb(given, model.device) if given else model.sample(
-            lq, torch.Generator(model.device).manual_seed(seed))
+        ends[name] = _rgb(given, pipe.device) if given else pipe(lq, seed=seed)
         _write(osp.join(args.output, f'{name}.png'), ends[name])
     for lam in args.lam:
-        generator = torch.Generator(model.device).manual_seed(args.seed)
-        mixed = latent_interpolation(model, lq, ends['a'], ends['b'], lam, args.t_bar, generator)
+        generator = torch.Generator(pipe.device).manual_seed(args.seed)
+        mixed = latent_interpolation(pipe, lq, ends['a'], ends['b'], lam, args.t_bar, generator)
         _write(osp.join(args.output, f'interp_{lam:g}.png'), mixed)
     print(f'wrote a.png, b.png and {len(args.lam)} interpolation(s) to {args.output}')
     return 0
@@ -101,17 +92,17 @@ def run_fuse(args):
     except ValueError:
         raise ValueError(f'--box: expected TOP,LEFT,HEIGHT,WIDTH integers, got {args.box!r}') from None
     _check_output(args.output, args.force, (args.target, args.source, args.lr))
-    model = _model(args)
-    hr_b, hr_a = _rgb(args.target, model.device), _rgb(args.source, model.device)
+    pipe = build_pipeline(args, sampling=False)  # the paper's DDPM from t_bar, whole images
+    hr_b, hr_a = _rgb(args.target, pipe.device), _rgb(args.source, pipe.device)
     if hr_a.shape != hr_b.shape:
         raise ValueError(f'--source {tuple(hr_a.shape[-2:])} and --target {tuple(hr_b.shape[-2:])} sizes differ')
-    lq_b = _rgb(args.lr, model.device) if args.lr else _lr_of(hr_b, model.opt['scale'])
+    lq_b = _rgb(args.lr, pipe.device) if args.lr else _lr_of(hr_b, pipe.scale)
     mask = torch.zeros_like(hr_b[:, :1])
     mask[..., top:top + height, left:left + width] = 1
     if not mask.any():
         raise ValueError(f'--box {args.box}: the region is outside the {tuple(hr_b.shape[-2:])} image')
-    generator = torch.Generator(model.device).manual_seed(args.seed)
-    _write(args.output, content_fusion(model, lq_b, hr_b, hr_a, mask, args.t_bar, generator))
+    generator = torch.Generator(pipe.device).manual_seed(args.seed)
+    _write(args.output, content_fusion(pipe, lq_b, hr_b, hr_a, mask, args.t_bar, generator))
     print(f'wrote {args.output}')
     return 0
 

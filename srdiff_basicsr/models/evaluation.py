@@ -8,13 +8,13 @@ every table can say which one it used. LR-PSNR, LPIPS and sigma are always compu
 import csv
 import inspect
 import math
-import os
 
 import numpy as np
 from basicsr.metrics import calculate_metric
 from basicsr.utils.registry import METRIC_REGISTRY
 
-from srdiff_basicsr.models.options import OptionsError
+from srdiff_basicsr.errors import OptionsError
+from srdiff_basicsr.files import atomic_write
 
 PROTOCOL_NAMES = {'paper': 'RGB, no border crop', 'basicsr': 'Y channel, border crop = scale'}
 
@@ -80,23 +80,19 @@ def score_samples(samples, metrics_opt, hr_img=None, lr_img=None):
 
 def write_metrics_csv(path, records, columns):
     """One row per image: ``image`` then ``columns`` (each the mean over the image's samples)."""
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w', newline='') as f:
+    with atomic_write(path) as tmp, open(tmp, 'w', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(['image', *columns])
         for record in records:
             writer.writerow([record['image'], *(_number(record[column]) for column in columns)])
-    os.replace(tmp, path)
 
 
 def write_summary(path, title, lines, means):
     """A small Markdown file: a title, a few 'key: value' lines, and the table of mean metrics."""
     text = [f'# {title}', '', *(f'- {line}' for line in lines), '', '| metric | mean |', '|---|---|']
     text += [f'| {name} | {_number(value)} |' for name, value in means.items()]
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w') as f:
+    with atomic_write(path) as tmp, open(tmp, 'w') as f:
         f.write('\n'.join(text) + '\n')
-    os.replace(tmp, path)
 
 
 def _number(value):

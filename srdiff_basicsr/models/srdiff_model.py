@@ -1,5 +1,3 @@
-import math
-from contextlib import nullcontext
 from os import path as osp
 
 import torch
@@ -8,30 +6,29 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import MODEL_REGISTRY
-from torch.nn import functional as F
 from torch.utils.data import default_collate
 from tqdm import tqdm
 
-from srdiff_basicsr.data import DatasetError
-from srdiff_basicsr.diffusion.noise import randn
-from srdiff_basicsr.diffusion.samplers import ddpm_sample, run_sampler
-from srdiff_basicsr.diffusion.tiling import TiledDenoiser, TileError, check_tile_options
-from srdiff_basicsr.diffusion.schedule import GaussianDiffusion
-from srdiff_basicsr.distributed import gather_to_all
+from srdiff_basicsr import distributed
+from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS
+from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
+from srdiff_basicsr.errors import DatasetError
 from srdiff_basicsr.models.evaluation import (apply_protocol, describe_protocol, score_samples, write_metrics_csv,
                                               write_summary)
-from srdiff_basicsr.models.options import (DIFFUSION_DEFAULTS, OptionsError, check_options, check_sampler_options,
-                                           describe_sampler)
-from srdiff_basicsr.models.weights import load_weights
-from srdiff_basicsr.ops.colour import COLOUR_FIXES, colour_fix
+from srdiff_basicsr.models.options import check_options
+from srdiff_basicsr.network_options import diffusion_options, schedule_options
 from srdiff_basicsr.ops.resize import imresize
-
-PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+from srdiff_basicsr.pipeline import SRDiffPipeline, autocast
+from srdiff_basicsr.weights import load_weights
 
 
 @MODEL_REGISTRY.register()
 class SRDiffModel(SRModel):
     """SRDiff: diffusion of the residual HR - bicubic(LR), conditioned on a frozen RRDB encoder.
+
+    BasicSR's SRModel does the rest: optimiser, scheduler, EMA, checkpoints, logging. This class adds
+    the training step of the diffusion and the validation by sampling; sampling itself is the
+    ``SRDiffPipeline`` in ``self.pipeline`` (built on the EMA network when kept).
 
     Options (besides BasicSR's):
         network_g: the noise predictor (``SRDiffUNet``), trained with ``train.optim_g``,
@@ -41,7 +38,13 @@ class SRDiffModel(SRModel):
             e.g. the ``net_g`` of an encoder pretraining run. It is saved with every checkpoint, so
             the experiment folder alone is enough to test or resume.
         diffusion: schedule (cosine), timesteps (100), cosine_s (0.008), res_rescale (2),
-            clip_x0 (true), loss (l1 | l2).
+            clip_x0 (true), parametrization (eps | x0 | v; what network_g predicts).
+        train.pixel_opt: the loss between network_g's output and its target, from BasicSR's loss
+            registry (default ``{type: L1Loss, loss_weight: 1.0}``, the paper's; ``MSELoss`` for L2).
+        train.precision (fp32 | bf16 | fp16, autocast; fp16 with a gradient scaler, CUDA only),
+            train.channels_last, train.compile: speed of the training step (weights, EMA and
+            checkpoints stay fp32).
+        device: e.g. ``cuda:1`` for a single-process test or benchmark (BasicSR itself uses ``cuda``).
         val.seed: seed of the sampling noise in validation/test (default: manual_seed); image i of a
             dataset is sampled with seed + i, so every validation draws the same samples.
         val.protocol: paper (RGB, no border crop) | basicsr (Y channel, crop_border = scale), set on
@@ -50,52 +53,47 @@ class SRDiffModel(SRModel):
             the samples (metrics receive the LR as ``lq`` too, for LR-PSNR); with 2 or more, ``sigma``
             is reported: the standard deviation across samples of each pixel (and channel) of the
             8-bit SR images, on the 0-255 scale (population std), averaged over pixels and images.
-        val.sampler, val.tile, val.colour_fix: how samples are drawn (see ``set_sampling``);
-        val.precision, val.channels_last, val.compile: speed options (see ``set_execution``).
-
-    Data path: images are [0, 1] as everywhere in BasicSR; the diffusion works in [-1, 1] like the
-    official code. ``lr_up`` is MATLAB-style bicubic of the LR batch, computed here, so any paired
-    dataset works unchanged. (The official data loader divided by 256 instead of 255 before
-    making lr_up; here lr_up is the plain bicubic of the LR image.)
+        val.sampler, val.tile, val.colour_fix: how samples are drawn; val.precision,
+            val.channels_last, val.compile: their speed (see ``SRDiffPipeline``).
     """
 
     def __init__(self, opt):
         check_options(opt)
-        self.diffusion_opt = {**DIFFUSION_DEFAULTS, **(opt.get('diffusion') or {})}
-        super().__init__(opt)  # builds and loads net_g, sets up training
+        self.diffusion_opt = diffusion_options(opt.get('diffusion'))
+        self.schedule = DiscreteSchedule.from_options(**schedule_options(self.diffusion_opt))
+        super().__init__(opt)  # builds and loads net_g, sets up training (SRModel's, with train.pixel_opt)
+        if opt.get('device'):  # BasicSR's choice is plain 'cuda' or 'cpu'
+            self.device = torch.device(opt['device'])
+            for net in (self.net_g, getattr(self, 'net_g_ema', None)):
+                if net is not None:
+                    net.to(self.device)
         self.net_encoder = build_network(opt['network_encoder']).to(self.device)
         encoder_path = opt['path']['pretrain_network_encoder']
         load_weights(self.net_encoder, encoder_path, opt['path'].get('param_key_encoder', 'params'),
                      opt['path'].get('strict_load_encoder', True), option='path.pretrain_network_encoder')
         get_root_logger().info(f'Loaded the frozen encoder from {encoder_path}')
         self.net_encoder.eval().requires_grad_(False)
-        self.diffusion = GaussianDiffusion.from_options(self.diffusion_opt['schedule'],
-                                                        self.diffusion_opt['timesteps'],
-                                                        self.diffusion_opt['cosine_s']).to(self.device)
-        self.res_rescale = self.diffusion_opt['res_rescale']
         val_opt = opt.get('val') or {}
-        self.step_callback = None
-        self.set_sampling(val_opt.get('sampler'), val_opt.get('tile'), val_opt.get('colour_fix', 'none'))
-        self.set_execution(val_opt.get('precision', 'fp32'), val_opt.get('channels_last', False),
-                           val_opt.get('compile', False))
+        self.pipeline = SRDiffPipeline(
+            self.net_encoder, getattr(self, 'net_g_ema', None) or self.get_bare_model(self.net_g), self.schedule,
+            opt['scale'], res_rescale=self.diffusion_opt['res_rescale'], clip_x0=self.diffusion_opt['clip_x0'],
+            parametrization=self.diffusion_opt['parametrization'], sampler=val_opt.get('sampler'),
+            tile=val_opt.get('tile'), colour_fix=val_opt.get('colour_fix', 'none'), device=self.device,
+            precision=val_opt.get('precision', 'fp32'), channels_last=val_opt.get('channels_last', False),
+            compile=val_opt.get('compile', False))
 
     def init_training_settings(self):
-        self.net_g.train()
+        super().init_training_settings()
         train_opt = self.opt['train']
-        self.ema_decay = train_opt.get('ema_decay', 0)
-        if self.ema_decay > 0:
-            get_root_logger().info(f'Use Exponential Moving Average with decay: {self.ema_decay}')
-            self.net_g_ema = build_network(self.opt['network_g']).to(self.device)
-            load_path = self.opt['path'].get('pretrain_network_g')
-            if load_path is not None:
-                self.load_network(self.net_g_ema, load_path, self.opt['path'].get('strict_load_g', True), 'params_ema')
-            else:
-                self.model_ema(0)
-            self.net_g_ema.eval()
-        loss = self.diffusion_opt['loss']
-        self.noise_loss = {'l1': F.l1_loss, 'l2': F.mse_loss}[loss]
-        self.setup_optimizers()
-        self.setup_schedulers()
+        self.train_precision = train_opt.get('precision', 'fp32')
+        self.grad_scaler = torch.amp.GradScaler('cuda') if self.train_precision == 'fp16' else None
+        if train_opt.get('channels_last', False):
+            self.net_g.to(memory_format=torch.channels_last)
+        self.train_memory_format = torch.channels_last if train_opt.get('channels_last') else torch.contiguous_format
+        self.train_net = torch.compile(self.net_g) if train_opt.get('compile', False) else self.net_g
+
+    def model_to_device(self, net):
+        return distributed.model_to_device(self, net)
 
     # data ------------------------------------------------------------------------------------
     def load_network(self, net, load_path, strict=True, param_key='params'):
@@ -110,137 +108,39 @@ class SRDiffModel(SRModel):
             if self.gt.shape[-2:] != (self.lq.shape[-2] * scale, self.lq.shape[-1] * scale):
                 where = f' ({data["lq_path"][0]}, {data["gt_path"][0]})' if 'lq_path' in data else ''
                 raise DatasetError(f'HR size {tuple(self.gt.shape[-2:])} is not scale {scale} x LR size '
-                                 f'{tuple(self.lq.shape[-2:])}{where}')
+                                   f'{tuple(self.lq.shape[-2:])}{where}')
         self.lr_up = imresize(self.lq, scale)
-
-    def residual(self, hr, lr_up):
-        """x0 = clamp((hr - lr_up) * res_rescale, -1, 1), images in [-1, 1] as in the paper."""
-        return (((hr * 2 - 1) - (lr_up * 2 - 1)) * self.res_rescale).clamp(-1, 1)
-
-    def image_from_residual(self, x0, lr_up):
-        """sr = lr_up + clamp(x0, -1, 1) / res_rescale, back to [0, 1]."""
-        sr = (lr_up * 2 - 1) + x0.clamp(-1, 1) / self.res_rescale
-        return ((sr + 1) / 2).clamp(0, 1)
 
     # training --------------------------------------------------------------------------------
     def optimize_parameters(self, current_iter):
+        """One step of the paper's Algorithm 1: x_t from the HR residual at a random t, the loss between the
+        network's output and its target (eps for SRDiff) by ``train.pixel_opt``."""
         self.optimizer_g.zero_grad()
         with torch.no_grad():
             features = self.net_encoder.features(self.lq)
-        cond = self.get_bare_model(self.net_g).project_condition(features)
-        x0 = self.residual(self.gt, self.lr_up)
-        t = torch.randint(0, self.diffusion.num_timesteps, (x0.shape[0], ), device=self.device)
+        x0 = self.pipeline.residual(self.gt, self.lr_up)
+        t = torch.randint(0, self.schedule.num_timesteps, (x0.shape[0], ), device=self.device)
         eps = torch.randn_like(x0)
-        eps_pred = self.net_g(self.diffusion.q_sample(x0, t, eps), t, cond)
-        l_noise = self.noise_loss(eps_pred, eps)
-        l_noise.backward()
-        self.optimizer_g.step()
+        x_t = self.schedule.q_sample(x0, t, eps).contiguous(memory_format=self.train_memory_format)
+        with autocast(self.device, self.train_precision):
+            cond = self.get_bare_model(self.net_g).project_condition(features)
+            output = self.train_net(x_t, t, cond)
+        target = PARAMETRIZATIONS[self.diffusion_opt['parametrization']].target(x0, eps, t, self.schedule)
+        l_noise = self.cri_pix(output.float(), target)
+        if self.grad_scaler is None:
+            l_noise.backward()
+            self.optimizer_g.step()
+        else:
+            self.grad_scaler.scale(l_noise).backward()
+            self.grad_scaler.step(self.optimizer_g)
+            self.grad_scaler.update()
         self.log_dict = self.reduce_loss_dict({'l_noise': l_noise})
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
     # sampling --------------------------------------------------------------------------------
-    def set_sampling(self, sampler=None, tile=None, colour_fix='none', where='val'):
-        """How ``sample`` draws: ``sampler`` options (type ddpm | ddim | dpmpp_2m | ode and theirs),
-        ``tile`` ({size, overlap, batch} in HR pixels, or None for the whole image at once) and
-        ``colour_fix`` (none | adain | wavelet); errors name ``where.<option>``."""
-        self.sampler_opt = check_sampler_options(sampler, self.diffusion.num_timesteps, f'{where}.sampler')
-        divisor = self.get_bare_model(self.net_g).divisor
-        self.tile_opt = None
-        if tile is not None:
-            unknown = sorted(set(tile) - {'size', 'overlap', 'batch'})
-            if unknown:
-                raise OptionsError(f'{where}.tile: unknown option(s) {unknown}; known: batch, overlap, size')
-            self.tile_opt = {'overlap': 0, 'batch': 1, **tile}
-            if 'size' not in tile:
-                raise OptionsError(f'{where}.tile.size: missing (tile side in HR pixels)')
-            try:
-                check_tile_options(self.tile_opt['size'], self.tile_opt['overlap'], self.opt['scale'], divisor,
-                                   self.tile_opt['batch'], where=f'{where}.tile')
-            except TileError as error:
-                raise OptionsError(str(error)) from None
-        if colour_fix not in COLOUR_FIXES:
-            raise OptionsError(f'{where}.colour_fix: must be one of {COLOUR_FIXES}, got {colour_fix!r}')
-        self.colour_fix = colour_fix
-
-    def set_execution(self, precision='fp32', channels_last=False, compile=False, where='val'):
-        """Speed options of ``sample``: autocast ``precision`` (fp32 | bf16 | fp16, fp16 on CUDA only; the
-        sampler's state stays float32), the U-Net in ``channels_last`` memory format (faster convolutions
-        on recent GPUs), and ``compile`` (torch.compile of the U-Net, once per network)."""
-        if precision not in PRECISIONS:
-            raise OptionsError(f'{where}.precision: must be one of {sorted(PRECISIONS)}, got {precision!r}')
-        if precision == 'fp16' and self.device.type != 'cuda':
-            raise OptionsError(f'{where}.precision: fp16 needs a CUDA device (bf16 works on CPU)')
-        self.precision, self.channels_last, self.compile = precision, bool(channels_last), bool(compile)
-        self._compiled = {}
-
-    def _sampling_network(self):
-        """The U-Net to sample with (EMA when kept), in eval mode, as ``set_execution`` asks."""
-        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
-        if self.channels_last:
-            net.to(memory_format=torch.channels_last)
-        run = net
-        if self.compile:
-            if id(net) not in self._compiled:
-                self._compiled[id(net)] = torch.compile(net)
-            run = self._compiled[id(net)]
-        if self.channels_last:
-            return net, lambda x, t, cond: run(x.contiguous(memory_format=torch.channels_last), t, cond)
-        return net, run
-
-    @torch.no_grad()
-    def sample(self, lq, generator=None, start=None):
-        """SR images in [0, 1] for an LR batch in [0, 1] of any size, by the sampler, tiling and colour
-        fix of ``set_sampling`` (from ``val``: the 100-step DDPM, whole image, no fix by default).
-        ``start`` = (x_t, t) continues the paper's DDPM from the residual latent x_t at step t instead
-        (the manipulations of ``srdiff_basicsr.manipulation``).
-        The number of network evaluations is left in ``self.nfe``; ``self.step_callback(nfe)``, when
-        set, is called before each."""
-        module, net = self._sampling_network()
-        was_training = module.training
-        module.eval()
-        bare = self.get_bare_model(module)
-        scale = self.opt['scale']
-        h, w = lq.shape[-2:]
-        # the U-Net halves the HR size len(dim_mults) - 1 times: pad the LR so the HR divides, and so
-        # that its coarsest level keeps the 2 pixels its reflection padding needs (tiny images)
-        multiple = bare.divisor // math.gcd(bare.divisor, scale)
-        min_lr = -(-2 * bare.divisor // scale)
-        pad_h, pad_w = (max(n, min_lr) + (-max(n, min_lr)) % multiple - n for n in (h, w))
-        if pad_h or pad_w:
-            lq = F.pad(lq, (0, pad_w, 0, pad_h), mode='replicate')
-        lr_up = imresize(lq, scale)
-        precision = PRECISIONS[self.precision]
-        with nullcontext() if precision is None else torch.autocast(self.device.type, precision):
-            features = self.net_encoder.features(lq)
-            if self.tile_opt is None:
-                cond = bare.project_condition(features)
-                denoise = lambda x_t, t: net(x_t, t, cond)  # noqa: E731
-            else:
-                denoise = TiledDenoiser(net, bare.project_condition, features, scale, self.tile_opt['size'],
-                                        self.tile_opt['overlap'], bare.divisor, self.tile_opt['batch'])
-            self.nfe = 0
-
-            def counted(x_t, t):
-                self.nfe += 1
-                if self.step_callback is not None:
-                    self.step_callback(self.nfe)
-                return denoise(x_t, t).to(x_t.dtype)  # the sampler's state stays in full precision
-
-            clip_x0 = self.diffusion_opt['clip_x0']
-            if start is None:
-                x_T = randn(lr_up.shape, generator, lr_up.device, lr_up.dtype)
-                x0 = run_sampler(self.sampler_opt, counted, self.diffusion, x_T, generator, clip_x0)
-            else:
-                x_t, t_start = start
-                x_t = F.pad(x_t, (0, pad_w * scale, 0, pad_h * scale), mode='replicate')
-                x0 = ddpm_sample(counted, self.diffusion, x_t, generator=generator, clip_x0=clip_x0, t_start=t_start)
-        module.train(was_training)
-        crop = (..., slice(0, h * scale), slice(0, w * scale))
-        return colour_fix(self.image_from_residual(x0, lr_up)[crop], lr_up[crop].clamp(0, 1), self.colour_fix)
-
     def test(self):
-        self.output = self.sample(self.lq)
+        self.output = self.pipeline(self.lq)
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
         self.evaluate(dataloader, current_iter, tb_logger, save_img)
@@ -277,7 +177,7 @@ class SRDiffModel(SRModel):
                 pbar.set_description(f'Test {records[-1]["image"]}')
         if pbar:
             pbar.close()
-        records = sorted(gather_to_all(records), key=lambda record: record['index'])
+        records = sorted(distributed.gather_to_all(records), key=lambda record: record['index'])
         columns = list(metrics_opt) + (['sigma'] if num_samples > 1 else [])
         if not records or not columns:
             return
@@ -300,7 +200,7 @@ class SRDiffModel(SRModel):
         """Metrics of one image, each averaged over its samples, and their sigma."""
         img_name = osp.splitext(osp.basename(data['lq_path'][0]))[0]
         self.feed_data(data)
-        samples = self.sample(self.lq.expand(num_samples, -1, -1, -1), generator)
+        samples = self.pipeline(self.lq.expand(num_samples, -1, -1, -1), generator=generator)
         sr_imgs = [tensor2img(sample) for sample in samples]
         hr_img = tensor2img(self.gt) if hasattr(self, 'gt') else None
         if hasattr(self, 'gt'):
@@ -314,8 +214,8 @@ class SRDiffModel(SRModel):
         results = self.opt['path']['results_root']
         write_metrics_csv(osp.join(results, f'metrics_{dataset_name}.csv'), records, columns)
         lines = [f'protocol: {protocol}', f'images: {len(records)}', f'samples per image: {num_samples}',
-                 f'sampler: {describe_sampler(self.sampler_opt, self.diffusion.num_timesteps)}, seed {seed}',
-                 f"tiles: {self.tile_opt or 'none (whole image)'}, colour fix: {self.colour_fix}",
+                 f'sampler: {self.pipeline.describe()}, seed {seed}',
+                 f"tiles: {self.pipeline.tile_opt or 'none (whole image)'}, colour fix: {self.pipeline.colour_fix}",
                  f"weights: {self.opt['path'].get('pretrain_network_g')}"]
         write_summary(osp.join(results, f'summary_{dataset_name}.md'), f"{self.opt['name']} on {dataset_name}",
                       lines, self.metric_results)

@@ -1,21 +1,28 @@
-"""Loading BasicSR-format weight files into a network, with errors that say what does not fit."""
+"""Weight files: BasicSR's ``.pth`` (``{param_key: state_dict}``) and ``.safetensors`` (one flat state
+dict, as traiNNer-redux and spandrel read them), read and written, with errors that say what does not fit."""
 from os import path as osp
 
 import torch
 
+from srdiff_basicsr.errors import WeightsError
+from srdiff_basicsr.files import atomic_write
 
-class WeightsError(ValueError):
-    """A weight file that is missing, unreadable or does not fit the network built from the options."""
+WEIGHT_EXTENSIONS = ('.pth', '.safetensors')
 
 
 def read_state_dict(path, param_key='params', option='path'):
-    """The state dict stored under ``param_key`` (BasicSR's ``{param_key: state_dict}`` layout)."""
+    """The state dict of a ``.safetensors`` file, or the one stored under ``param_key`` in a ``.pth``
+    (BasicSR's ``{param_key: state_dict}`` layout; ``params`` when ``param_key`` is absent, as BasicSR)."""
     if not osp.isfile(path):
         raise WeightsError(f'{option}: no such weight file: {path}')
     try:
-        loaded = torch.load(path, map_location='cpu', weights_only=True)
+        if path.endswith('.safetensors'):
+            from safetensors.torch import load_file
+            loaded = load_file(path)
+        else:
+            loaded = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as error:
-        raise WeightsError(f'{option}: cannot read {path} as a torch weight file: {error}') from None
+        raise WeightsError(f'{option}: cannot read {path} as a weight file: {error}') from None
     if param_key is not None and isinstance(loaded, dict) and param_key in loaded:
         loaded = loaded[param_key]
     elif isinstance(loaded, dict) and 'params' in loaded:
@@ -43,3 +50,15 @@ def load_weights(net, path, param_key='params', strict=True, option='path'):
         raise WeightsError(f'{option}: {path} does not fit {type(net).__name__} as configured '
                            '(check the network options against the run that wrote the file):\n  ' + '\n  '.join(lines))
     net.load_state_dict(state_dict, strict=strict)
+
+
+def write_state_dict(state_dict, path, param_key='params'):
+    """``path`` ending in ``.safetensors``: the flat state dict; otherwise BasicSR's ``{param_key: state_dict}``.
+    Written atomically."""
+    state_dict = {key: value.detach().cpu().contiguous() for key, value in state_dict.items()}
+    with atomic_write(path) as tmp:
+        if path.endswith('.safetensors'):
+            from safetensors.torch import save_file
+            save_file(state_dict, tmp)
+        else:
+            torch.save({param_key: state_dict}, tmp)

@@ -1,0 +1,25 @@
+"""Files on disk: which names are images, and writing so that a crash never leaves half a file."""
+import contextlib
+import os
+from os import path as osp
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
+
+
+def is_image_name(name):
+    return name.lower().endswith(IMAGE_EXTENSIONS) and not osp.basename(name).startswith('.')
+
+
+@contextlib.contextmanager
+def atomic_write(path):
+    """Yields a temporary name beside ``path`` (same extension, as OpenCV picks the format from it);
+    once the block has written it, it replaces ``path``. On an error ``path`` is untouched and the
+    temporary file removed, so a killed or failed run never leaves a truncated file under the real name."""
+    root, ext = osp.splitext(os.fspath(path))
+    tmp = f'{root}.tmp{ext}'
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)

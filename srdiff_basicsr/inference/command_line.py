@@ -1,0 +1,74 @@
+"""The flags every ``srdiff-infer`` command shares, and the pipeline they describe.
+
+The sampler flags are read off the sampler table: a new sampler or sampler option appears here by itself.
+"""
+import torch
+
+from srdiff_basicsr.diffusion.samplers import SAMPLERS
+from srdiff_basicsr.ops.colour import COLOUR_FIXES
+from srdiff_basicsr.pipeline import PRECISIONS, SRDiffPipeline
+
+
+def add_model_arguments(parser):
+    group = parser.add_argument_group('model')
+    group.add_argument('--model', required=True,
+                       help='experiment folder, converted official checkpoint folder, or a net_g_* weight file '
+                            '(.pth or .safetensors)')
+    group.add_argument('--encoder', help='encoder weights (default: found next to --model)')
+    group.add_argument('--options', help='options file with network_g/network_encoder (default: found with --model)')
+    group.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
+                       help='cpu, cuda or cuda:N')
+    group.add_argument('--precision', default='fp32', choices=sorted(PRECISIONS),
+                       help='autocast precision of the networks (fp16 on CUDA only)')
+    group.add_argument('--half', action='store_true', help='the same as --precision fp16 (CUDA only)')
+    group.add_argument('--channels-last', action='store_true', help='channels_last memory format (GPU speed)')
+    group.add_argument('--compile', action='store_true', help='torch.compile the U-Net (pays off on many images)')
+    group.add_argument('--seed', type=int, default=0, help='sampling seed (same seed, same output)')
+
+
+def sampler_flags():
+    """Every sampler option of the table: name -> (type, help naming the samplers that take it and their defaults)."""
+    flags = {}
+    for sampler_name, sampler in sorted(SAMPLERS.items()):
+        for name, option in sampler.options.items():
+            kind, text, users = flags.get(name, (type(option.default), option.help, []))
+            flags[name] = kind, text, users + [f'{sampler_name} {option.default}']
+    return {name: (kind, f"{text} (default: {', '.join(users)})") for name, (kind, text, users) in flags.items()}
+
+
+def add_sampling_arguments(parser):
+    group = parser.add_argument_group('sampling')
+    group.add_argument('--sampler', default='ddpm', choices=sorted(SAMPLERS),
+                       help='; '.join(f'{name}: {sampler.description}' for name, sampler in sorted(SAMPLERS.items())))
+    for name, (kind, text) in sampler_flags().items():
+        group.add_argument(f'--{name}', type=kind, help=text)
+    group.add_argument('--tile', type=int, default=0,
+                       help='tile side in output pixels for large images (0: whole image at once)')
+    group.add_argument('--tile-overlap', type=int, default=64, help='output pixels shared by neighbouring tiles')
+    group.add_argument('--tile-batch', type=int, default=1, help='tiles per network call')
+    group.add_argument('--colour-fix', default='none', choices=COLOUR_FIXES,
+                       help='match the colours of the bicubic upsampling: adain (mean/std) or wavelet (low band)')
+
+
+def sampling_options(args):
+    """(sampler options, tile options) of the command line: the options given, for the sampler named."""
+    sampler = {'type': args.sampler}
+    for name in sampler_flags():
+        if getattr(args, name) is not None:
+            sampler[name] = getattr(args, name)
+    tile = {'size': args.tile, 'overlap': args.tile_overlap, 'batch': args.tile_batch} if args.tile else None
+    return sampler, tile
+
+
+def build_pipeline(args, sampling=True):
+    """The pipeline of ``--model`` with the command line's execution options, and its sampling options when
+    ``sampling`` (else the paper's sampler on whole images)."""
+    if args.half and torch.device(args.device).type != 'cuda':
+        raise ValueError('--half needs a CUDA device (--device cuda)')
+    pipe = SRDiffPipeline.from_pretrained(args.model, args.encoder, args.options, device=args.device)
+    if sampling:
+        sampler, tile = sampling_options(args)
+        pipe.set_sampling(sampler, tile, args.colour_fix, where='command line')
+    pipe.set_execution(args.device, 'fp16' if args.half else args.precision, args.channels_last, args.compile,
+                       where='command line')
+    return pipe

@@ -1,0 +1,62 @@
+"""Where a trained SRDiff's files are: an experiment folder, a converted official checkpoint folder, or
+weight files (``.pth`` or ``.safetensors``) with an options file."""
+import glob
+from os import path as osp
+
+from srdiff_basicsr.errors import OptionsError, WeightsError
+from srdiff_basicsr.weights import WEIGHT_EXTENSIONS
+
+
+def _first_existing(stem):
+    """``stem.pth`` or ``stem.safetensors``, whichever exists (``.pth`` when neither does)."""
+    for ext in WEIGHT_EXTENSIONS:
+        if osp.isfile(stem + ext):
+            return stem + ext
+    return stem + WEIGHT_EXTENSIONS[0]
+
+
+def resolve_model_files(model, encoder=None, options=None):
+    """(U-Net weights, encoder weights, options file) for ``model`` and the optional overrides.
+
+    - an experiment folder (``experiments/<name>``): ``models/net_g_latest``, ``models/net_encoder_latest``
+      and the options file BasicSR copied into the folder;
+    - a folder written by ``scripts/convert_official_checkpoint.py``: ``net_g_official``,
+      ``net_encoder_official``, ``network_options.yml``;
+    - a U-Net weight file ``.../net_g_<x>.pth|.safetensors``: the encoder ``net_encoder_<x>`` next to it and
+      ``options`` (any options file with network_g, network_encoder and scale; default
+      ``network_options.yml`` beside it).
+    """
+    if osp.isdir(model):
+        official = _first_existing(osp.join(model, 'net_g_official'))
+        if osp.isfile(official):
+            found = (official, _first_existing(osp.join(model, 'net_encoder_official')),
+                     osp.join(model, 'network_options.yml'))
+        else:
+            models_dir = osp.join(model, 'models')
+            if not osp.isdir(models_dir):
+                raise WeightsError(f'--model {model}: neither an experiment folder (no models/) nor a converted '
+                                   'official checkpoint (no net_g_official.pth)')
+            yml = sorted(glob.glob(osp.join(model, '*.yml')))
+            found = (_first_existing(osp.join(models_dir, 'net_g_latest')),
+                     _first_existing(osp.join(models_dir, 'net_encoder_latest')), yml[0] if len(yml) == 1 else None)
+    elif osp.isfile(model):
+        folder, name = osp.split(model)
+        stem = osp.splitext(name)[0]
+        sibling = _first_existing(osp.join(folder, stem.replace('net_g', 'net_encoder', 1))) \
+            if stem.startswith('net_g') else None
+        beside = osp.join(folder, 'network_options.yml')
+        found = model, sibling, beside if osp.isfile(beside) else None
+    else:
+        raise FileNotFoundError(f'--model: no such file or folder: {model}')
+    net_g, net_encoder, options_file = model_file(found[0], '--model'), encoder or found[1], options or found[2]
+    if net_encoder is None:
+        raise WeightsError(f'--model {model}: cannot tell where the encoder weights are; give --encoder')
+    if options_file is None:
+        raise OptionsError(f'--model {model}: no options file with the network sizes found; give --options')
+    return net_g, model_file(net_encoder, '--encoder'), model_file(options_file, '--options')
+
+
+def model_file(path, option):
+    if not osp.isfile(path):
+        raise WeightsError(f'{option}: no such file: {path}')
+    return path

@@ -1,0 +1,82 @@
+"""The option sections that define an SRDiff (``scale``, ``network_g``, ``network_encoder``, ``diffusion``),
+checked and completed before anything is built, errors naming the option; and the networks built from them.
+
+Shared by the BasicSR model (options files) and the sampling pipeline (experiment folders, converted
+checkpoints), so both read a model the same way.
+"""
+import inspect
+
+from basicsr.utils.registry import ARCH_REGISTRY
+
+from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS
+from srdiff_basicsr.diffusion.schedule import SCHEDULES
+from srdiff_basicsr.errors import OptionsError
+
+DIFFUSION_DEFAULTS = dict(schedule='cosine', timesteps=100, cosine_s=0.008, res_rescale=2.0, clip_x0=True,
+                          parametrization='eps')
+
+
+def diffusion_options(section):
+    """The ``diffusion`` section with its defaults filled in."""
+    section = dict(section or {})
+    if 'loss' in section:
+        loss = {'l1': 'L1Loss', 'l2': 'MSELoss'}.get(section['loss'], 'L1Loss')
+        raise OptionsError(f"diffusion.loss: the noise loss now comes from BasicSR's loss registry; remove "
+                           f"diffusion.loss and write train.pixel_opt: {{type: {loss}, loss_weight: 1.0}} instead")
+    unknown = sorted(set(section) - set(DIFFUSION_DEFAULTS))
+    if unknown:
+        raise OptionsError(f'diffusion: unknown option(s) {unknown}; known: {sorted(DIFFUSION_DEFAULTS)}')
+    options = {**DIFFUSION_DEFAULTS, **section}
+    for key, table in (('schedule', SCHEDULES), ('parametrization', PARAMETRIZATIONS)):
+        if options[key] not in table:
+            raise OptionsError(f'diffusion.{key}: must be one of {sorted(table)}, got {options[key]!r}')
+    return options
+
+
+def schedule_options(diffusion):
+    """The keyword arguments of ``DiscreteSchedule.from_options`` in a completed ``diffusion`` section."""
+    own = SCHEDULES[diffusion['schedule']][1]
+    return {'schedule': diffusion['schedule'], 'timesteps': diffusion['timesteps'],
+            **{key: diffusion[key] for key in own}}
+
+
+def complete_network_options(opt):
+    """Check ``network_g`` and ``network_encoder`` (in place): registered types, known options; their
+    ``scale`` and the U-Net's encoder sizes filled in from the rest when not given."""
+    for section in ('network_g', 'network_encoder'):
+        if section not in opt:
+            raise OptionsError(f'{section}: missing (an SRDiff needs network_g and network_encoder)')
+        _check_arch_options(section, opt[section])
+    scale = opt.get('scale')
+    unet, encoder = opt['network_g'], opt['network_encoder']
+    unet.setdefault('scale', scale)  # the top-level scale, unless given again
+    encoder.setdefault('scale', scale)
+    for section, value in (('network_g.scale', unet['scale']), ('network_encoder.scale', encoder['scale'])):
+        if value != scale:
+            raise OptionsError(f'{section} is {value} but scale is {scale}: they must be equal')
+    for unet_key, encoder_key in (('encoder_num_feat', 'num_feat'), ('encoder_num_block', 'num_block')):
+        if encoder_key in encoder:
+            unet.setdefault(unet_key, encoder[encoder_key])
+        if unet.get(unet_key) != encoder.get(encoder_key):
+            raise OptionsError(f'network_g.{unet_key} ({unet.get(unet_key)}) must equal '
+                               f'network_encoder.{encoder_key} ({encoder.get(encoder_key)})')
+    return opt
+
+
+def _check_arch_options(section, arch_opt):
+    arch_type = arch_opt.get('type')
+    try:
+        cls = ARCH_REGISTRY.get(arch_type)
+    except KeyError:
+        raise OptionsError(f'{section}.type: no network named {arch_type!r} is registered') from None
+    params = inspect.signature(cls.__init__).parameters
+    unknown = sorted(set(arch_opt) - {'type'} - set(params))
+    if unknown:
+        known = [p for p in params if p != 'self']
+        raise OptionsError(f'{section}: unknown option(s) {unknown} for {arch_type}; known: {known}')
+
+
+def build_arch(arch_opt):
+    """The network of a checked ``network_*`` section (BasicSR's registry, without its logging)."""
+    arch_opt = dict(arch_opt)
+    return ARCH_REGISTRY.get(arch_opt.pop('type'))(**arch_opt)

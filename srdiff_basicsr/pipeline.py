@@ -1,0 +1,222 @@
+"""The sampling engine: an LR batch in, SR samples out, with plain networks and no BasicSR model.
+
+    from srdiff_basicsr.pipeline import SRDiffPipeline
+    pipe = SRDiffPipeline.from_pretrained('experiments/demo_srdiff_x4')    # or a converted checkpoint
+    sr = pipe(lr, seed=0, sampler='ddim', steps=20)                        # lr: (N, 3, h, w) in [0, 1]
+
+Data path (images in [0, 1], the diffusion in [-1, 1] like the official code):
+lr_up = MATLAB bicubic(lr); features = encoder(lr), projected to the HR condition once per image;
+x_T ~ N(0, I) -> sampler(denoiser, schedule, x_T, plan, noise) -> x0 (the rescaled residual);
+sr = lr_up + x0 / res_rescale. (The official data loader divided by 256 instead of 255 before making
+lr_up; here lr_up is the plain bicubic of the LR image.)
+"""
+import math
+from contextlib import nullcontext
+
+import torch
+import yaml
+from torch.nn import functional as F
+
+from srdiff_basicsr.diffusion.noise import noise_source, randn
+from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS, Denoiser
+from srdiff_basicsr.diffusion.samplers import describe_sampler, run_sampler, sampler_options
+from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
+from srdiff_basicsr.diffusion.tiling import TiledDenoiser, tile_options
+from srdiff_basicsr.errors import OptionsError
+from srdiff_basicsr.model_files import resolve_model_files
+from srdiff_basicsr.network_options import (build_arch, complete_network_options, diffusion_options,
+                                            schedule_options)
+from srdiff_basicsr.ops.colour import COLOUR_FIXES, colour_fix
+from srdiff_basicsr.ops.resize import imresize
+from srdiff_basicsr.weights import load_weights
+
+PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def autocast(device, precision):
+    """The autocast context of a precision name (none for fp32)."""
+    dtype = PRECISIONS[precision]
+    return nullcontext() if dtype is None else torch.autocast(torch.device(device).type, dtype)
+
+
+def check_precision(precision, device, where):
+    if precision not in PRECISIONS:
+        raise OptionsError(f'{where}.precision: must be one of {sorted(PRECISIONS)}, got {precision!r}')
+    if precision == 'fp16' and torch.device(device).type != 'cuda':
+        raise OptionsError(f'{where}.precision: fp16 needs a CUDA device (bf16 works on CPU)')
+
+
+class SRDiffPipeline:
+    """SRDiff sampling from plain ``nn.Module``s: the LR ``encoder`` (``features(lr)``), the noise
+    predictor ``unet`` (``project_condition(features)``, ``forward(x_t, t, cond)``, ``divisor``) and a schedule.
+
+    Args:
+        encoder, unet (nn.Module): the networks (used in eval mode, never trained here).
+        schedule (DiscreteSchedule): the diffusion's schedule.
+        scale (int): HR / LR size ratio.
+        res_rescale (float): the residual is multiplied by this before diffusion (SRDiff: 2).
+        clip_x0 (bool): clamp the predicted x0 to [-1, 1] at every step (SRDiff does).
+        parametrization (str): what ``unet`` predicts (see ``diffusion.parametrization``).
+        sampler (dict | None): default sampler options (``{'type': 'ddim', 'steps': 20}``; default the
+            paper's 100-step DDPM); ``tile``, ``colour_fix``: see ``set_sampling``.
+        device, precision, channels_last, compile: see ``set_execution``.
+    """
+
+    def __init__(self, encoder, unet, schedule, scale, res_rescale=2.0, clip_x0=True, parametrization='eps',
+                 sampler=None, tile=None, colour_fix='none', device=None, precision='fp32', channels_last=False,
+                 compile=False):
+        if parametrization not in PARAMETRIZATIONS:
+            raise OptionsError(f'parametrization: must be one of {sorted(PARAMETRIZATIONS)}, got {parametrization!r}')
+        self.encoder, self.unet, self.schedule, self.scale = encoder, unet, schedule, scale
+        self.res_rescale, self.clip_x0, self.parametrization = res_rescale, clip_x0, parametrization
+        self.nfe = 0  # network evaluations of the last call
+        self.set_execution(device or next(unet.parameters()).device, precision, channels_last, compile)
+        self.set_sampling(sampler, tile, colour_fix)
+
+    @classmethod
+    def from_options(cls, opt, unet_weights, encoder_weights, device='cpu', param_key='params_ema', **kwargs):
+        """Built from an options dict (``scale``, ``network_g``, ``network_encoder``, ``diffusion``) and weight
+        files (``.pth``: ``param_key``, else ``params``; or ``.safetensors``). ``kwargs``: as ``__init__``."""
+        opt = complete_network_options({key: opt.get(key) for key in ('scale', 'network_g', 'network_encoder')})
+        diffusion = diffusion_options(kwargs.pop('diffusion', None))
+        unet, encoder = build_arch(opt['network_g']), build_arch(opt['network_encoder'])
+        load_weights(unet, unet_weights, param_key, option='U-Net weights')
+        load_weights(encoder, encoder_weights, 'params', option='encoder weights')
+        return cls(encoder, unet, DiscreteSchedule.from_options(**schedule_options(diffusion)), opt['scale'],
+                   res_rescale=diffusion['res_rescale'], clip_x0=diffusion['clip_x0'],
+                   parametrization=diffusion['parametrization'], device=device, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, model, encoder=None, options=None, device='cpu', **kwargs):
+        """From an experiment folder (its latest weights, EMA when saved), a folder written by
+        ``scripts/convert_official_checkpoint.py``, or a ``net_g_*`` weight file (``encoder``: its encoder's
+        weights, default beside it; ``options``: a file with the network sections, default found with it)."""
+        unet_weights, encoder_weights, options_file = resolve_model_files(model, encoder, options)
+        try:
+            with open(options_file) as f:
+                opt = yaml.safe_load(f)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            raise OptionsError(f'{options_file}: not a readable options file ({error})') from None
+        missing = [key for key in ('network_g', 'network_encoder') if key not in (opt or {})]
+        if missing:
+            raise OptionsError(f'{options_file}: no {" or ".join(missing)} section')
+        opt.setdefault('scale', opt['network_g'].get('scale'))
+        return cls.from_options(opt, unet_weights, encoder_weights, device, diffusion=opt.get('diffusion'), **kwargs)
+
+    # options ---------------------------------------------------------------------------------------
+    def set_sampling(self, sampler=None, tile=None, colour_fix='none', where='val'):
+        """The defaults of every call: ``sampler`` options (``type`` from the sampler table and its own
+        options), ``tile`` ({size, overlap, batch} in HR pixels, or None for the whole image at once) and
+        ``colour_fix`` (none | adain | wavelet); errors name ``where.<option>``."""
+        self.sampler_opt = sampler_options(sampler, self.schedule.num_timesteps, f'{where}.sampler')
+        self.tile_opt = tile_options(tile, self.scale, self.unet.divisor, f'{where}.tile')
+        if colour_fix not in COLOUR_FIXES:
+            raise OptionsError(f'{where}.colour_fix: must be one of {COLOUR_FIXES}, got {colour_fix!r}')
+        self.colour_fix = colour_fix
+
+    def set_execution(self, device=None, precision='fp32', channels_last=False, compile=False, where='val'):
+        """Where and how the networks run: ``device`` (e.g. ``cuda:1``; the networks and schedule move there),
+        autocast ``precision`` (fp32 | bf16 | fp16, fp16 on CUDA only; the sampler's state stays float32),
+        ``channels_last`` memory format (faster convolutions on recent GPUs) and ``compile`` (torch.compile of
+        the U-Net, once)."""
+        device = torch.device(device or self.device)
+        check_precision(precision, device, where)
+        self.device = device
+        for module in (self.encoder, self.unet, self.schedule):
+            module.to(device)
+        if channels_last:
+            self.unet.to(memory_format=torch.channels_last)
+        self.precision, self.channels_last = precision, bool(channels_last)
+        self._run_unet = torch.compile(self.unet) if compile else self.unet
+
+    def describe(self):
+        """E.g. 'DDIM, 20 steps, eta 0.0' for the default sampler."""
+        return describe_sampler(self.sampler_opt, self.schedule.num_timesteps)
+
+    # the data path ---------------------------------------------------------------------------------
+    def residual(self, hr, lr_up):
+        """x0 = clamp((hr - lr_up) * res_rescale, -1, 1), images in [-1, 1] as in the paper."""
+        return (((hr * 2 - 1) - (lr_up * 2 - 1)) * self.res_rescale).clamp(-1, 1)
+
+    def image_from_residual(self, x0, lr_up):
+        """sr = lr_up + clamp(x0, -1, 1) / res_rescale, back to [0, 1]."""
+        sr = (lr_up * 2 - 1) + x0.clamp(-1, 1) / self.res_rescale
+        return ((sr + 1) / 2).clamp(0, 1)
+
+    def _network(self, features, tile):
+        """(x_t, t) -> the U-Net's output in x_t's dtype, the condition projected once (or per tile)."""
+        def run(x, t, cond):
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            return self._run_unet(x, t, cond)
+
+        if tile is None:
+            cond = self.unet.project_condition(features)
+            return lambda x_t, t: run(x_t, t, cond).to(x_t.dtype)
+        tiled = TiledDenoiser(run, self.unet.project_condition, features, self.scale, tile['size'], tile['overlap'],
+                              self.unet.divisor, tile['batch'])
+        return lambda x_t, t: tiled(x_t, t).to(x_t.dtype)
+
+    def _pad(self, lr):
+        """The U-Net halves the HR size len(dim_mults) - 1 times: pad the LR so the HR divides, and so that
+        its coarsest level keeps the 2 pixels its reflection padding needs (tiny images)."""
+        divisor = self.unet.divisor
+        multiple = divisor // math.gcd(divisor, self.scale)
+        min_lr = -(-2 * divisor // self.scale)
+        return tuple(max(n, min_lr) + (-max(n, min_lr)) % multiple - n for n in lr.shape[-2:])
+
+    @torch.no_grad()
+    def __call__(self, lr, seed=None, generator=None, sampler=None, start=None, on_step=None, **sampler_opt):
+        """SR samples in [0, 1] of an LR batch (N, 3, h, w) in [0, 1] of any size.
+
+        Args:
+            seed (int | None): seeds a generator on the pipeline's device (ignored when ``generator`` is given).
+            generator (torch.Generator | list | None): source of every noise draw; a list of (generator, rows)
+                gives each group of rows its own (an image's samples then do not depend on its batch).
+            sampler (str | dict | None), **sampler_opt: this call's sampler and its options (e.g.
+                ``sampler='ddim', steps=20``); default: ``set_sampling``'s.
+            start ((Tensor, int) | None): (x_t, t) continues from the residual latent x_t at step t instead of
+                pure noise at T-1 (the paper's manipulations).
+            on_step (callable | None): called with the evaluation count before each network evaluation.
+        The number of network evaluations is left in ``self.nfe``.
+        """
+        sampler_opt = self._sampler_for_call(sampler, sampler_opt)
+        if generator is None and seed is not None:
+            generator = torch.Generator(self.device).manual_seed(seed)
+        lr = lr.to(self.device)
+        h, w = lr.shape[-2:]
+        pad_h, pad_w = self._pad(lr)
+        if pad_h or pad_w:
+            lr = F.pad(lr, (0, pad_w, 0, pad_h), mode='replicate')
+        lr_up = imresize(lr, self.scale)
+        was_training = self.unet.training, self.encoder.training
+        self.unet.eval(), self.encoder.eval()
+        with autocast(self.device, self.precision):
+            network = self._network(self.encoder.features(lr), self.tile_opt)
+            self.nfe = 0
+
+            def counted(x_t, t):
+                self.nfe += 1
+                if on_step is not None:
+                    on_step(self.nfe)
+                return network(x_t, t)
+
+            denoiser = Denoiser(counted, self.schedule, self.parametrization, self.clip_x0)
+            if start is None:
+                x_T, t_start = randn(lr_up.shape, generator, lr_up.device, lr_up.dtype), None
+            else:
+                x_T, t_start = start
+                x_T = F.pad(x_T.to(self.device), (0, pad_w * self.scale, 0, pad_h * self.scale), mode='replicate')
+            x0 = run_sampler(sampler_opt, denoiser, self.schedule, x_T, noise_source(generator), t_start)
+        self.unet.train(was_training[0]), self.encoder.train(was_training[1])
+        crop = (..., slice(0, h * self.scale), slice(0, w * self.scale))
+        return colour_fix(self.image_from_residual(x0, lr_up)[crop], lr_up[crop].clamp(0, 1), self.colour_fix)
+
+    def _sampler_for_call(self, sampler, options):
+        if sampler is None and not options:
+            return self.sampler_opt
+        if isinstance(sampler, dict):
+            sampler = dict(sampler)
+        else:
+            sampler = {'type': sampler or self.sampler_opt['type']}
+        return sampler_options({**sampler, **options}, self.schedule.num_timesteps, 'sampler')
