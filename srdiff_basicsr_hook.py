@@ -6,7 +6,7 @@ this module calls :func:`install` at interpreter start. That adds a meta-path fi
 nothing until ``basicsr`` itself is imported; then it applies the compatibility fixes that must
 precede BasicSR's own imports and, once ``basicsr`` is loaded, imports ``srdiff_basicsr`` so its
 classes are registered. Interpreter start-up pays one function call; nothing heavy is imported
-unless BasicSR is. Set ``SRDIFF_BASICSR_NO_HOOK=1`` to switch it off.
+unless BasicSR is. Set ``SRDIFF_BASICSR_HOOK=0`` to switch it off (the README lists what it changes in BasicSR).
 """
 import os
 import sys
@@ -49,7 +49,7 @@ class _BasicSRFinder:
 
 
 def install():
-    if os.environ.get('SRDIFF_BASICSR_NO_HOOK') or 'basicsr' in sys.modules:
+    if os.environ.get('SRDIFF_BASICSR_HOOK', '1').lower() in ('0', 'off', 'false', 'no') or 'basicsr' in sys.modules:
         return
     if not any(isinstance(finder, _BasicSRFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, _BasicSRFinder())

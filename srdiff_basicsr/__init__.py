@@ -8,4 +8,4 @@ compat.after_basicsr_import()
 
 from srdiff_basicsr import archs, data, metrics, models  # noqa: E402,F401  (registration)
 
-__version__ = '0.1.0'
+__version__ = "0.1.0"

@@ -38,7 +38,6 @@ def after_basicsr_import():
 
     basicsr.train.load_resume_state = load_resume_state
     basicsr.utils.dist_util.init_dist = basicsr.utils.options.init_dist = distributed.init_dist
-    BaseModel.model_to_device = distributed.model_to_device
     if not getattr(basicsr.utils.options.parse_options, '_srdiff_root', False):
         basicsr.utils.options.parse_options = _with_root_outside_site_packages(basicsr.utils.options.parse_options)
     for method in ('save_network', 'save_training_state'):

@@ -104,11 +104,11 @@ def test_hook_registers_srdiff_when_basicsr_is_imported():
 
 def test_hook_can_be_switched_off_and_then_stock_basicsr_does_not_even_import():
     result = subprocess.run([sys.executable, '-c', 'import basicsr'], capture_output=True, text=True, cwd='/',
-                            env={**os.environ, 'SRDIFF_BASICSR_NO_HOOK': '1'})
+                            env={**os.environ, 'SRDIFF_BASICSR_HOOK': '0'})
     assert result.returncode != 0
     assert "No module named 'torchvision.transforms.functional_tensor'" in result.stderr  # the upstream problem
     out = python('import sys, torchvision.transforms.functional as f; '
                  'sys.modules["torchvision.transforms.functional_tensor"] = f; '
                  'import basicsr; from basicsr.utils.registry import MODEL_REGISTRY; '
-                 'print("SRDiffModel" in MODEL_REGISTRY)', SRDIFF_BASICSR_NO_HOOK='1')
+                 'print("SRDiffModel" in MODEL_REGISTRY)', SRDIFF_BASICSR_HOOK='0')
     assert out == 'False'

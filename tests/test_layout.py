@@ -1,0 +1,86 @@
+"""The package's shape: no import cycle, and the method layer free of BasicSR's model classes and loops."""
+import ast
+from pathlib import Path
+
+from tests.conftest import REPO
+
+PACKAGE = REPO / 'srdiff_basicsr'
+
+
+def module_name(path):
+    parts = path.relative_to(REPO).with_suffix('').parts
+    return '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
+
+
+def imports(path, modules):
+    """The package modules that ``path`` imports anywhere (lazy imports inside functions included)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # `from pkg import sub` imports the submodule sub when there is one, else pkg itself
+            names = [f'{node.module}.{alias.name}' if f'{node.module}.{alias.name}' in modules else node.module
+                     for alias in node.names]
+        else:
+            continue
+        found.update(name for name in names if name in modules)
+    return found
+
+
+def import_graph():
+    paths = {module_name(path): path for path in PACKAGE.rglob('*.py')}
+    return {name: imports(path, paths) - {name} for name, path in paths.items()}
+
+
+def find_cycle(graph):
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = 'open'
+        stack.append(node)
+        for child in sorted(graph[node]):
+            if state.get(child) == 'open':
+                return stack[stack.index(child):] + [child]
+            if child not in state:
+                cycle = visit(child)
+                if cycle:
+                    return cycle
+        state[node] = 'done'
+        stack.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            cycle = visit(node)
+            if cycle:
+                return cycle
+    return None
+
+
+def test_the_import_walker_sees_a_cycle_when_there_is_one():
+    assert find_cycle({'a': {'b'}, 'b': {'c'}, 'c': {'a'}}) == ['a', 'b', 'c', 'a']
+    assert find_cycle({'a': {'b'}, 'b': set(), 'c': {'a', 'b'}}) is None
+    graph = import_graph()
+    assert 'srdiff_basicsr.diffusion.samplers' in graph['srdiff_basicsr.pipeline']
+    assert 'srdiff_basicsr.inference.command_line' in graph['srdiff_basicsr.inference.manipulation_cli']
+
+
+def test_no_import_cycle_in_the_package():
+    assert find_cycle(import_graph()) is None
+
+
+def test_the_method_layer_knows_no_basicsr_model_data_or_training_code():
+    """archs, diffusion, ops and the pipeline use BasicSR's registry and building blocks at most, never its
+    models, datasets, options or train/test loops (those are the adapter's)."""
+    method = [p for p in PACKAGE.rglob('*.py') if p.parent.name in ('diffusion', 'ops', 'archs')
+              or p.name in ('pipeline.py', 'network_options.py', 'weights.py', 'model_files.py', 'errors.py',
+                            'files.py')]
+    allowed = ('basicsr.utils.registry', 'basicsr.archs.arch_util', 'basicsr.archs.rrdbnet_arch')
+    for path in method:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ''] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert not name.startswith('basicsr') or name in allowed, f'{path.relative_to(REPO)} imports {name}'
+                assert not name.startswith('srdiff_basicsr.models'), f'{path.relative_to(REPO)} imports {name}'
