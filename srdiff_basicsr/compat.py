@@ -29,6 +29,10 @@ def before_basicsr_import():
 
 
 def after_basicsr_import():
+    """The changes to BasicSR's modules, which every program in the environment then sees (the README's
+    table lists them with their effect on other BasicSR programs): resume on CPU and from the experiment
+    root, a launcher that works without GPUs, outputs of ``python -m basicsr.train`` in the cwd, and
+    checkpoints written atomically."""
     import basicsr.train
     import basicsr.utils.dist_util
     import basicsr.utils.options

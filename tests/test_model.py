@@ -25,8 +25,8 @@ def make_model(tmp_path, encoder_path, is_train=True, **changes):
     opt['path']['models'] = str(tmp_path / 'models')
     opt['path']['training_states'] = str(tmp_path / 'training_states')
     opt['path']['results_root'] = str(tmp_path)
-    (tmp_path / 'models').mkdir(exist_ok=True)
-    (tmp_path / 'training_states').mkdir(exist_ok=True)
+    (tmp_path / 'models').mkdir(parents=True, exist_ok=True)
+    (tmp_path / 'training_states').mkdir(parents=True, exist_ok=True)
     for dotted, value in changes.items():
         *parents, leaf = dotted.split('__')
         node = opt
@@ -267,3 +267,34 @@ def test_per_image_generators_make_batched_samples_equal_to_single_ones(tmp_path
     together = model.pipeline(lqs.repeat_interleave(2, 0),
                               generator=[(torch.Generator().manual_seed(0), 2), (torch.Generator().manual_seed(1), 2)])
     assert torch.allclose(together, torch.cat(alone), atol=1e-5)
+
+
+def test_a_device_with_an_index_is_honoured_by_the_model_and_its_pipeline(tmp_path, encoder_path):
+    # BasicSR itself only knows plain 'cuda' or 'cpu'; 'meta' stands in for cuda:1 on a machine without GPUs
+    model = make_model(tmp_path, encoder_path, is_train=False, device='meta')
+    assert model.device == torch.device('meta') and model.pipeline.device == torch.device('meta')
+    for net in (model.net_g, model.net_encoder, model.pipeline.unet, model.pipeline.encoder):
+        assert all(p.device.type == 'meta' for p in net.parameters())
+    assert model.pipeline.schedule.betas.device.type == 'meta'
+
+
+def test_training_precision_options_reach_the_step_and_keep_weights_in_fp32(tmp_path, encoder_path, monkeypatch):
+    losses = {}
+    for name, changes in (('fp32', {}), ('channels_last', {'train__channels_last': True}),
+                          ('bf16', {'train__precision': 'bf16', 'train__ema_decay': 0.5})):
+        torch.manual_seed(0)  # the same initial weights
+        model = make_model(tmp_path / name, encoder_path, **changes)
+        model.feed_data(batch())
+        torch.manual_seed(5)
+        model.optimize_parameters(1)
+        losses[name] = model.log_dict['l_noise']
+        nets = [model.net_g] + ([model.net_g_ema] if hasattr(model, 'net_g_ema') else [])
+        assert all(p.dtype == torch.float32 for net in nets for p in net.parameters())
+    assert losses['channels_last'] == pytest.approx(losses['fp32'], rel=1e-5)
+    assert losses['bf16'] != losses['fp32'] and losses['bf16'] == pytest.approx(losses['fp32'], rel=0.05)
+    compiled = []
+    monkeypatch.setattr(torch, 'compile', lambda net: compiled.append(net) or net)
+    model = make_model(tmp_path / 'compiled', encoder_path, train__compile=True)
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    assert compiled == [model.net_g]

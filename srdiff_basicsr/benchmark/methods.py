@@ -24,7 +24,7 @@ def load_test_options(path, device):
         raise OptionsError(f'{path}: not a BasicSR options file (no model_type)')
     if 'scale' not in opt:
         raise OptionsError(f'{path}: scale is not set')
-    opt.update(is_train=False, dist=False, rank=0, world_size=1, auto_resume=False,
+    opt.update(is_train=False, dist=False, rank=0, world_size=1, auto_resume=False, device=str(device),
                num_gpu=1 if torch.device(device).type == 'cuda' else 0)
     opt.setdefault('path', {})
     for key, value in opt['path'].items():
@@ -106,5 +106,13 @@ class BasicSRModel(Method):
 
 
 def build_basicsr_model(options_path, device):
+    """The model of a test options file on ``device`` (e.g. ``cuda:1``: SRDiffModel reads ``opt['device']``;
+    a stock model, which only knows plain ``cuda``, has its networks moved there)."""
     opt = load_test_options(options_path, device)
-    return build_model(opt), opt
+    model = build_model(opt)
+    if model.device != torch.device(device):
+        model.device = torch.device(device)
+        for name, net in vars(model).items():
+            if name.startswith('net_') and isinstance(net, torch.nn.Module):
+                net.to(model.device)
+    return model, opt
