@@ -37,7 +37,7 @@ class Sampler:
     label: str  # str.format'ed with the options (and ``steps``) for reports and logs
     description: str
     options: dict = field(default_factory=dict)
-    adaptive: bool = False  # the number of network evaluations is decided while sampling
+    nfe: Callable | None = len  # plan -> network evaluations per sample; None: decided while sampling
 
     def function_options(self, options):
         """The options the function itself takes (the others, such as ``steps``, shape the plan)."""
@@ -48,9 +48,9 @@ class Sampler:
 SAMPLERS = {}
 
 
-def register_sampler(name, plan, label, description, options=None, adaptive=False):
+def register_sampler(name, plan, label, description, options=None, nfe=len):
     def register(function):
-        SAMPLERS[name] = Sampler(function, plan, label, description, options or {}, adaptive)
+        SAMPLERS[name] = Sampler(function, plan, label, description, options or {}, nfe)
         return function
     return register
 
@@ -172,7 +172,7 @@ def dpmpp_2m(denoiser, schedule, x_T, plan, noise):
                   options={'rtol': Option(1e-3, 'ODE solver relative tolerance', _positive),
                            'atol': Option(1e-3, 'ODE solver absolute tolerance', _positive),
                            'method': Option('dopri5', f'adaptive ODE solver, one of {ODE_METHODS}', _ode_method)},
-                  adaptive=True)
+                  nfe=None)
 @torch.no_grad()
 def ode(denoiser, schedule, x_T, plan, noise, rtol=1e-3, atol=1e-3, method='dopri5'):
     """The probability-flow ODE in DDIM's coordinates x_bar = x / sqrt(alpha_bar) (Song et al. 2021,
@@ -236,7 +236,8 @@ def run_sampler(sampler_opt, denoiser, schedule, x_T, noise, t_start=None):
 
 def expected_nfe(sampler_opt, num_timesteps):
     """Network evaluations per sample, or None for an adaptive sampler."""
-    return None if _split(sampler_opt)[0].adaptive else len(make_plan(sampler_opt, num_timesteps))
+    nfe = _split(sampler_opt)[0].nfe
+    return None if nfe is None else nfe(make_plan(sampler_opt, num_timesteps))
 
 
 def describe_sampler(sampler_opt, num_timesteps):
