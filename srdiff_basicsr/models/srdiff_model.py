@@ -74,9 +74,10 @@ class SRDiffModel(SRModel):
         get_root_logger().info(f'Loaded the frozen encoder from {encoder_path}')
         self.net_encoder.eval().requires_grad_(False)
         val_opt = opt.get('val') or {}
+        sampling_net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
         self.pipeline = SRDiffPipeline(
-            self.net_encoder, getattr(self, 'net_g_ema', None) or self.get_bare_model(self.net_g), self.schedule,
-            opt['scale'], res_rescale=self.diffusion_opt['res_rescale'], clip_x0=self.diffusion_opt['clip_x0'],
+            self.net_encoder, sampling_net, self.schedule, opt['scale'], res_rescale=self.diffusion_opt['res_rescale'],
+            clip_x0=self.diffusion_opt['clip_x0'],
             parametrization=self.diffusion_opt['parametrization'], sampler=val_opt.get('sampler'),
             tile=val_opt.get('tile'), colour_fix=val_opt.get('colour_fix', 'none'), device=self.device,
             precision=val_opt.get('precision', 'fp32'), channels_last=val_opt.get('channels_last', False),
