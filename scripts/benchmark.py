@@ -28,8 +28,7 @@ from basicsr.utils import imwrite, mkdir_and_rename, tensor2img
 from srdiff_basicsr.benchmark.grid import comparison_grid
 from srdiff_basicsr.benchmark.methods import Bicubic, BasicSRModel, Encoder, SRDiff, build_basicsr_model
 from srdiff_basicsr.benchmark.scoring import METRIC_COLUMNS, paper_metrics
-from srdiff_basicsr.cli import USER_ERRORS
-from srdiff_basicsr.errors import DatasetError, OptionsError
+from srdiff_basicsr.errors import USER_ERRORS, DatasetError, OptionsError
 from srdiff_basicsr.models.evaluation import describe_protocol, score_samples
 
 COLUMNS = [*METRIC_COLUMNS, ('seconds', 's / image', '.2f')]
