@@ -269,6 +269,7 @@ def test_per_image_generators_make_batched_samples_equal_to_single_ones(tmp_path
     assert torch.allclose(together, torch.cat(alone), atol=1e-5)
 
 
+@pytest.mark.filterwarnings('ignore:for .*copying from a non-meta parameter')
 def test_a_device_with_an_index_is_honoured_by_the_model_and_its_pipeline(tmp_path, encoder_path):
     # BasicSR itself only knows plain 'cuda' or 'cpu'; 'meta' stands in for cuda:1 on a machine without GPUs
     model = make_model(tmp_path, encoder_path, is_train=False, device='meta')
