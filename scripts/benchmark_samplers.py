@@ -120,7 +120,9 @@ def large_image_runs(pipe, sampler, tile, out):
     from skimage import data
     hr = cv2.resize(data.coffee(), (2040, 1356), interpolation=cv2.INTER_CUBIC)
     lq = torch.from_numpy(imresize_uint8(hr, 1 / 4)).permute(2, 0, 1)[None].float().div(255).to(pipe.device)
-    lines = ['', f'## Large image: 2040x1356 output (x4 from 510x339), {describe_sampler(sampler_options(sampler, pipe.schedule.num_timesteps), pipe.schedule.num_timesteps)}', '',
+    steps = pipe.schedule.num_timesteps
+    lines = ['', f'## Large image: 2040x1356 output (x4 from 510x339), '
+             f'{describe_sampler(sampler_options(sampler, steps), steps)}', '',
              '| mode | s | peak MiB above the model |', '|---|---|---|']
     outputs = {}
     for mode, tile_opt in (('whole image', None), (f"tiles {tile['size']}, overlap {tile['overlap']}", tile)):

@@ -159,8 +159,8 @@ def main():
              'against fp32 in that run.', '',
              f'| option | training s/iter (batch {args.batch}, 160x160) | vs fp32 | sampling s/step (160x160) '
              '| vs fp32 |', '|---|---|---|---|---|']
-    lines += [f'| {name} | {train_s:.3f} | {fp32_train / train_s:.2f}x | {sample_s:.4f} | {fp32_sample / sample_s:.2f}x |'
-              for name, train_s, sample_s in rows]
+    lines += [f'| {name} | {train_s:.3f} | {fp32_train / train_s:.2f}x | {sample_s:.4f} | '
+              f'{fp32_sample / sample_s:.2f}x |' for name, train_s, sample_s in rows]
     lines += ['', f'Condition projected once per image (ours): {ours_s:.4f} s/step; at every step (the official '
               f'U-Net): {official_s:.4f} s/step; ratio official / ours {official_s / ours_s:.2f}.', '',
               f'## Loss curves, fp32 and bf16 (same seed, weights and {args.curve_iters} batches of {args.batch} '

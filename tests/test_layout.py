@@ -1,6 +1,5 @@
 """The package's shape: no import cycle, and the method layer free of BasicSR's model classes and loops."""
 import ast
-from pathlib import Path
 
 from tests.conftest import REPO
 

@@ -263,7 +263,8 @@ def test_execution_options_keep_the_samples(tmp_path, encoder_path, monkeypatch)
 def test_per_image_generators_make_batched_samples_equal_to_single_ones(tmp_path, encoder_path):
     model = make_model(tmp_path, encoder_path, is_train=False, val__sampler={'type': 'ddim', 'steps': 4, 'eta': 1.0})
     lqs = torch.rand(2, 3, 6, 6)
-    alone = [model.pipeline(lqs[i:i + 1].expand(2, -1, -1, -1), generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    alone = [model.pipeline(lqs[i:i + 1].expand(2, -1, -1, -1), generator=torch.Generator().manual_seed(i))
+             for i in range(2)]
     together = model.pipeline(lqs.repeat_interleave(2, 0),
                               generator=[(torch.Generator().manual_seed(0), 2), (torch.Generator().manual_seed(1), 2)])
     assert torch.allclose(together, torch.cat(alone), atol=1e-5)

@@ -83,10 +83,12 @@ def test_convert_script_writes_basicsr_weights_that_reproduce_the_official_encod
     result = subprocess.run([sys.executable, 'scripts/convert_official_checkpoint.py', str(ckpt), '--out', str(out_st),
                              '--format', 'safetensors'], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in out_st.iterdir()) == ['net_encoder_official.safetensors', 'net_g_official.safetensors',
-                                                        'network_options.yml']
+    assert sorted(p.name for p in out_st.iterdir()) == ['net_encoder_official.safetensors',
+                                                        'net_g_official.safetensors', 'network_options.yml']
     from safetensors.torch import load_file
-    assert all(torch.equal(v, unet_file['params'][k]) for k, v in load_file(out_st / 'net_g_official.safetensors').items())
+    flat = load_file(out_st / 'net_g_official.safetensors')
+    assert set(flat) == set(unet_file['params'])
+    assert all(torch.equal(v, unet_file['params'][k]) for k, v in flat.items())
     pipe_st = SRDiffPipeline.from_pretrained(str(out_st))
     with torch.no_grad():
         cond = pipe_st.unet.project_condition(pipe_st.encoder.features((case['img_lr'] + 1) / 2))
