@@ -77,8 +77,8 @@ class SRDiffPipeline:
     def from_options(cls, opt, unet_weights, encoder_weights, device='cpu', param_key='params_ema', **kwargs):
         """Built from an options dict (``scale``, ``network_g``, ``network_encoder``, ``diffusion``) and weight
         files (``.pth``: ``param_key``, else ``params``; or ``.safetensors``). ``kwargs``: as ``__init__``."""
+        diffusion = diffusion_options(opt.get('diffusion'))
         opt = complete_network_options({key: opt.get(key) for key in ('scale', 'network_g', 'network_encoder')})
-        diffusion = diffusion_options(kwargs.pop('diffusion', None))
         unet, encoder = build_arch(opt['network_g']), build_arch(opt['network_encoder'])
         load_weights(unet, unet_weights, param_key, option='U-Net weights')
         load_weights(encoder, encoder_weights, 'params', option='encoder weights')
@@ -101,7 +101,7 @@ class SRDiffPipeline:
         if missing:
             raise OptionsError(f'{options_file}: no {" or ".join(missing)} section')
         opt.setdefault('scale', opt['network_g'].get('scale'))
-        return cls.from_options(opt, unet_weights, encoder_weights, device, diffusion=opt.get('diffusion'), **kwargs)
+        return cls.from_options(opt, unet_weights, encoder_weights, device, **kwargs)
 
     # options ---------------------------------------------------------------------------------------
     def set_sampling(self, sampler=None, tile=None, colour_fix='none', where='val'):
