@@ -71,6 +71,17 @@ def model_to_device(self, net):
     return net
 
 
+def all_ranks_agree(flag, device='cpu'):
+    """True when ``flag`` is true on every rank (``flag`` itself in one process); ``device``: where the
+    process group's backend reduces (a GPU for nccl)."""
+    _, world_size = get_dist_info()
+    if world_size == 1:
+        return flag
+    value = torch.tensor(float(flag), device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())
+
+
 def gather_to_all(items):
     """The concatenation of every rank's list, in rank order (the list itself in one process)."""
     _, world_size = get_dist_info()

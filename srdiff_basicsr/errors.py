@@ -28,4 +28,9 @@ class LauncherError(RuntimeError):
     """A launcher was named but the environment it sets up is missing."""
 
 
-USER_ERRORS = (OptionsError, DatasetError, WeightsError, ImageReadError, LauncherError, FileNotFoundError)
+class DivergenceError(RuntimeError):
+    """Training produced a non-finite loss, gradient or weight; named with the iteration."""
+
+
+USER_ERRORS = (OptionsError, DatasetError, WeightsError, ImageReadError, LauncherError, DivergenceError,
+               FileNotFoundError)

@@ -300,3 +300,30 @@ def test_training_precision_options_reach_the_step_and_keep_weights_in_fp32(tmp_
     model.feed_data(batch())
     model.optimize_parameters(1)
     assert compiled == [model.net_g]
+
+
+def test_a_diverging_run_stops_naming_the_iteration_and_never_saves_broken_weights(tmp_path, encoder_path):
+    from srdiff_basicsr.errors import DivergenceError
+    model = make_model(tmp_path, encoder_path, train__optim_g={'type': 'Adam', 'lr': 1e10})
+    model.feed_data(batch())
+    with pytest.raises(DivergenceError, match=r'iteration (\d+): the noise (loss|gradient) is not finite') as error:
+        for it in range(1, 20):
+            model.optimize_parameters(it)
+    assert all(torch.isfinite(p).all() for p in model.net_g.parameters())  # the bad step was not taken
+    with torch.no_grad():
+        next(model.net_g.parameters()).fill_(float('nan'))
+    with pytest.raises(DivergenceError, match='net_g has non-finite weights; no checkpoint written'):
+        model.save(0, 7)
+    assert list((tmp_path / 'models').iterdir()) == [] and list((tmp_path / 'training_states').iterdir()) == []
+    assert 'train.skip_nonfinite' in str(error.value)
+
+
+def test_skip_nonfinite_skips_and_counts_the_bad_steps(tmp_path, encoder_path):
+    model = make_model(tmp_path, encoder_path, train__skip_nonfinite=True)
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    before = copy.deepcopy(model.net_g.state_dict())
+    model.gt = model.gt * float('nan')  # a batch whose loss is NaN
+    model.optimize_parameters(2)
+    assert model.skipped_steps == 1 and model.log_dict == {'skipped_steps': 1.0}
+    assert all(torch.equal(before[k], v) for k, v in model.net_g.state_dict().items())

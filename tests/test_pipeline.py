@@ -128,3 +128,17 @@ def test_user_errors_end_in_one_clear_line(workdir, tmp_path):
     assert result.returncode == 2
     assert f"error: dataset 'train': dataroot_gt is not a folder: {tmp_path}/no_such_hr" in result.stderr
     assert 'Traceback' not in result.stderr
+
+
+def test_a_diverging_training_stops_in_one_line_and_leaves_no_broken_checkpoint(workdir, tmp_path):
+    root, lr_dir, hr_dir = workdir
+    opt = srdiff_options('tiny_diverging', lr_dir, hr_dir, encoder_weights(root), total_iter=6)
+    opt['train']['optim_g']['lr'] = 1e10
+    result = run_cli(['-m', 'srdiff_basicsr.train', '-opt', write_options(tmp_path / 'diverging.yml', opt)],
+                     cwd=tmp_path, check=False)
+    assert result.returncode == 2 and 'Traceback' not in result.stderr
+    assert re.search(r'error: iteration \d+: the noise (loss|gradient) is not finite', result.stderr)
+    models = tmp_path / 'experiments' / 'tiny_diverging' / 'models'
+    for path in models.glob('net_g_*.pth'):
+        weights = torch.load(path, weights_only=True)['params']
+        assert all(torch.isfinite(v).all() for v in weights.values()), path

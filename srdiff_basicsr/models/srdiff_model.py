@@ -12,7 +12,7 @@ from tqdm import tqdm
 from srdiff_basicsr import distributed
 from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS
 from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
-from srdiff_basicsr.errors import DatasetError
+from srdiff_basicsr.errors import DatasetError, DivergenceError
 from srdiff_basicsr.models.evaluation import (apply_protocol, describe_protocol, score_samples, write_metrics_csv,
                                               write_summary)
 from srdiff_basicsr.models.options import check_options
@@ -44,6 +44,9 @@ class SRDiffModel(SRModel):
         train.precision (fp32 | bf16 | fp16, autocast; fp16 with a gradient scaler, CUDA only),
             train.channels_last, train.compile: speed of the training step (weights, EMA and
             checkpoints stay fp32).
+        train.skip_nonfinite: a non-finite loss or gradient stops training naming the iteration
+            (default); true skips such steps instead, counted and logged. A checkpoint with non-finite
+            weights is never written.
         device: e.g. ``cuda:1`` for a single-process test or benchmark (BasicSR itself uses ``cuda``).
         val.seed: seed of the sampling noise in validation/test (default: manual_seed); image i of a
             dataset is sampled with seed + i, so every validation draws the same samples.
@@ -92,6 +95,7 @@ class SRDiffModel(SRModel):
             self.net_g.to(memory_format=torch.channels_last)
         self.train_memory_format = torch.channels_last if train_opt.get('channels_last') else torch.contiguous_format
         self.train_net = torch.compile(self.net_g) if train_opt.get('compile', False) else self.net_g
+        self.skipped_steps = 0
 
     def model_to_device(self, net):
         return distributed.model_to_device(self, net)
@@ -130,14 +134,37 @@ class SRDiffModel(SRModel):
         l_noise = self.cri_pix(output.float(), target)
         if self.grad_scaler is None:
             l_noise.backward()
+            if self._diverged(current_iter, l_noise):
+                return
             self.optimizer_g.step()
-        else:
+        else:  # the scaler skips steps with non-finite gradients itself (fp16 overflows are expected)
             self.grad_scaler.scale(l_noise).backward()
             self.grad_scaler.step(self.optimizer_g)
             self.grad_scaler.update()
         self.log_dict = self.reduce_loss_dict({'l_noise': l_noise})
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
+
+    def _diverged(self, current_iter, l_noise):
+        """A non-finite loss or gradient (on any rank) stops training, naming the iteration, before the step
+        can spoil the weights; with ``train.skip_nonfinite`` the step is skipped and counted instead."""
+        finite = torch.isfinite(l_noise.detach()) & torch.stack(
+            [torch.isfinite(p.grad).all() for p in self.net_g.parameters() if p.grad is not None]).all()
+        if distributed.all_ranks_agree(bool(finite), self.device):
+            return False
+        what = 'loss' if not torch.isfinite(l_noise.detach()) else 'gradient'
+        if not self.opt['train'].get('skip_nonfinite', False):
+            raise DivergenceError(
+                f'iteration {current_iter}: the noise {what} is not finite (the run diverged); the weights of this '
+                'step were not updated and no checkpoint of it is written. Lower train.optim_g.lr (or add '
+                'warm-up), resume from the last checkpoint with --auto_resume, or set train.skip_nonfinite: true '
+                'to skip such steps')
+        self.optimizer_g.zero_grad()
+        self.skipped_steps += 1
+        get_root_logger().warning(f'iteration {current_iter}: non-finite noise {what}, step skipped '
+                                  f'({self.skipped_steps} so far)')
+        self.log_dict = {'skipped_steps': float(self.skipped_steps)}
+        return True
 
     # sampling --------------------------------------------------------------------------------
     def test(self):
@@ -230,5 +257,11 @@ class SRDiffModel(SRModel):
         return osp.join(self.opt['path']['visualization'], dataset_name, f'{img_name}_{suffix}{extra}.png')
 
     def save(self, epoch, current_iter):
+        nets = {'net_g': self.net_g, 'net_g_ema': getattr(self, 'net_g_ema', None), 'net_encoder': self.net_encoder}
+        broken = [name for name, net in nets.items()
+                  if net is not None and not all(torch.isfinite(p).all() for p in net.parameters())]
+        if broken:  # never a checkpoint that --auto_resume would continue from
+            raise DivergenceError(f'iteration {current_iter}: {", ".join(broken)} has non-finite weights; no '
+                                  'checkpoint written (the last one on disk is the last good one)')
         self.save_network(self.net_encoder, 'net_encoder', current_iter)
         super().save(epoch, current_iter)  # net_g (+ ema), then the training state, written last
