@@ -34,3 +34,22 @@ class DivergenceError(RuntimeError):
 
 USER_ERRORS = (OptionsError, DatasetError, WeightsError, ImageReadError, LauncherError, DivergenceError,
                FileNotFoundError)
+
+
+def require(value, ok, where, must):
+    """``value`` when ``ok(value)``; else an OptionsError naming the option, the value and what it must be."""
+    try:
+        good = ok(value)
+    except TypeError:
+        good = False
+    if not good:
+        raise OptionsError(f'{where}: must be {must}, got {value!r}')
+    return value
+
+
+def is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

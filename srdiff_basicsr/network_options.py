@@ -10,7 +10,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 
 from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS
 from srdiff_basicsr.diffusion.schedule import SCHEDULES
-from srdiff_basicsr.errors import OptionsError
+from srdiff_basicsr.errors import OptionsError, is_int, is_number, require
 
 DIFFUSION_DEFAULTS = dict(schedule='cosine', timesteps=100, cosine_s=0.008, res_rescale=2.0, clip_x0=True,
                           parametrization='eps')
@@ -30,6 +30,10 @@ def diffusion_options(section):
     for key, table in (('schedule', SCHEDULES), ('parametrization', PARAMETRIZATIONS)):
         if options[key] not in table:
             raise OptionsError(f'diffusion.{key}: must be one of {sorted(table)}, got {options[key]!r}')
+    require(options['timesteps'], lambda v: is_int(v) and v >= 1, 'diffusion.timesteps', 'an integer >= 1')
+    for key in ('cosine_s', 'res_rescale'):
+        require(options[key], lambda v: is_number(v) and v > 0, f'diffusion.{key}', 'a number > 0')
+    require(options['clip_x0'], lambda v: isinstance(v, bool), 'diffusion.clip_x0', 'true or false')
     return options
 
 
@@ -74,6 +78,14 @@ def _check_arch_options(section, arch_opt):
     if unknown:
         known = [p for p in params if p != 'self']
         raise OptionsError(f'{section}: unknown option(s) {unknown} for {arch_type}; known: {known}')
+    if cls.__module__.startswith('srdiff_basicsr.'):  # our archs: every integer option is a size or count
+        for key, value in arch_opt.items():
+            default = params[key].default if key in params else None
+            if is_int(default):
+                require(value, lambda v: is_int(v) and v >= 1, f'{section}.{key}', 'an integer >= 1')
+            elif isinstance(default, (list, tuple)):
+                require(value, lambda v: isinstance(v, (list, tuple)) and v and all(is_int(m) and m >= 1 for m in v),
+                        f'{section}.{key}', 'a non-empty list of integers >= 1')
 
 
 def build_arch(arch_opt):

@@ -9,7 +9,7 @@ from basicsr.models import build_model
 from basicsr.utils.matlab_functions import imresize as basicsr_imresize
 
 from srdiff_basicsr.errors import OptionsError, WeightsError
-from tests.conftest import TINY_ENCODER, save_basicsr_weights, srdiff_options
+from tests.conftest import TINY_ENCODER, TINY_UNET, save_basicsr_weights, srdiff_options
 
 
 @pytest.fixture
@@ -27,6 +27,11 @@ def make_model(tmp_path, encoder_path, is_train=True, **changes):
     opt['path']['results_root'] = str(tmp_path)
     (tmp_path / 'models').mkdir(parents=True, exist_ok=True)
     (tmp_path / 'training_states').mkdir(parents=True, exist_ok=True)
+    if not is_train and 'path__pretrain_network_g' not in changes:  # a test needs weights: random ones here
+        unet = dict(TINY_UNET, scale=4, encoder_num_feat=8, encoder_num_block=2)
+        for key in [k for k in changes if k.startswith('network_g__')]:
+            unet[key.split('__', 1)[1]] = changes[key]
+        opt['path']['pretrain_network_g'] = save_basicsr_weights(build_network(unet), tmp_path / 'random_unet.pth')
     for dotted, value in changes.items():
         *parents, leaf = dotted.split('__')
         node = opt
@@ -327,3 +332,33 @@ def test_skip_nonfinite_skips_and_counts_the_bad_steps(tmp_path, encoder_path):
     model.optimize_parameters(2)
     assert model.skipped_steps == 1 and model.log_dict == {'skipped_steps': 1.0}
     assert all(torch.equal(before[k], v) for k, v in model.net_g.state_dict().items())
+
+
+@pytest.mark.parametrize('change,message', [
+    (dict(diffusion__timesteps=10.5), r'diffusion.timesteps: must be an integer >= 1, got 10.5'),
+    (dict(diffusion__timesteps='abc'), "diffusion.timesteps: must be an integer >= 1, got 'abc'"),
+    (dict(diffusion__timesteps=0), 'diffusion.timesteps: must be an integer >= 1, got 0'),
+    (dict(diffusion__cosine_s=-1), 'diffusion.cosine_s: must be a number > 0, got -1'),
+    (dict(diffusion__res_rescale=0), 'diffusion.res_rescale: must be a number > 0, got 0'),
+    (dict(diffusion__schedule='linear'), "diffusion.schedule: must be one of \\['cosine'\\], got 'linear'"),
+    (dict(network_g__dim=0), 'network_g.dim: must be an integer >= 1, got 0'),
+    (dict(network_g__dim_mults=[]), r'network_g.dim_mults: must be a non-empty list of integers >= 1, got \[\]'),
+    (dict(train__ema_decay=2.0), 'train.ema_decay: must be a number from 0 .* got 2.0'),
+    (dict(train__optim_g={'type': 'Adam', 'lr': '1e-4'}), "train.optim_g.lr: .*!!float 1e-4.*got '1e-4'"),
+    (dict(val__num_samples=0), 'val.num_samples: must be an integer >= 1, got 0'),
+    (dict(val__protocol='ycbcr'), "val.protocol: must be one of \\['basicsr', 'paper'\\], got 'ycbcr'"),
+])
+def test_option_values_are_checked_before_anything_is_built(tmp_path, encoder_path, change, message):
+    with pytest.raises(OptionsError, match=message):
+        make_model(tmp_path, encoder_path, **change)
+
+
+def test_a_test_run_refuses_untrained_or_mismatched_weights(tmp_path, encoder_path):
+    with pytest.raises(OptionsError, match='path.pretrain_network_g is not set: a test would sample with an untrained'):
+        make_model(tmp_path, encoder_path, is_train=False, path__pretrain_network_g=None)
+    from tests.conftest import make_experiment
+    experiment = make_experiment(tmp_path / 'exp', timesteps=10)
+    weights = str(experiment / 'models' / 'net_g_latest.pth')
+    make_model(tmp_path, encoder_path, is_train=False, path__pretrain_network_g=weights)  # the same options: fine
+    with pytest.raises(OptionsError, match=r'trained with other options .*exp.yml.*diffusion.timesteps: 100 here, 10 '):
+        make_model(tmp_path, encoder_path, is_train=False, path__pretrain_network_g=weights, diffusion__timesteps=100)

@@ -15,7 +15,9 @@ OPTION_FILES = sorted((REPO / 'options').glob('*.yml'))
 
 def load(path):
     with open(path) as f:
-        return yaml.load(f, Loader=ordered_yaml()[0])
+        opt = yaml.load(f, Loader=ordered_yaml()[0])
+    opt['is_train'] = 'train' in opt  # as basicsr.train / basicsr.test set it
+    return opt
 
 
 def n_params(net):

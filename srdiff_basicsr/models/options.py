@@ -1,5 +1,11 @@
 """SRDiffModel's options, checked before anything is built, errors naming the option."""
-from srdiff_basicsr.errors import OptionsError
+import glob
+from os import path as osp
+
+import yaml
+
+from srdiff_basicsr.errors import OptionsError, is_int, is_number, require
+from srdiff_basicsr.models.evaluation import PROTOCOL_NAMES
 from srdiff_basicsr.network_options import complete_network_options, diffusion_options
 from srdiff_basicsr.pipeline import check_precision
 
@@ -9,20 +15,68 @@ NOISE_LOSS_DEFAULT = {'type': 'L1Loss', 'loss_weight': 1.0}  # the paper's
 def check_options(opt):
     """Fail early, naming the option, instead of deep inside torch. Completes the network sections (see
     ``complete_network_options``) and ``train.pixel_opt`` (the noise loss, the paper's L1 when not given)."""
-    if opt.get('path', {}).get('pretrain_network_encoder') is None:
+    path_opt = opt.get('path') or {}
+    if path_opt.get('pretrain_network_encoder') is None:
         raise OptionsError('path.pretrain_network_encoder is not set: SRDiff needs a pretrained LR encoder '
                            '(train one with options/train_rrdb_*.yml, then point this at its models/net_g_*.pth)')
     complete_network_options(opt)
-    diffusion_options(opt.get('diffusion'))
+    diffusion = diffusion_options(opt.get('diffusion'))
     if opt.get('device') and opt.get('dist'):
         raise OptionsError('device: not with a launcher (each process takes the GPU of its LOCAL_RANK)')
+    _check_val(opt.get('val') or {})
     train_opt = opt.get('train')
     if opt.get('is_train') and train_opt is not None:
-        if train_opt.get('perceptual_opt'):
-            raise OptionsError('train.perceptual_opt: SRDiff is trained on the noise prediction, where a perceptual '
-                               'loss does not apply; use train.pixel_opt (L1Loss or MSELoss)')
-        train_opt.setdefault('pixel_opt', dict(NOISE_LOSS_DEFAULT))
-        check_precision(train_opt.get('precision', 'fp32'), _device(opt), 'train')
+        _check_train(train_opt, opt)
+    if not opt.get('is_train'):
+        if path_opt.get('pretrain_network_g') is None:
+            raise OptionsError('path.pretrain_network_g is not set: a test would sample with an untrained U-Net; '
+                               'point it at models/net_g_<iter>.pth of a training run')
+        _check_against_training_options(opt, diffusion)
+
+
+def _check_train(train_opt, opt):
+    if train_opt.get('perceptual_opt'):
+        raise OptionsError('train.perceptual_opt: SRDiff is trained on the noise prediction, where a perceptual '
+                           'loss does not apply; use train.pixel_opt (L1Loss or MSELoss)')
+    train_opt.setdefault('pixel_opt', dict(NOISE_LOSS_DEFAULT))
+    check_precision(train_opt.get('precision', 'fp32'), _device(opt), 'train')
+    require(train_opt.get('ema_decay', 0), lambda v: is_number(v) and 0 <= v < 1, 'train.ema_decay',
+            'a number from 0 (no EMA) to below 1')
+    lr = (train_opt.get('optim_g') or {}).get('lr')
+    require(lr, lambda v: is_number(v) and v > 0, 'train.optim_g.lr',
+            "a number > 0 (YAML reads 1e-4 as a string: write !!float 1e-4 or 0.0001)")
+    require(train_opt.get('skip_nonfinite', False), lambda v: isinstance(v, bool), 'train.skip_nonfinite',
+            'true or false')
+
+
+def _check_val(val_opt):
+    require(val_opt.get('num_samples', 1), lambda v: is_int(v) and v >= 1, 'val.num_samples', 'an integer >= 1')
+    require(val_opt.get('seed'), lambda v: v is None or is_int(v), 'val.seed', 'an integer')
+    protocol = val_opt.get('protocol')
+    require(protocol, lambda v: v is None or v in PROTOCOL_NAMES, 'val.protocol', f'one of {sorted(PROTOCOL_NAMES)}')
+
+
+def _check_against_training_options(opt, diffusion):
+    """A test of ``experiments/<name>/models/net_g_*.pth`` whose diffusion or network options differ from the
+    ones in ``experiments/<name>/<name>.yml`` (the run that trained the weights) would sample wrongly."""
+    weights = opt['path']['pretrain_network_g']
+    found = glob.glob(osp.join(osp.dirname(osp.dirname(osp.abspath(weights))), '*.yml'))
+    if len(found) != 1:
+        return  # not an experiment folder (or an ambiguous one): nothing to compare with
+    try:
+        with open(found[0]) as f:
+            trained = yaml.safe_load(f)
+        trained_networks = complete_network_options({key: trained[key] for key in
+                                                     ('scale', 'network_g', 'network_encoder')})
+        trained_diffusion = diffusion_options(trained.get('diffusion'))
+    except (OSError, yaml.YAMLError, KeyError, TypeError, OptionsError):
+        return  # not an SRDiff training options file
+    differ = [f'diffusion.{key}: {diffusion[key]!r} here, {trained_diffusion[key]!r} in training'
+              for key in diffusion if diffusion[key] != trained_diffusion[key]]
+    differ += [f'network_g.{key}: {opt["network_g"].get(key)!r} here, {value!r} in training'
+               for key, value in trained_networks['network_g'].items() if opt['network_g'].get(key) != value]
+    if differ:
+        raise OptionsError(f'{weights} was trained with other options ({found[0]}): ' + '; '.join(differ))
 
 
 def _device(opt):
