@@ -1,0 +1,77 @@
+"""A catalogue of user mistakes, each through the entry point a user runs: exit status 2, one `error:` line
+naming the option, never a traceback. (In-process, on one shared tiny dataset, to stay fast.)"""
+import copy
+import sys
+
+import pytest
+import torch
+from basicsr.archs import build_network
+
+from srdiff_basicsr import test as test_entry
+from srdiff_basicsr import train as train_entry
+from tests.conftest import TINY_ENCODER, make_pairs, save_basicsr_weights, srdiff_options, write_options
+
+
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp('bad_inputs')
+    lr_dir, hr_dir = make_pairs(root / 'data', count=2, hr_size=16)
+    torch.manual_seed(0)
+    encoder = save_basicsr_weights(build_network(dict(TINY_ENCODER, scale=4)), root / 'encoder.pth')
+    return root, lr_dir, hr_dir, encoder
+
+
+def run(entry, opt, root, monkeypatch, capsys):
+    path = write_options(root / f"{opt['name']}.yml", opt)
+    monkeypatch.chdir(root)
+    monkeypatch.setattr(sys, 'argv', ['srdiff', '-opt', path])
+    with pytest.raises(SystemExit) as exit_info:
+        entry.main()
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def changed(opt, dotted, value):
+    opt = copy.deepcopy(opt)
+    *parents, leaf = dotted.split('.')
+    node = opt
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = value
+    return opt
+
+
+TRAINING_MISTAKES = [
+    ('diffusion.timesteps', 'abc', "diffusion.timesteps: must be an integer >= 1, got 'abc'"),
+    ('diffusion.timesteps', -5, 'diffusion.timesteps: must be an integer >= 1, got -5'),
+    ('diffusion.timesteps', 10.5, 'diffusion.timesteps: must be an integer >= 1, got 10.5'),
+    ('diffusion.cosine_s', -1, 'diffusion.cosine_s: must be a number > 0, got -1'),
+    ('diffusion.res_rescale', 0, 'diffusion.res_rescale: must be a number > 0, got 0'),
+    ('diffusion.schedule', 'linear', "diffusion.schedule: must be one of ['cosine'], got 'linear'"),
+    ('diffusion.loss', 'l2', 'write train.pixel_opt: {type: MSELoss, loss_weight: 1.0} instead'),
+    ('network_g.dim', 0, 'network_g.dim: must be an integer >= 1, got 0'),
+    ('network_g.dim_mults', [], 'network_g.dim_mults: must be a non-empty list of integers >= 1, got []'),
+    ('train.ema_decay', 2.0, 'train.ema_decay: must be a number from 0 (no EMA) to below 1, got 2.0'),
+    ('train.optim_g.lr', '1e-4', "train.optim_g.lr: must be a number > 0 (YAML reads 1e-4 as a string"),
+    ('val.num_samples', 0, 'val.num_samples: must be an integer >= 1, got 0'),
+    ('val.protocol', 'ycbcr', "val.protocol: must be one of ['basicsr', 'paper'], got 'ycbcr'"),
+    ('val.sampler', {'type': 'euler'}, "val.sampler.type: unknown sampler 'euler'"),
+    ('train.precision', 'fp16', 'train.precision: fp16 needs a CUDA device'),
+]
+
+
+@pytest.mark.parametrize('case', range(len(TRAINING_MISTAKES)), ids=[f'{o}={v!r}' for o, v, _ in TRAINING_MISTAKES])
+def test_training_option_mistakes_end_in_one_line(tiny, monkeypatch, capsys, case):
+    root, lr_dir, hr_dir, encoder = tiny
+    option, value, message = TRAINING_MISTAKES[case]
+    opt = changed(srdiff_options(f'bad_{case}', lr_dir, hr_dir, encoder, total_iter=1), option, value)
+    code, err = run(train_entry, opt, root, monkeypatch, capsys)
+    assert code == 2 and 'Traceback' not in err
+    assert 'error: ' in err and message in err, err
+
+
+def test_a_test_without_trained_weights_refuses(tiny, monkeypatch, capsys):
+    root, lr_dir, hr_dir, encoder = tiny
+    opt = srdiff_options('bad_test', lr_dir, hr_dir, encoder, is_train=False)
+    code, err = run(test_entry, opt, root, monkeypatch, capsys)
+    assert code == 2 and 'error: path.pretrain_network_g is not set: a test would sample with an untrained' in err
+    assert not (root / 'results' / 'bad_test' / 'metrics_tiny_test.csv').exists()
