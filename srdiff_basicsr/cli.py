@@ -1,14 +1,28 @@
-"""Shared start-up of the train/test entry points: BasicSR's pipelines with outputs under the cwd."""
+"""Shared start-up of the train/test entry points: BasicSR's pipelines with outputs under the cwd, the
+options checked right after BasicSR parses them (before it creates folders, datasets or the model), and a
+user error in one line, not a traceback."""
 import os
 import sys
 
 from srdiff_basicsr.errors import USER_ERRORS
+from srdiff_basicsr.models.options import check_run_options
 
 
 def run_pipeline(pipeline):
-    """Run a BasicSR pipeline with root_path = cwd; a user error ends in one line, not a traceback."""
+    """Run ``basicsr.train.train_pipeline`` or ``basicsr.test.test_pipeline`` with root_path = cwd."""
+    module = sys.modules[pipeline.__module__]
+    parse_options = module.parse_options
+
+    def parse_and_check(*args, **kwargs):
+        opt, parsed_args = parse_options(*args, **kwargs)
+        check_run_options(opt)
+        return opt, parsed_args
+
+    module.parse_options = parse_and_check  # only for this run of our entry point
     try:
         pipeline(os.getcwd())
     except USER_ERRORS as error:
         print(f'error: {error}', file=sys.stderr)
         sys.exit(2)
+    finally:
+        module.parse_options = parse_options

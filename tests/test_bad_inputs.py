@@ -67,6 +67,7 @@ def test_training_option_mistakes_end_in_one_line(tiny, monkeypatch, capsys, cas
     code, err = run(train_entry, opt, root, monkeypatch, capsys)
     assert code == 2 and 'Traceback' not in err
     assert 'error: ' in err and message in err, err
+    assert not (root / 'experiments' / f'bad_{case}').exists()  # checked before BasicSR made anything
 
 
 def test_a_test_without_trained_weights_refuses(tiny, monkeypatch, capsys):
@@ -75,3 +76,24 @@ def test_a_test_without_trained_weights_refuses(tiny, monkeypatch, capsys):
     code, err = run(test_entry, opt, root, monkeypatch, capsys)
     assert code == 2 and 'error: path.pretrain_network_g is not set: a test would sample with an untrained' in err
     assert not (root / 'results' / 'bad_test' / 'metrics_tiny_test.csv').exists()
+
+
+RUN_MISTAKES = [
+    ('datasets.train.batch_size_per_gpu', 0, 'datasets.train.batch_size_per_gpu: must be an integer >= 1, got 0'),
+    ('val.val_freq', 0, 'val.val_freq: must be a number > 0, got 0'),
+    ('logger.save_checkpoint_freq', 0, 'logger.save_checkpoint_freq: must be a number > 0, got 0'),
+    ('num_gpu', 1, 'num_gpu: 1, but this machine has no CUDA GPU'),
+    ('diffusion.timesteps', 0, 'diffusion.timesteps: must be an integer >= 1, got 0'),
+]
+
+
+@pytest.mark.parametrize('case', range(len(RUN_MISTAKES)), ids=[f'{o}={v!r}' for o, v, _ in RUN_MISTAKES])
+def test_run_options_are_checked_before_any_folder_or_dataset_is_made(tiny, monkeypatch, capsys, case):
+    if RUN_MISTAKES[case][0] == 'num_gpu' and torch.cuda.is_available():
+        pytest.skip('this machine has a GPU')
+    root, lr_dir, hr_dir, encoder = tiny
+    option, value, message = RUN_MISTAKES[case]
+    opt = changed(srdiff_options(f'early_{case}', lr_dir, hr_dir, encoder, total_iter=1), option, value)
+    code, err = run(train_entry, opt, root, monkeypatch, capsys)
+    assert code == 2 and 'Traceback' not in err and message in err, err
+    assert not (root / 'experiments' / f'early_{case}').exists()  # nothing was made

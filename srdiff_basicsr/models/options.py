@@ -1,12 +1,16 @@
 """SRDiffModel's options, checked before anything is built, errors naming the option."""
+import copy
 import glob
 from os import path as osp
 
+import torch
 import yaml
 
+from srdiff_basicsr.diffusion.samplers import sampler_options
 from srdiff_basicsr.errors import OptionsError, is_int, is_number, require
 from srdiff_basicsr.models.evaluation import PROTOCOL_NAMES
 from srdiff_basicsr.network_options import complete_network_options, diffusion_options
+from srdiff_basicsr.ops.colour import COLOUR_FIXES
 from srdiff_basicsr.pipeline import check_precision
 
 NOISE_LOSS_DEFAULT = {'type': 'L1Loss', 'loss_weight': 1.0}  # the paper's
@@ -23,7 +27,7 @@ def check_options(opt):
     diffusion = diffusion_options(opt.get('diffusion'))
     if opt.get('device') and opt.get('dist'):
         raise OptionsError('device: not with a launcher (each process takes the GPU of its LOCAL_RANK)')
-    _check_val(opt.get('val') or {})
+    _check_val(opt.get('val') or {}, diffusion['timesteps'], _device(opt))
     train_opt = opt.get('train')
     if opt.get('is_train') and train_opt is not None:
         _check_train(train_opt, opt)
@@ -32,6 +36,31 @@ def check_options(opt):
             raise OptionsError('path.pretrain_network_g is not set: a test would sample with an untrained U-Net; '
                                'point it at models/net_g_<iter>.pth of a training run')
         _check_against_training_options(opt, diffusion)
+
+
+def check_run_options(opt):
+    """The options BasicSR's train/test loops read before any model exists, checked as soon as they are parsed
+    (for any model); an SRDiffModel's own options too (``check_options``), so that no folder, dataset or
+    network is made for a run that cannot work."""
+    num_gpu = opt.get('num_gpu', 0)
+    require(num_gpu, lambda v: v == 'auto' or (is_int(v) and v >= 0), 'num_gpu', "an integer >= 0 or 'auto'")
+    if is_int(num_gpu) and num_gpu > 0 and not torch.cuda.is_available():
+        raise OptionsError(f'num_gpu: {num_gpu}, but this machine has no CUDA GPU; set num_gpu: 0 to run on the CPU')
+    for name, dataset_opt in (opt.get('datasets') or {}).items():
+        if name.startswith('train'):
+            for key, lowest in (('batch_size_per_gpu', 1), ('num_worker_per_gpu', 0), ('dataset_enlarge_ratio', 1)):
+                require(dataset_opt.get(key, lowest), lambda v: is_int(v) and v >= lowest, f'datasets.{name}.{key}',
+                        f'an integer >= {lowest}')
+    if opt.get('is_train'):
+        train_opt = opt.get('train') or {}
+        require(train_opt.get('total_iter'), lambda v: is_number(v) and v >= 1, 'train.total_iter', 'a number >= 1')
+        logger_opt = opt.get('logger') or {}
+        for key in ('print_freq', 'save_checkpoint_freq'):
+            require(logger_opt.get(key, 1), lambda v: is_number(v) and v > 0, f'logger.{key}', 'a number > 0')
+        if opt.get('val') and 'val_freq' in opt['val']:
+            require(opt['val']['val_freq'], lambda v: is_number(v) and v > 0, 'val.val_freq', 'a number > 0')
+    if opt.get('model_type') == 'SRDiffModel':
+        check_options(copy.deepcopy(opt))
 
 
 def _check_train(train_opt, opt):
@@ -49,11 +78,14 @@ def _check_train(train_opt, opt):
             'true or false')
 
 
-def _check_val(val_opt):
+def _check_val(val_opt, num_timesteps, device):
     require(val_opt.get('num_samples', 1), lambda v: is_int(v) and v >= 1, 'val.num_samples', 'an integer >= 1')
     require(val_opt.get('seed'), lambda v: v is None or is_int(v), 'val.seed', 'an integer')
     protocol = val_opt.get('protocol')
     require(protocol, lambda v: v is None or v in PROTOCOL_NAMES, 'val.protocol', f'one of {sorted(PROTOCOL_NAMES)}')
+    sampler_options(val_opt.get('sampler'), num_timesteps, 'val.sampler')
+    require(val_opt.get('colour_fix', 'none'), lambda v: v in COLOUR_FIXES, 'val.colour_fix', f'one of {COLOUR_FIXES}')
+    check_precision(val_opt.get('precision', 'fp32'), device, 'val')
 
 
 def _check_against_training_options(opt, diffusion):
