@@ -1,4 +1,5 @@
-"""Files on disk: which names are images, and writing so that a crash never leaves half a file."""
+"""Files on disk: which names are images, whether an image decodes completely, and writing so that a crash
+never leaves half a file."""
 import contextlib
 import os
 from os import path as osp
@@ -8,6 +9,21 @@ IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '
 
 def is_image_name(name):
     return name.lower().endswith(IMAGE_EXTENSIONS) and not osp.basename(name).startswith('.')
+
+
+def check_image_complete(path):
+    """Decode the image strictly (Pillow): a truncated or damaged PNG/JPEG, which OpenCV decodes silently into a
+    partly grey image, raises ImageReadError naming the file. Formats Pillow does not know are left to OpenCV."""
+    from PIL import Image, UnidentifiedImageError
+
+    from srdiff_basicsr.errors import ImageReadError
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except UnidentifiedImageError:
+        return
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageReadError(f'{path}: damaged or truncated image ({error})') from None
 
 
 @contextlib.contextmanager

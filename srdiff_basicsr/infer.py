@@ -32,6 +32,19 @@ def output_paths(input_file, out_dir, num_samples):
     return [osp.join(out_dir, f'{stem}_s{k}{ext}') for k in range(num_samples)]
 
 
+def super_resolve_group(pipe, group, args):
+    """``super_resolve`` for a group; on a failure, each of its images is reported (the folder goes on)."""
+    try:
+        super_resolve(pipe, group, args)
+        return []
+    except Exception as error:  # noqa: BLE001  (one image must not stop a folder)
+        hint = ' (out of memory: try --tile 256 or a smaller --batch)' if 'out of memory' in str(error) else ''
+        failures = [f'{path}: {type(error).__name__}: {error}{hint}' for path, _, _ in group]
+        for failure in failures:
+            tqdm.write(f'failed: {failure}', file=sys.stderr)
+        return failures
+
+
 def super_resolve(pipe, batch, args):
     """Write the samples of ``batch`` (same-size images: (path, image, outputs)) from one sampling run;
     each image's noise comes from its own generator seeded with --seed, so batching changes nothing."""
@@ -51,12 +64,14 @@ def run_super_resolution(args):
     inputs = list_inputs(args.input)
     if not inputs:
         raise FileNotFoundError(f'input: no images in {args.input}')
-    os.makedirs(args.output, exist_ok=True)
+    if osp.exists(args.output) and not osp.isdir(args.output):
+        raise ValueError(f'-o {args.output}: exists and is a file; -o must name a folder (created if missing)')
     for path in inputs:
         if any(osp.exists(o) and osp.samefile(o, path) for o in output_paths(path, args.output, args.num_samples)):
             raise ValueError(f'-o {args.output}: the output of {path} would replace the input itself; '
                              'choose another output folder')
     pipe = build_pipeline(args)
+    os.makedirs(args.output, exist_ok=True)  # only once the model loads: a bad --model leaves nothing behind
     done, skipped, failed = 0, 0, []
     pending = {}  # image size -> images waiting for a full batch
     with tqdm(total=len(inputs), unit='image', desc='images', disable=len(inputs) == 1) as progress:
@@ -77,12 +92,14 @@ def run_super_resolution(args):
             group = pending.setdefault(size, [])
             group.append((path, image, outputs))
             if len(group) == args.batch:
-                super_resolve(pipe, pending.pop(size), args)
-                done += len(group)
+                failures = super_resolve_group(pipe, pending.pop(size), args)
+                failed += failures
+                done += len(group) - len(failures)
                 progress.update(len(group))
         for group in pending.values():
-            super_resolve(pipe, group, args)
-            done += len(group)
+            failures = super_resolve_group(pipe, group, args)
+            failed += failures
+            done += len(group) - len(failures)
             progress.update(len(group))
     print(f'{done} image(s) super-resolved into {args.output}, {skipped} kept (outputs exist; --force '
           f'to redo), {len(failed)} failed', file=sys.stderr)

@@ -97,3 +97,63 @@ def test_run_options_are_checked_before_any_folder_or_dataset_is_made(tiny, monk
     code, err = run(train_entry, opt, root, monkeypatch, capsys)
     assert code == 2 and 'Traceback' not in err and message in err, err
     assert not (root / 'experiments' / f'early_{case}').exists()  # nothing was made
+
+
+@pytest.fixture(scope='module')
+def infer_inputs(tmp_path_factory):
+    """An experiment and a folder with a good image, a 1-pixel-high one and truncated PNG and JPEG files."""
+    import cv2
+    import numpy as np
+
+    from tests.conftest import make_experiment
+    root = tmp_path_factory.mktemp('infer_inputs')
+    experiment = make_experiment(root / 'exp', timesteps=3)
+    folder = root / 'in'
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(folder / 'good.png'), rng.integers(0, 255, (8, 8, 3), dtype=np.uint8))
+    cv2.imwrite(str(folder / 'one_row.png'), rng.integers(0, 255, (1, 9, 3), dtype=np.uint8))
+    photo = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    for ext in ('png', 'jpg'):
+        cv2.imwrite(str(root / f'whole.{ext}'), photo)
+        data = (root / f'whole.{ext}').read_bytes()
+        (folder / f'truncated.{ext}').write_bytes(data[:len(data) // 2])
+    return root, experiment, folder
+
+
+def test_infer_reports_broken_images_and_goes_on_with_the_folder(infer_inputs, capsys):
+    from srdiff_basicsr.infer import main
+    root, experiment, folder = infer_inputs
+    out = root / 'out'
+    code = main([str(folder), '-o', str(out), '--model', str(experiment)])
+    err = capsys.readouterr().err
+    assert code == 1 and 'Traceback' not in err
+    assert sorted(p.name for p in out.iterdir()) == ['good.png', 'one_row.png']  # a 1-pixel-high image works too
+    for name in ('truncated.png', 'truncated.jpg'):
+        assert f'{folder / name}: damaged or truncated image' in err
+    assert '2 image(s) super-resolved' in err and '2 failed' in err
+
+
+@pytest.mark.parametrize('extra,message', [
+    (['--device', 'tpu'], '--device tpu: not a device name (cpu, cuda or cuda:N)'),
+    (['--device', 'cuda:7'], '--device cuda:7: this machine has'),
+    (['--model', 'no_such_model'], '--model: no such file or folder: no_such_model'),
+    (['--steps', '0', '--sampler', 'ddim'], 'command line.sampler.steps: must be an integer from 1 to 3, got 0'),
+])
+def test_infer_command_line_mistakes_end_in_one_line_and_leave_no_output_folder(infer_inputs, capsys, extra,
+                                                                                message):
+    from srdiff_basicsr.infer import main
+    root, experiment, folder = infer_inputs
+    out = root / f'out_{abs(hash(tuple(extra)))}'
+    code = main([str(folder), '-o', str(out), '--model', str(experiment), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and f'error: {message}' in err and 'Traceback' not in err, err
+    assert not out.exists()
+
+
+def test_infer_output_that_is_a_file_is_named_as_such(infer_inputs, capsys):
+    from srdiff_basicsr.infer import main
+    root, experiment, folder = infer_inputs
+    (root / 'a_file').write_text('x')
+    assert main([str(folder), '-o', str(root / 'a_file'), '--model', str(experiment)]) == 2
+    assert 'a_file: exists and is a file; -o must name a folder' in capsys.readouterr().err

@@ -7,7 +7,7 @@ from srdiff_basicsr.ops.resize import imresize
 
 
 @pytest.mark.parametrize('size,scale', [((8, 8), 4), ((5, 7), 8), ((6, 9), 2), ((32, 32), 1 / 4), ((41, 30), 1 / 4),
-                                        ((40, 24), 1 / 8)])
+                                        ((40, 24), 1 / 8), ((1, 9), 4), ((2, 3), 8), ((1, 1), 4)])
 def test_batched_resize_matches_basicsr_matlab_port(size, scale):
     torch.manual_seed(0)
     batch = torch.rand(3, 3, *size)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from srdiff_basicsr.errors import ImageReadError
-from srdiff_basicsr.files import atomic_write, is_image_name
+from srdiff_basicsr.files import atomic_write, check_image_complete, is_image_name
 from srdiff_basicsr.ops.resize import imresize
 
 
@@ -26,6 +26,7 @@ class LoadedImage:
 
 
 def read_image(path):
+    check_image_complete(path)
     image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageReadError(f'{path}: not a readable image')

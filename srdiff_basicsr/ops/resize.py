@@ -34,9 +34,9 @@ def _resize_matrix(in_len, out_len, scale, antialiasing=True):
     dist = u[:, None] - idx
     weights = scale * _cubic(dist * scale) if shrink_aa else _cubic(dist)
     weights = weights / weights.sum(1, keepdim=True)
-    # symmetric padding: index 0 -> 1, -1 -> 2, in_len + 1 -> in_len, ...
-    idx = idx.long() - 1
-    idx = torch.where(idx < 0, -idx - 1, idx)
+    # symmetric padding: index 0 -> 1, -1 -> 2, in_len + 1 -> in_len, ..., repeated as often as a tiny
+    # input needs (one pixel: every index is that pixel)
+    idx = (idx.long() - 1) % (2 * in_len)
     idx = torch.where(idx >= in_len, 2 * in_len - idx - 1, idx)
     matrix = torch.zeros(out_len, in_len, dtype=torch.float64)
     matrix.scatter_add_(1, idx, weights)
