@@ -22,7 +22,17 @@ def run_pipeline(pipeline):
     try:
         pipeline(os.getcwd())
     except USER_ERRORS as error:
-        print(f'error: {error}', file=sys.stderr)
+        print(f'error: {one_line(error)}', file=sys.stderr)
         sys.exit(2)
     finally:
         module.parse_options = parse_options
+
+
+def one_line(error):
+    """The error's message; for one raised in a DataLoader worker, which torch re-raises with the worker's
+    traceback in front of it, the message itself (the traceback's last line)."""
+    text = str(error)
+    if 'Original Traceback' not in text:
+        return text
+    last = text.strip().splitlines()[-1]
+    return last.split(': ', 1)[1] if ': ' in last else last

@@ -157,3 +157,20 @@ def test_infer_output_that_is_a_file_is_named_as_such(infer_inputs, capsys):
     (root / 'a_file').write_text('x')
     assert main([str(folder), '-o', str(root / 'a_file'), '--model', str(experiment)]) == 2
     assert 'a_file: exists and is a file; -o must name a folder' in capsys.readouterr().err
+
+
+def test_an_image_that_breaks_in_a_dataloader_worker_ends_in_one_line(tmp_path):
+    from torch.utils.data import DataLoader
+
+    from srdiff_basicsr.cli import one_line
+    from srdiff_basicsr.data import CheckedPairedImageDataset
+    from srdiff_basicsr.errors import DatasetError
+    from tests.conftest import dataset_opt
+    lr_dir, hr_dir = make_pairs(tmp_path, count=1)
+    dataset = CheckedPairedImageDataset(dataset_opt('pairs', lr_dir, hr_dir, 'val'))
+    (tmp_path / 'HR' / '000.png').write_bytes(b'broken after the start-up check')
+    with pytest.raises(DatasetError) as error:
+        next(iter(DataLoader(dataset, num_workers=1)))
+    assert 'Original Traceback' in str(error.value)  # what torch makes of a worker's error
+    line = one_line(error.value)
+    assert '\n' not in line and line.startswith('cannot load the image pair') and '000.png' in line

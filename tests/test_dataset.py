@@ -51,6 +51,17 @@ def test_unreadable_image_is_named(tmp_path):
         build(lr_dir, hr_dir)
 
 
+def test_truncated_image_is_named_unless_only_headers_are_checked(tmp_path):
+    lr_dir, hr_dir = make_pairs(tmp_path, count=2, hr_size=64)
+    data = (tmp_path / 'HR' / '001.png').read_bytes()
+    (tmp_path / 'HR' / '001.png').write_bytes(data[:len(data) // 2])  # the header is intact
+    with pytest.raises(DatasetError, match=r'HR/001\.png: not a readable image \(image file is truncated'):
+        build(lr_dir, hr_dir)
+    assert len(build(lr_dir, hr_dir, check_pairs='headers')) == 2  # the cheap check cannot see it
+    with pytest.raises(DatasetError, match="check_pairs must be one of"):
+        build(lr_dir, hr_dir, check_pairs='quick')
+
+
 def test_hr_size_not_scale_times_lr_is_named(tmp_path):
     lr_dir, hr_dir = make_pairs(tmp_path, count=2)
     hr = cv2.imread(f'{hr_dir}/001.png')
