@@ -36,6 +36,9 @@ def main():
     parser.add_argument('--force', action='store_true', help='overwrite existing output files')
     args = parser.parse_args()
 
+    if osp.exists(args.out) and not osp.isdir(args.out):
+        print(f'error: --out {args.out} is a file; it must name a folder (created if missing)', file=sys.stderr)
+        sys.exit(2)
     try:
         unet_sd, encoder_sd, options = convert_official_state_dict(
             load_official_checkpoint(args.checkpoint, args.allow_pickle))

@@ -6,6 +6,7 @@ the imported modules. Both are idempotent.
 """
 import contextlib
 import functools
+import glob
 import os
 import sys
 from os import path as osp
@@ -98,6 +99,7 @@ def load_resume_state(opt):
     else:
         map_location = 'cpu'
 
+    _remove_temporary_files(opt)
     if opt['auto_resume']:
         state_dir = opt['path'].get('training_states') or osp.join('experiments', opt['name'], 'training_states')
         for state_path in _training_states_newest_first(state_dir):
@@ -120,6 +122,16 @@ def load_resume_state(opt):
     state = torch.load(state_path, map_location=map_location)
     check_resume(opt, state['iter'])
     return state
+
+
+def _remove_temporary_files(opt):
+    """A run killed while saving leaves the atomic writer's temporary file (``net_g_8.tmp.pth``,
+    ``8.tmp.state``); the next start of the same experiment removes them."""
+    for key in ('models', 'training_states'):
+        folder = opt['path'].get(key)
+        for path in glob.glob(osp.join(folder, '*.tmp.*')) if folder else []:
+            with contextlib.suppress(FileNotFoundError):  # another rank was first
+                os.remove(path)
 
 
 def _training_states_newest_first(state_dir):

@@ -3,6 +3,8 @@ weight files (``.pth`` or ``.safetensors``) with an options file."""
 import glob
 from os import path as osp
 
+import yaml
+
 from srdiff_basicsr.errors import OptionsError, WeightsError
 from srdiff_basicsr.weights import WEIGHT_EXTENSIONS
 
@@ -36,9 +38,8 @@ def resolve_model_files(model, encoder=None, options=None):
             if not osp.isdir(models_dir):
                 raise WeightsError(f'--model {model}: neither an experiment folder (no models/) nor a converted '
                                    'official checkpoint (no net_g_official.pth)')
-            yml = sorted(glob.glob(osp.join(model, '*.yml')))
             found = (_first_existing(osp.join(models_dir, 'net_g_latest')),
-                     _first_existing(osp.join(models_dir, 'net_encoder_latest')), yml[0] if len(yml) == 1 else None)
+                     _first_existing(osp.join(models_dir, 'net_encoder_latest')), experiment_options_file(model))
     elif osp.isfile(model):
         folder, name = osp.split(model)
         stem = osp.splitext(name)[0]
@@ -52,8 +53,24 @@ def resolve_model_files(model, encoder=None, options=None):
     if net_encoder is None:
         raise WeightsError(f'--model {model}: cannot tell where the encoder weights are; give --encoder')
     if options_file is None:
-        raise OptionsError(f'--model {model}: no options file with the network sizes found; give --options')
+        raise OptionsError(f'--model {model}: no options file with the network sizes found (none, or several that '
+                           'define different models); give --options')
     return net_g, model_file(net_encoder, '--encoder'), model_file(options_file, '--options')
+
+
+def experiment_options_file(folder):
+    """The options file BasicSR copied into an experiment folder. A failed resume with another options file
+    leaves a second one: any of them when they define the same model, else None (the caller asks for one)."""
+    files = sorted(glob.glob(osp.join(folder, '*.yml')))
+    models = []
+    for path in files:
+        try:
+            with open(path) as f:
+                opt = yaml.safe_load(f) or {}
+            models.append(tuple(repr(opt.get(key)) for key in ('scale', 'network_g', 'network_encoder', 'diffusion')))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
+            models.append(path)  # unreadable: never equal to another
+    return files[0] if files and len(set(models)) == 1 else None
 
 
 def model_file(path, option):

@@ -50,7 +50,7 @@ def complete_network_options(opt):
     for section in ('network_g', 'network_encoder'):
         if section not in opt:
             raise OptionsError(f'{section}: missing (an SRDiff needs network_g and network_encoder)')
-        _check_arch_options(section, opt[section])
+        check_arch_options(section, opt[section])
     scale = opt.get('scale')
     unet, encoder = opt['network_g'], opt['network_encoder']
     unet.setdefault('scale', scale)  # the top-level scale, unless given again
@@ -67,7 +67,8 @@ def complete_network_options(opt):
     return opt
 
 
-def _check_arch_options(section, arch_opt):
+def check_arch_options(section, arch_opt):
+    """A ``network_*`` section: a registered type, options its constructor takes, sizes of our archs >= 1."""
     arch_type = arch_opt.get('type')
     try:
         cls = ARCH_REGISTRY.get(arch_type)
@@ -75,7 +76,7 @@ def _check_arch_options(section, arch_opt):
         raise OptionsError(f'{section}.type: no network named {arch_type!r} is registered') from None
     params = inspect.signature(cls.__init__).parameters
     unknown = sorted(set(arch_opt) - {'type'} - set(params))
-    if unknown:
+    if unknown and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         known = [p for p in params if p != 'self']
         raise OptionsError(f'{section}: unknown option(s) {unknown} for {arch_type}; known: {known}')
     if cls.__module__.startswith('srdiff_basicsr.'):  # our archs: every integer option is a size or count

@@ -59,6 +59,9 @@ def convert_official_state_dict(state_dict):
             unet_sd[key[len('denoise_fn.'):]] = value
         elif key.startswith('rrdb.'):
             encoder_sd[_encoder_key(key[len('rrdb.'):])] = value
+    if not encoder_sd:
+        raise ValueError('the checkpoint has no rrdb.* (encoder) weights: it is not a complete SRDiff checkpoint '
+                         '(the official code saves the encoder with the U-Net; was it trained with use_rrdb: false?)')
     options = infer_options(unet_sd, encoder_sd)
     if 'betas' in state_dict:
         options['diffusion'] = _check_betas(state_dict['betas'])

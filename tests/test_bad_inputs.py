@@ -174,3 +174,39 @@ def test_an_image_that_breaks_in_a_dataloader_worker_ends_in_one_line(tmp_path):
     assert 'Original Traceback' in str(error.value)  # what torch makes of a worker's error
     line = one_line(error.value)
     assert '\n' not in line and line.startswith('cannot load the image pair') and '000.png' in line
+
+
+def test_a_typo_in_any_models_network_options_and_an_unknown_metric_are_named(tiny, monkeypatch, capsys):
+    from tests.conftest import encoder_train_options
+    root, lr_dir, hr_dir, encoder = tiny
+    opt = encoder_train_options('typo_encoder', lr_dir, hr_dir)  # a stock SRModel run
+    opt['network_g']['num_feats'] = 8
+    code, err = run(train_entry, opt, root, monkeypatch, capsys)
+    assert code == 2 and "error: network_g: unknown option(s) ['num_feats'] for SRDiffRRDBNet" in err
+    opt = srdiff_options('bad_metric', lr_dir, hr_dir, encoder, total_iter=1)
+    opt['val']['metrics']['psnr']['type'] = 'calculate_psnrr'
+    code, err = run(train_entry, opt, root, monkeypatch, capsys)
+    assert code == 2 and "error: val.metrics.psnr.type: no metric named 'calculate_psnrr'" in err
+
+
+def test_empty_image_folders_are_named(tiny, monkeypatch, capsys, tmp_path):
+    root, lr_dir, hr_dir, encoder = tiny
+    (tmp_path / 'HR').mkdir()
+    (tmp_path / 'LR').mkdir()
+    opt = srdiff_options('empty_data', str(tmp_path / 'LR'), str(tmp_path / 'HR'), encoder, total_iter=1)
+    code, err = run(train_entry, opt, root, monkeypatch, capsys)
+    assert code == 2 and f"error: dataset 'train': no images in {tmp_path / 'HR'}" in err and 'Traceback' not in err
+
+
+def test_converter_mistakes_end_in_one_line(tmp_path):
+    import subprocess
+
+    from tests.conftest import REPO
+    no_encoder = tmp_path / 'no_encoder.ckpt'
+    torch.save({'state_dict': {'model': {'denoise_fn.cond_proj.weight': torch.zeros(1)}}}, no_encoder)
+    (tmp_path / 'a_file').write_text('x')
+    for args, message in (([str(no_encoder), '--out', str(tmp_path / 'o')], 'has no rrdb.* (encoder) weights'),
+                          ([str(no_encoder), '--out', str(tmp_path / 'a_file')], 'is a file; it must name a folder')):
+        result = subprocess.run([sys.executable, 'scripts/convert_official_checkpoint.py', *args], cwd=REPO,
+                                capture_output=True, text=True)
+        assert result.returncode == 2 and message in result.stderr and 'Traceback' not in result.stderr

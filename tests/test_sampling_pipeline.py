@@ -36,3 +36,17 @@ def test_safetensors_weights_load_like_pth(tmp_path):
         write_state_dict(read_state_dict(str(pth)), str(exp / 'models' / f'{name}.safetensors'))
         pth.unlink()
     assert torch.equal(SRDiffPipeline.from_pretrained(str(exp))(lr, seed=1), reference)
+
+
+def test_an_experiment_with_a_second_options_file_still_loads_when_they_agree(tmp_path):
+    import shutil
+
+    import yaml
+    exp = make_experiment(tmp_path / 'exp', timesteps=10)
+    shutil.copy(exp / 'exp.yml', exp / 'resume_attempt.yml')  # what a failed resume with another file leaves
+    assert SRDiffPipeline.from_pretrained(str(exp)).schedule.num_timesteps == 10
+    other = yaml.safe_load((exp / 'exp.yml').read_text())
+    other['diffusion']['timesteps'] = 20
+    (exp / 'resume_attempt.yml').write_text(yaml.safe_dump(other))
+    with pytest.raises(OptionsError, match=r'no options file with the network sizes found \(none, or several that'):
+        SRDiffPipeline.from_pretrained(str(exp))

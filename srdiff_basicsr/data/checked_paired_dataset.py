@@ -61,6 +61,8 @@ class CheckedPairedImageDataset(PairedImageDataset):
         tmpl = opt.get('filename_tmpl', '{}')
         lq_dir, gt_dir = opt['dataroot_lq'], opt['dataroot_gt']
         lq_files, gt_files = sorted(os.listdir(lq_dir)), sorted(os.listdir(gt_dir))
+        if not gt_files:
+            raise DatasetError(f'dataset {opt.get("name")!r}: no images in {gt_dir}')
         strays = [osp.join(folder, f) for folder, files in ((lq_dir, lq_files), (gt_dir, gt_files)) for f in files
                   if not f.lower().endswith(IMAGE_EXTENSIONS) or not osp.isfile(osp.join(folder, f))]
         if strays:

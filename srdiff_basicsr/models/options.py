@@ -5,11 +5,12 @@ from os import path as osp
 
 import torch
 import yaml
+from basicsr.utils.registry import METRIC_REGISTRY
 
 from srdiff_basicsr.diffusion.samplers import sampler_options
 from srdiff_basicsr.errors import OptionsError, is_int, is_number, require
 from srdiff_basicsr.models.evaluation import PROTOCOL_NAMES
-from srdiff_basicsr.network_options import complete_network_options, diffusion_options
+from srdiff_basicsr.network_options import check_arch_options, complete_network_options, diffusion_options
 from srdiff_basicsr.ops.colour import COLOUR_FIXES
 from srdiff_basicsr.pipeline import check_precision
 
@@ -59,6 +60,13 @@ def check_run_options(opt):
             require(logger_opt.get(key, 1), lambda v: is_number(v) and v > 0, f'logger.{key}', 'a number > 0')
         if opt.get('val') and 'val_freq' in opt['val']:
             require(opt['val']['val_freq'], lambda v: is_number(v) and v > 0, 'val.val_freq', 'a number > 0')
+    for section in [key for key in opt if key.startswith('network_')]:
+        check_arch_options(section, opt[section])
+    for name, metric_opt in ((opt.get('val') or {}).get('metrics') or {}).items():
+        metric_type = (metric_opt or {}).get('type')
+        if metric_type not in METRIC_REGISTRY:
+            raise OptionsError(f'val.metrics.{name}.type: no metric named {metric_type!r} is registered; known: '
+                               f'{sorted(name for name, _ in METRIC_REGISTRY)}')
     if opt.get('model_type') == 'SRDiffModel':
         check_options(copy.deepcopy(opt))
 
