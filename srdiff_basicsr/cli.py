@@ -4,7 +4,9 @@ user error in one line, not a traceback."""
 import os
 import sys
 
-from srdiff_basicsr.errors import USER_ERRORS
+import yaml
+
+from srdiff_basicsr.errors import USER_ERRORS, OptionsError
 from srdiff_basicsr.models.options import check_run_options
 
 
@@ -14,7 +16,11 @@ def run_pipeline(pipeline):
     parse_options = module.parse_options
 
     def parse_and_check(*args, **kwargs):
-        opt, parsed_args = parse_options(*args, **kwargs)
+        check_force_yml(sys.argv[1:])
+        try:
+            opt, parsed_args = parse_options(*args, **kwargs)
+        except yaml.YAMLError as error:
+            raise OptionsError(f'-opt: not a valid YAML options file ({" ".join(str(error).split())})') from None
         check_run_options(opt)
         return opt, parsed_args
 
@@ -36,3 +42,14 @@ def one_line(error):
         return text
     last = text.strip().splitlines()[-1]
     return last.split(': ', 1)[1] if ': ' in last else last
+
+
+def check_force_yml(argv):
+    """BasicSR splits each ``--force_yml`` entry at '=' and fails with a bare ValueError when there is none."""
+    if '--force_yml' not in argv:
+        return
+    for entry in argv[argv.index('--force_yml') + 1:]:
+        if entry.startswith('-'):
+            break
+        if '=' not in entry:
+            raise OptionsError(f'--force_yml {entry}: expected key:subkey=value, e.g. train:total_iter=1000')

@@ -210,3 +210,18 @@ def test_converter_mistakes_end_in_one_line(tmp_path):
         result = subprocess.run([sys.executable, 'scripts/convert_official_checkpoint.py', *args], cwd=REPO,
                                 capture_output=True, text=True)
         assert result.returncode == 2 and message in result.stderr and 'Traceback' not in result.stderr
+
+
+def test_command_line_mistakes_of_the_train_entry_end_in_one_line(tiny, monkeypatch, capsys):
+    root, lr_dir, hr_dir, encoder = tiny
+    path = write_options(root / 'cli.yml', srdiff_options('cli', lr_dir, hr_dir, encoder, total_iter=1))
+    (root / 'broken.yml').write_text('name: [unclosed\n')
+    monkeypatch.chdir(root)
+    for argv, message in ((['-opt', path, '--force_yml', 'train:total_iter'],
+                           '--force_yml train:total_iter: expected key:subkey=value'),
+                          (['-opt', str(root / 'broken.yml')], '-opt: not a valid YAML options file')):
+        monkeypatch.setattr(sys, 'argv', ['srdiff', *argv])
+        with pytest.raises(SystemExit) as exit_info:
+            train_entry.main()
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and f'error: {message}' in err and 'Traceback' not in err, err
