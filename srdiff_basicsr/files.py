@@ -27,12 +27,13 @@ def check_image_complete(path):
 
 
 @contextlib.contextmanager
-def atomic_write(path):
-    """Yields a temporary name beside ``path`` (same extension, as OpenCV picks the format from it);
-    once the block has written it, it replaces ``path``. On an error ``path`` is untouched and the
-    temporary file removed, so a killed or failed run never leaves a truncated file under the real name."""
+def atomic_write(path, keep_extension=False):
+    """Yields a temporary name beside ``path``: ``path.tmp``, so that no ``*.pth``/``*.state`` pattern matches
+    it, or with ``keep_extension`` ``name.tmp.ext`` (OpenCV picks the format from the extension). Once the
+    block has written it, it replaces ``path``. On an error ``path`` is untouched and the temporary file
+    removed, so a killed or failed run never leaves a truncated file under the real name."""
     root, ext = osp.splitext(os.fspath(path))
-    tmp = f'{root}.tmp{ext}'
+    tmp = f'{root}.tmp{ext}' if keep_extension else f'{os.fspath(path)}.tmp'
     try:
         yield tmp
         os.replace(tmp, path)

@@ -18,7 +18,7 @@ def centre_crop(img, size):
 def write_png(path, img):
     """Write via a temporary name, so a killed run never leaves a truncated image that a re-run
     would take as done."""
-    with atomic_write(path) as tmp:
+    with atomic_write(path, keep_extension=True) as tmp:
         if not cv2.imwrite(tmp, img):
             raise OSError(f'cannot write {tmp}')
 

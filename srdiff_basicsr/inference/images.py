@@ -72,7 +72,7 @@ def to_array(sr_rgb, alpha, grayscale, max_value):
 def write_image(path, array):
     """Written to ``path`` through a temporary file, so an interrupted run leaves no half image."""
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.lower().endswith(('.jpg', '.jpeg')) else []
-    with atomic_write(path) as tmp:
+    with atomic_write(path, keep_extension=True) as tmp:
         if not cv2.imwrite(tmp, array, params):
             raise OSError(f'{path}: could not be written')
 
