@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from srdiff_basicsr.errors import OptionsError
+from srdiff_basicsr.errors import OptionsError, is_int, is_number
 
 
 @dataclass(frozen=True)
@@ -56,22 +56,18 @@ def register_sampler(name, plan, label, description, options=None, nfe=len):
 
 
 # option checks ----------------------------------------------------------------------------------
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _steps(value, num_timesteps):
-    if not _is_int(value) or not 1 <= value <= num_timesteps:
+    if not is_int(value) or not 1 <= value <= num_timesteps:
         return f'an integer from 1 to {num_timesteps}'
 
 
 def _non_negative(value, num_timesteps):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+    if not is_number(value) or not value >= 0:
         return 'a number >= 0'
 
 
 def _positive(value, num_timesteps):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    if not is_number(value) or not value > 0:
         return 'a number > 0'
 
 
