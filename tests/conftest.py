@@ -52,6 +52,13 @@ def make_pairs(root, count=4, hr_size=32, scale=4, seed=0):
     return str(lr_dir), str(hr_dir)
 
 
+def tiny_data_and_encoder(root, hr_size, count=2):
+    """(lr_dir, hr_dir, encoder weights): photograph pairs under root/data and a random tiny x4 encoder."""
+    lr_dir, hr_dir = make_pairs(Path(root) / 'data', count=count, hr_size=hr_size)
+    torch.manual_seed(0)
+    return lr_dir, hr_dir, save_basicsr_weights(build_network(dict(TINY_ENCODER, scale=4)), Path(root) / 'encoder.pth')
+
+
 def dataset_opt(name, lr_dir, hr_dir, phase, scale=4, **extra):
     opt = dict(name=name, type='CheckedPairedImageDataset', dataroot_gt=hr_dir, dataroot_lq=lr_dir,
                io_backend=dict(type='disk'), phase=phase, scale=scale)

@@ -5,20 +5,16 @@ import sys
 
 import pytest
 import torch
-from basicsr.archs import build_network
 
 from srdiff_basicsr import test as test_entry
 from srdiff_basicsr import train as train_entry
-from tests.conftest import TINY_ENCODER, make_pairs, save_basicsr_weights, srdiff_options, write_options
+from tests.conftest import make_pairs, srdiff_options, tiny_data_and_encoder, write_options
 
 
 @pytest.fixture(scope='module')
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp('bad_inputs')
-    lr_dir, hr_dir = make_pairs(root / 'data', count=2, hr_size=16)
-    torch.manual_seed(0)
-    encoder = save_basicsr_weights(build_network(dict(TINY_ENCODER, scale=4)), root / 'encoder.pth')
-    return root, lr_dir, hr_dir, encoder
+    return (root, *tiny_data_and_encoder(root, hr_size=16))
 
 
 def run(entry, opt, root, monkeypatch, capsys):

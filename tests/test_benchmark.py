@@ -6,7 +6,6 @@ import re
 import cv2
 import numpy as np
 import pytest
-import torch
 from basicsr.archs import build_network
 from basicsr.metrics import calculate_psnr
 from basicsr.utils.matlab_functions import imresize as basicsr_imresize
@@ -15,8 +14,8 @@ from torch.utils.data import DataLoader
 from srdiff_basicsr.benchmark.grid import HEADER, comparison_grid, detail_crop
 from srdiff_basicsr.benchmark.methods import build_basicsr_model
 from srdiff_basicsr.data import CheckedPairedImageDataset
-from tests.conftest import (REPO, TINY_ENCODER, TINY_UNET, dataset_opt, make_pairs, save_basicsr_weights,
-                            srdiff_options, write_options)
+from tests.conftest import (REPO, TINY_UNET, dataset_opt, save_basicsr_weights, srdiff_options,
+                            tiny_data_and_encoder, write_options)
 
 
 def load_script():
@@ -29,9 +28,7 @@ def load_script():
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp('bench')
-    lr_dir, hr_dir = make_pairs(root / 'data', count=2, hr_size=32)
-    torch.manual_seed(0)
-    encoder = save_basicsr_weights(build_network(dict(TINY_ENCODER, scale=4)), root / 'encoder.pth')
+    lr_dir, hr_dir, encoder = tiny_data_and_encoder(root, hr_size=32)
     unet = save_basicsr_weights(build_network(dict(TINY_UNET, scale=4, encoder_num_feat=8, encoder_num_block=2)),
                                 root / 'unet.pth')
     opt = srdiff_options('bench', lr_dir, hr_dir, encoder, is_train=False, timesteps=10)
