@@ -92,11 +92,13 @@ def test_killed_run_resumes_at_its_last_checkpoint_on_cpu(workdir):
     states_dir = root / 'experiments' / 'tiny_resume' / 'training_states'
     proc = subprocess.Popen([sys.executable, '-m', 'srdiff_basicsr.train', '-opt', opt_file], cwd=root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while (latest_state(states_dir) or 0) < 4 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    try:
+        deadline = time.time() + 120
+        while (latest_state(states_dir) or 0) < 4 and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+    finally:  # never leave a 100,000-iteration run behind, whatever happens above
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
     saved = latest_state(states_dir)
     assert saved is not None and saved >= 4
 
