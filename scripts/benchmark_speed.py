@@ -124,7 +124,7 @@ def main():
 
     # the condition projected once per image (the pipeline) against at every step (the official U-Net)
     model = paper_model(encoder_path, args.device)
-    unet, encoder, schedule = model.pipeline.unet.eval(), model.pipeline.encoder, model.schedule
+    unet, encoder, schedule = model.pipeline.unet.eval(), model.pipeline.encoder, model.pipeline.schedule
     ddim = sampler_options({'type': 'ddim', 'steps': args.sample_steps}, schedule.num_timesteps)
 
     @torch.no_grad()

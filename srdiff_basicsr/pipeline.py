@@ -39,6 +39,11 @@ def autocast(device, precision):
     return nullcontext() if dtype is None else torch.autocast(torch.device(device).type, dtype)
 
 
+def check_colour_fix(colour_fix, where):
+    if colour_fix not in COLOUR_FIXES:
+        raise OptionsError(f'{where}.colour_fix: must be one of {COLOUR_FIXES}, got {colour_fix!r}')
+
+
 def check_precision(precision, device, where):
     if precision not in PRECISIONS:
         raise OptionsError(f'{where}.precision: must be one of {sorted(PRECISIONS)}, got {precision!r}')
@@ -74,17 +79,24 @@ class SRDiffPipeline:
         self.set_sampling(sampler, tile, colour_fix)
 
     @classmethod
+    def from_networks(cls, encoder, unet, scale, diffusion=None, **kwargs):
+        """Built from networks and a ``diffusion`` options section (schedule, res_rescale, clip_x0,
+        parametrization; defaults filled in). ``kwargs``: as ``__init__``."""
+        diffusion = diffusion_options(diffusion)
+        return cls(encoder, unet, DiscreteSchedule.from_options(**schedule_options(diffusion)), scale,
+                   res_rescale=diffusion['res_rescale'], clip_x0=diffusion['clip_x0'],
+                   parametrization=diffusion['parametrization'], **kwargs)
+
+    @classmethod
     def from_options(cls, opt, unet_weights, encoder_weights, device='cpu', param_key='params_ema', **kwargs):
         """Built from an options dict (``scale``, ``network_g``, ``network_encoder``, ``diffusion``) and weight
         files (``.pth``: ``param_key``, else ``params``; or ``.safetensors``). ``kwargs``: as ``__init__``."""
-        diffusion = diffusion_options(opt.get('diffusion'))
-        opt = complete_network_options({key: opt.get(key) for key in ('scale', 'network_g', 'network_encoder')})
-        unet, encoder = build_arch(opt['network_g']), build_arch(opt['network_encoder'])
+        diffusion = diffusion_options(opt.get('diffusion'))  # checked before any network is built
+        networks = complete_network_options({key: opt.get(key) for key in ('scale', 'network_g', 'network_encoder')})
+        unet, encoder = build_arch(networks['network_g']), build_arch(networks['network_encoder'])
         load_weights(unet, unet_weights, param_key, option='U-Net weights')
         load_weights(encoder, encoder_weights, 'params', option='encoder weights')
-        return cls(encoder, unet, DiscreteSchedule.from_options(**schedule_options(diffusion)), opt['scale'],
-                   res_rescale=diffusion['res_rescale'], clip_x0=diffusion['clip_x0'],
-                   parametrization=diffusion['parametrization'], device=device, **kwargs)
+        return cls.from_networks(encoder, unet, networks['scale'], diffusion, device=device, **kwargs)
 
     @classmethod
     def from_pretrained(cls, model, encoder=None, options=None, device='cpu', **kwargs):
@@ -110,8 +122,7 @@ class SRDiffPipeline:
         ``colour_fix`` (none | adain | wavelet); errors name ``where.<option>``."""
         self.sampler_opt = sampler_options(sampler, self.schedule.num_timesteps, f'{where}.sampler')
         self.tile_opt = tile_options(tile, self.scale, self.unet.divisor, f'{where}.tile')
-        if colour_fix not in COLOUR_FIXES:
-            raise OptionsError(f'{where}.colour_fix: must be one of {COLOUR_FIXES}, got {colour_fix!r}')
+        check_colour_fix(colour_fix, where)
         self.colour_fix = colour_fix
 
     def set_execution(self, device=None, precision='fp32', channels_last=False, compile=False, where='val'):

@@ -91,7 +91,7 @@ def test_noise_loss_comes_from_basicsr_loss_registry(tmp_path, encoder_path, pix
     x0 = ((model.gt - model.lr_up) * 2 * 2).clamp(-1, 1)
     t = torch.randint(0, 10, (2, ))
     eps = torch.randn_like(x0)
-    a = model.schedule.alphas_cumprod[t].view(-1, 1, 1, 1)
+    a = model.pipeline.schedule.alphas_cumprod[t].view(-1, 1, 1, 1)
     with torch.no_grad():
         cond = unet.project_condition(model.net_encoder.features(model.lq))
         expected = loss(unet(a.sqrt() * x0 + (1 - a).sqrt() * eps, t, cond), eps)

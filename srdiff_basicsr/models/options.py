@@ -1,6 +1,5 @@
 """SRDiffModel's options, checked before anything is built, errors naming the option."""
 import copy
-import glob
 from os import path as osp
 
 import torch
@@ -9,10 +8,10 @@ from basicsr.utils.registry import METRIC_REGISTRY
 
 from srdiff_basicsr.diffusion.samplers import sampler_options
 from srdiff_basicsr.errors import OptionsError, is_int, is_number, require
+from srdiff_basicsr.model_files import experiment_options_file
 from srdiff_basicsr.models.evaluation import PROTOCOL_NAMES
 from srdiff_basicsr.network_options import check_arch_options, complete_network_options, diffusion_options
-from srdiff_basicsr.ops.colour import COLOUR_FIXES
-from srdiff_basicsr.pipeline import check_precision
+from srdiff_basicsr.pipeline import check_colour_fix, check_precision
 
 NOISE_LOSS_DEFAULT = {'type': 'L1Loss', 'loss_weight': 1.0}  # the paper's
 
@@ -92,7 +91,7 @@ def _check_val(val_opt, num_timesteps, device):
     protocol = val_opt.get('protocol')
     require(protocol, lambda v: v is None or v in PROTOCOL_NAMES, 'val.protocol', f'one of {sorted(PROTOCOL_NAMES)}')
     sampler_options(val_opt.get('sampler'), num_timesteps, 'val.sampler')
-    require(val_opt.get('colour_fix', 'none'), lambda v: v in COLOUR_FIXES, 'val.colour_fix', f'one of {COLOUR_FIXES}')
+    check_colour_fix(val_opt.get('colour_fix', 'none'), 'val')
     check_precision(val_opt.get('precision', 'fp32'), device, 'val')
 
 
@@ -100,11 +99,11 @@ def _check_against_training_options(opt, diffusion):
     """A test of ``experiments/<name>/models/net_g_*.pth`` whose diffusion or network options differ from the
     ones in ``experiments/<name>/<name>.yml`` (the run that trained the weights) would sample wrongly."""
     weights = opt['path']['pretrain_network_g']
-    found = glob.glob(osp.join(osp.dirname(osp.dirname(osp.abspath(weights))), '*.yml'))
-    if len(found) != 1:
+    trained_file = experiment_options_file(osp.dirname(osp.dirname(osp.abspath(weights))))
+    if trained_file is None:
         return  # not an experiment folder (or an ambiguous one): nothing to compare with
     try:
-        with open(found[0]) as f:
+        with open(trained_file) as f:
             trained = yaml.safe_load(f)
         trained_networks = complete_network_options({key: trained[key] for key in
                                                      ('scale', 'network_g', 'network_encoder')})
@@ -116,7 +115,7 @@ def _check_against_training_options(opt, diffusion):
     differ += [f'network_g.{key}: {opt["network_g"].get(key)!r} here, {value!r} in training'
                for key, value in trained_networks['network_g'].items() if opt['network_g'].get(key) != value]
     if differ:
-        raise OptionsError(f'{weights} was trained with other options ({found[0]}): ' + '; '.join(differ))
+        raise OptionsError(f'{weights} was trained with other options ({trained_file}): ' + '; '.join(differ))
 
 
 def _device(opt):

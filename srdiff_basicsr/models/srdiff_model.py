@@ -11,12 +11,10 @@ from tqdm import tqdm
 
 from srdiff_basicsr import distributed
 from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS
-from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
 from srdiff_basicsr.errors import DatasetError, DivergenceError
 from srdiff_basicsr.models.evaluation import (apply_protocol, describe_protocol, score_samples, write_metrics_csv,
                                               write_summary)
 from srdiff_basicsr.models.options import check_options
-from srdiff_basicsr.network_options import diffusion_options, schedule_options
 from srdiff_basicsr.ops.resize import imresize
 from srdiff_basicsr.pipeline import SRDiffPipeline, autocast
 from srdiff_basicsr.weights import load_weights
@@ -62,8 +60,6 @@ class SRDiffModel(SRModel):
 
     def __init__(self, opt):
         check_options(opt)
-        self.diffusion_opt = diffusion_options(opt.get('diffusion'))
-        self.schedule = DiscreteSchedule.from_options(**schedule_options(self.diffusion_opt))
         super().__init__(opt)  # builds and loads net_g, sets up training (SRModel's, with train.pixel_opt)
         if opt.get('device'):  # BasicSR's choice is plain 'cuda' or 'cpu'
             self.device = torch.device(opt['device'])
@@ -78,10 +74,8 @@ class SRDiffModel(SRModel):
         self.net_encoder.eval().requires_grad_(False)
         val_opt = opt.get('val') or {}
         sampling_net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
-        self.pipeline = SRDiffPipeline(
-            self.net_encoder, sampling_net, self.schedule, opt['scale'], res_rescale=self.diffusion_opt['res_rescale'],
-            clip_x0=self.diffusion_opt['clip_x0'],
-            parametrization=self.diffusion_opt['parametrization'], sampler=val_opt.get('sampler'),
+        self.pipeline = SRDiffPipeline.from_networks(
+            self.net_encoder, sampling_net, opt['scale'], opt.get('diffusion'), sampler=val_opt.get('sampler'),
             tile=val_opt.get('tile'), colour_fix=val_opt.get('colour_fix', 'none'), device=self.device,
             precision=val_opt.get('precision', 'fp32'), channels_last=val_opt.get('channels_last', False),
             compile=val_opt.get('compile', False))
@@ -123,14 +117,15 @@ class SRDiffModel(SRModel):
         self.optimizer_g.zero_grad()
         with torch.no_grad():
             features = self.net_encoder.features(self.lq)
+        schedule = self.pipeline.schedule
         x0 = self.pipeline.residual(self.gt, self.lr_up)
-        t = torch.randint(0, self.schedule.num_timesteps, (x0.shape[0], ), device=self.device)
+        t = torch.randint(0, schedule.num_timesteps, (x0.shape[0], ), device=self.device)
         eps = torch.randn_like(x0)
-        x_t = self.schedule.q_sample(x0, t, eps).contiguous(memory_format=self.train_memory_format)
+        x_t = schedule.q_sample(x0, t, eps).contiguous(memory_format=self.train_memory_format)
         with autocast(self.device, self.train_precision):
             cond = self.get_bare_model(self.net_g).project_condition(features)
             output = self.train_net(x_t, t, cond)
-        target = PARAMETRIZATIONS[self.diffusion_opt['parametrization']].target(x0, eps, t, self.schedule)
+        target = PARAMETRIZATIONS[self.pipeline.parametrization].target(x0, eps, t, schedule)
         l_noise = self.cri_pix(output.float(), target)
         if self.grad_scaler is None:
             l_noise.backward()
