@@ -31,24 +31,40 @@ def before_basicsr_import():
 
 def after_basicsr_import():
     """The changes to BasicSR's modules, which every program in the environment then sees (the README's
-    table lists them with their effect on other BasicSR programs): resume on CPU and from the experiment
-    root, a launcher that works without GPUs, outputs of ``python -m basicsr.train`` in the cwd, and
-    checkpoints written atomically."""
+    table lists them with their effect on other BasicSR programs): resume on CPU, from the experiment
+    root and bit-exact, a launcher that works without GPUs, outputs of ``python -m basicsr.train`` in the
+    cwd, and checkpoints written atomically."""
     import basicsr.train
     import basicsr.utils.dist_util
     import basicsr.utils.options
     from basicsr.models.base_model import BaseModel
 
-    from srdiff_basicsr import distributed
+    from srdiff_basicsr import distributed, resume
 
-    basicsr.train.load_resume_state = load_resume_state
     basicsr.utils.dist_util.init_dist = basicsr.utils.options.init_dist = distributed.init_dist
-    if not getattr(basicsr.utils.options.parse_options, '_srdiff_root', False):
-        basicsr.utils.options.parse_options = _with_root_outside_site_packages(basicsr.utils.options.parse_options)
-    for method in ('save_network', 'save_training_state'):
-        original = getattr(BaseModel, method)
-        if not getattr(original, '_srdiff_atomic', False):
-            setattr(BaseModel, method, _with_atomic_torch_save(original))
+    _replace_in_train_script(basicsr.train)
+    _wrap(basicsr.utils.options, 'parse_options', _with_root_outside_site_packages)
+    _wrap(BaseModel, 'save_network', _with_atomic_torch_save)
+    _wrap(BaseModel, 'save_training_state', lambda method: _with_atomic_torch_save(resume.saving_position(method)))
+    _wrap(BaseModel, 'validation', resume.validating_on_forked_rng)
+
+
+def _wrap(owner, name, wrapper):
+    """``owner.name = wrapper(owner.name)``, once."""
+    original = getattr(owner, name)
+    if not getattr(original, '_srdiff', False):
+        wrapped = wrapper(original)
+        wrapped._srdiff = True
+        setattr(owner, name, wrapped)
+
+
+def _replace_in_train_script(module):
+    """BasicSR's training script (``basicsr.train``, or a checkout's ``basicsr/train.py`` run as
+    ``__main__``) reads the resume state and builds the data prefetcher through names of its own."""
+    from srdiff_basicsr import resume
+    module.load_resume_state = load_resume_state
+    for name in ('CPUPrefetcher', 'CUDAPrefetcher'):
+        _wrap(module, name, resume.tracked)
 
 
 def _with_root_outside_site_packages(parse_options):
@@ -58,9 +74,9 @@ def _with_root_outside_site_packages(parse_options):
     redirecting such a root to the current directory fixes both stock entry points.
     (tb_logger/ still follows the unpatched root there; use ``python -m srdiff_basicsr.train``.)
 
-    Those scripts also define their own copy of ``load_resume_state``, which the patch of
-    ``basicsr.train`` does not reach; ``parse_options`` is the first thing their pipeline calls,
-    so the copy is replaced here, before it runs."""
+    Those scripts also define their own copy of ``load_resume_state`` and import the prefetchers, which
+    the patch of ``basicsr.train`` does not reach; ``parse_options`` is the first thing their pipeline
+    calls, so those names are replaced here, before they are used."""
 
     @functools.wraps(parse_options)
     def wrapper(root_path, is_train=True):
@@ -71,28 +87,31 @@ def _with_root_outside_site_packages(parse_options):
         main = sys.modules.get('__main__')
         main_file = getattr(main, '__file__', None) or ''
         if hasattr(main, 'load_resume_state') and main_file.endswith(osp.join('basicsr', 'train.py')):
-            main.load_resume_state = load_resume_state
+            _replace_in_train_script(main)
         return parse_options(root_path, is_train)
 
-    wrapper._srdiff_root = True
     return wrapper
 
 
 def load_resume_state(opt):
-    """Replaces ``basicsr.train.load_resume_state``, which has three problems:
+    """Replaces ``basicsr.train.load_resume_state``, which has four problems:
 
     - it maps the state onto ``torch.cuda.current_device()``, so resuming fails on a machine
       without CUDA ("Torch not compiled with CUDA enabled" / "no CUDA GPUs are available");
     - ``--auto_resume`` looks in ``./experiments/<name>`` relative to the current directory, while
       training writes to ``<root_path>/experiments/<name>``; the two differ for
       ``python -m basicsr.train`` and ``basicsr/train.py`` run from elsewhere;
-    - it takes the newest ``.state`` file even when a killed run left it unreadable.
+    - it takes the newest ``.state`` file even when a killed run left it unreadable;
+    - the state has no RNG states and no data position, so a resumed run trains on other numbers.
 
-    Here the state is read where training writes it, onto the training device, and
-    ``--auto_resume`` falls back to the newest state that loads (and whose network files exist).
+    Here the state is read where training writes it, onto the training device, ``--auto_resume``
+    falls back to the newest state that loads (and whose network files exist), and the saved data
+    position is handed to ``resume``.
     """
     import torch
-    from basicsr.utils import check_resume, get_root_logger
+    from basicsr.utils import check_resume
+
+    from srdiff_basicsr import resume
 
     if torch.cuda.is_available() and opt.get('num_gpu', 0) != 0:
         map_location = f'cuda:{torch.cuda.current_device()}'
@@ -100,27 +119,27 @@ def load_resume_state(opt):
         map_location = 'cpu'
 
     _remove_temporary_files(opt)
+    state = None
     if opt['auto_resume']:
         state_dir = opt['path'].get('training_states') or osp.join('experiments', opt['name'], 'training_states')
         for state_path in _training_states_newest_first(state_dir):
             try:
-                state = torch.load(state_path, map_location=map_location)
+                candidate = torch.load(state_path, map_location=map_location)
             except Exception as error:  # a state cut short by a kill: try the previous one
-                get_root_logger().warning(f'Skipping unreadable training state {state_path}: {error}')
+                resume.POSITION.warnings.append(f'Skipping unreadable training state {state_path}: {error}')
                 continue
-            if _network_files_exist(opt, state['iter']):
+            if _network_files_exist(opt, candidate['iter']):
                 opt['path']['resume_state'] = state_path
-                check_resume(opt, state['iter'])
-                return state
-        return None
-
-    state_path = opt['path'].get('resume_state')
-    if not state_path:
-        return None
-    if not osp.isfile(state_path):
-        raise FileNotFoundError(f'path.resume_state: no such training state file: {state_path}')
-    state = torch.load(state_path, map_location=map_location)
-    check_resume(opt, state['iter'])
+                state = candidate
+                break
+    elif opt['path'].get('resume_state'):
+        state_path = opt['path']['resume_state']
+        if not osp.isfile(state_path):
+            raise FileNotFoundError(f'path.resume_state: no such training state file: {state_path}')
+        state = torch.load(state_path, map_location=map_location)
+    if state is not None:
+        check_resume(opt, state['iter'])
+        resume.restore_position(state, opt)
     return state
 
 
@@ -184,5 +203,4 @@ def _with_atomic_torch_save(method):
         with atomic_torch_save():
             return method(*args, **kwargs)
 
-    wrapper._srdiff_atomic = True
     return wrapper

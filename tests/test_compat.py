@@ -40,7 +40,7 @@ def test_atomic_save_leaves_the_old_file_when_saving_fails(tmp_path):
 
 def test_basicsr_saves_go_through_the_atomic_writer():
     from basicsr.models.base_model import BaseModel
-    assert BaseModel.save_network._srdiff_atomic and BaseModel.save_training_state._srdiff_atomic
+    assert BaseModel.save_network._srdiff and BaseModel.save_training_state._srdiff
 
 
 def resume_opt(tmp_path):
