@@ -1,6 +1,7 @@
 """Shared start-up of the train/test entry points: BasicSR's pipelines with outputs under the cwd, the
 options checked right after BasicSR parses them (before it creates folders, datasets or the model), and a
 user error in one line, not a traceback."""
+import functools
 import os
 import sys
 
@@ -14,17 +15,7 @@ def run_pipeline(pipeline):
     """Run ``basicsr.train.train_pipeline`` or ``basicsr.test.test_pipeline`` with root_path = cwd."""
     module = sys.modules[pipeline.__module__]
     parse_options = module.parse_options
-
-    def parse_and_check(*args, **kwargs):
-        check_force_yml(sys.argv[1:])
-        try:
-            opt, parsed_args = parse_options(*args, **kwargs)
-        except yaml.YAMLError as error:
-            raise OptionsError(f'-opt: not a valid YAML options file ({" ".join(str(error).split())})') from None
-        check_run_options(opt)
-        return opt, parsed_args
-
-    module.parse_options = parse_and_check  # only for this run of our entry point
+    module.parse_options = functools.partial(parse_and_check, parse_options)  # only for this run of our entry
     try:
         pipeline(os.getcwd())
     except USER_ERRORS as error:
@@ -32,6 +23,38 @@ def run_pipeline(pipeline):
         sys.exit(2)
     finally:
         module.parse_options = parse_options
+
+
+def parse_and_check(parse_options, *args, **kwargs):
+    """BasicSR's ``parse_options`` with the command line and the options checked (``check_run_options``)."""
+    check_force_yml(sys.argv[1:])
+    try:
+        opt, parsed_args = parse_options(*args, **kwargs)
+    except yaml.YAMLError as error:
+        raise OptionsError(f'-opt: not a valid YAML options file ({" ".join(str(error).split())})') from None
+    check_run_options(opt)
+    return opt, parsed_args
+
+
+def parse_and_check_for_stock_script(parse_options, *args, **kwargs):
+    """``parse_and_check`` for BasicSR's own scripts (``python -m basicsr.train``, ``basicsr/test.py``): an
+    options mistake ends in one ``error:`` line with exit status 2, as with our entry points; one found later
+    (a broken image, a diverged run) in one ``error:`` line with Python's exit status 1."""
+    try:
+        result = parse_and_check(parse_options, *args, **kwargs)
+    except USER_ERRORS as error:
+        print(f'error: {one_line(error)}', file=sys.stderr)
+        sys.exit(2)
+    previous_hook = sys.excepthook
+
+    def excepthook(kind, error, traceback):
+        if isinstance(error, USER_ERRORS):
+            print(f'error: {one_line(error)}', file=sys.stderr)
+        else:
+            previous_hook(kind, error, traceback)
+
+    sys.excepthook = excepthook
+    return result
 
 
 def one_line(error):

@@ -9,6 +9,7 @@ import functools
 import glob
 import os
 import sys
+import warnings
 from os import path as osp
 
 from srdiff_basicsr.files import atomic_write
@@ -43,6 +44,9 @@ def after_basicsr_import():
 
     basicsr.utils.dist_util.init_dist = basicsr.utils.options.init_dist = distributed.init_dist
     _replace_in_train_script(basicsr.train)
+    # ``python -m basicsr.train`` then finds the module imported before runpy runs it as __main__, and warns of
+    # "unpredictable behaviour"; the names it patches are patched in __main__ too (see parse_options below)
+    warnings.filterwarnings('ignore', message="'basicsr.train' found in sys.modules", category=RuntimeWarning)
     _wrap(basicsr.utils.options, 'parse_options', _with_root_outside_site_packages)
     _wrap(BaseModel, 'save_network', _with_atomic_torch_save)
     _wrap(BaseModel, 'save_training_state', lambda method: _with_atomic_torch_save(resume.saving_position(method)))
@@ -76,7 +80,8 @@ def _with_root_outside_site_packages(parse_options):
 
     Those scripts also define their own copy of ``load_resume_state`` and import the prefetchers, which
     the patch of ``basicsr.train`` does not reach; ``parse_options`` is the first thing their pipeline
-    calls, so those names are replaced here, before they are used."""
+    calls, so those names are replaced here, before they are used, and the options are checked here
+    as our entry points check them."""
 
     @functools.wraps(parse_options)
     def wrapper(root_path, is_train=True):
@@ -86,8 +91,11 @@ def _with_root_outside_site_packages(parse_options):
             root_path = os.getcwd()
         main = sys.modules.get('__main__')
         main_file = getattr(main, '__file__', None) or ''
-        if hasattr(main, 'load_resume_state') and main_file.endswith(osp.join('basicsr', 'train.py')):
-            _replace_in_train_script(main)
+        if main_file.endswith((osp.join('basicsr', 'train.py'), osp.join('basicsr', 'test.py'))):
+            from srdiff_basicsr.cli import parse_and_check_for_stock_script
+            if hasattr(main, 'load_resume_state'):
+                _replace_in_train_script(main)
+            return parse_and_check_for_stock_script(parse_options, root_path, is_train)
         return parse_options(root_path, is_train)
 
     return wrapper

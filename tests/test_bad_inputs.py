@@ -221,3 +221,20 @@ def test_command_line_mistakes_of_the_train_entry_end_in_one_line(tiny, monkeypa
             train_entry.main()
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and f'error: {message}' in err and 'Traceback' not in err, err
+
+
+def test_stock_basicsr_entries_check_options_and_end_errors_in_one_line(tiny):
+    from tests.conftest import run_cli
+    root, lr_dir, hr_dir, encoder = tiny
+    bad_option = changed(srdiff_options('stock_bad', lr_dir, hr_dir, encoder, total_iter=1), 'diffusion.timesteps', 0)
+    untrained = srdiff_options('stock_untrained', lr_dir, hr_dir, encoder, is_train=False)
+    diverging = changed(srdiff_options('stock_diverging', lr_dir, hr_dir, encoder, total_iter=4), 'train.optim_g.lr',
+                        1e10)
+    for entry, opt, status, message in (
+            ('basicsr.train', bad_option, 2, 'diffusion.timesteps: must be an integer >= 1, got 0'),
+            ('basicsr.test', untrained, 2, 'path.pretrain_network_g is not set'),
+            ('basicsr.train', diverging, 1, 'iteration 2: the noise loss is not finite (the run diverged)')):
+        result = run_cli(['-m', entry, '-opt', write_options(root / f"{opt['name']}.yml", opt)], cwd=root, check=False)
+        assert result.returncode == status and 'Traceback' not in result.stderr, result.stderr[-2000:]
+        assert result.stderr.splitlines()[-1].startswith(f'error: {message}'), result.stderr[-2000:]
+    assert not (root / 'experiments' / 'stock_bad').exists() and not (root / 'results' / 'stock_untrained').exists()
