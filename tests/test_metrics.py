@@ -1,4 +1,5 @@
-"""LPIPS and LR-PSNR as BasicSR metrics, against closed forms and BasicSR's own functions."""
+"""LPIPS, ST-LPIPS and LR-PSNR as BasicSR metrics, against closed forms, BasicSR's own functions and the
+reference implementation's numbers."""
 import math
 
 import numpy as np
@@ -13,7 +14,7 @@ from tests.conftest import photo_crops
 
 
 def test_metrics_are_registered_for_val_metrics_sections():
-    assert 'calculate_lpips' in METRIC_REGISTRY and 'calculate_lr_psnr' in METRIC_REGISTRY
+    assert {'calculate_lpips', 'calculate_stlpips', 'calculate_lr_psnr'} <= {name for name, _ in METRIC_REGISTRY}
 
 
 def test_lpips_of_identical_images_is_zero_and_of_different_ones_positive():
@@ -69,3 +70,33 @@ def test_lr_psnr_metric_uses_the_lr_when_given_and_the_bicubic_of_the_hr_otherwi
     assert calculate_psnr(other, hr, 0) < 30
     with pytest.raises(ValueError, match='needs `scale`'):
         calculate_metric({'img': hr, 'img2': hr}, {'type': 'calculate_lr_psnr'})
+
+
+def astronaut_crop():
+    from skimage import data
+    return data.astronaut()[:128, :128]  # RGB uint8
+
+
+def test_stlpips_gives_the_reference_implementations_numbers():
+    # stlpips-pytorch 0.0.2's own LPIPS(net='alex', variant='shift_tolerant') on the same inputs (its modules run
+    # with IPython and torchsummary stubbed out): 0.1133929 for a 5x5 box blur, 0.0036146 for a 1-pixel shift
+    import torch.nn.functional as F
+
+    from srdiff_basicsr.metrics.stlpips_metric import stlpips_network
+    x = torch.from_numpy(astronaut_crop().astype(np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+    network = stlpips_network('cpu')
+    with torch.no_grad():
+        assert network(x, x).item() == 0
+        assert network(x, F.avg_pool2d(x, 5, stride=1, padding=2)).item() == pytest.approx(0.1133929, abs=2e-6)
+        assert network(x, torch.roll(x, 1, dims=3)).item() == pytest.approx(0.0036146, abs=2e-6)
+
+
+def test_stlpips_metric_is_zero_for_identical_images_and_grows_with_blur():
+    import cv2
+    bgr = np.ascontiguousarray(astronaut_crop()[..., ::-1])
+    opt = {'type': 'calculate_stlpips', 'device': 'cpu'}
+    assert calculate_metric({'img': bgr, 'img2': bgr.copy()}, opt) == 0
+    scores = [calculate_metric({'img': bgr, 'img2': cv2.blur(bgr, (size, size))}, opt) for size in (3, 5, 9)]
+    assert 0 < scores[0] < scores[1] < scores[2]
+    with pytest.raises(ValueError, match='calculate_stlpips: images must be at least 21x21'):
+        calculate_metric({'img': bgr[:20], 'img2': bgr[:20]}, opt)

@@ -1,4 +1,5 @@
 from srdiff_basicsr.metrics.lpips_metric import calculate_lpips, lpips_network
 from srdiff_basicsr.metrics.lr_psnr import calculate_lr_psnr, lr_psnr
+from srdiff_basicsr.metrics.stlpips_metric import calculate_stlpips, stlpips_network
 
-__all__ = ['calculate_lpips', 'calculate_lr_psnr', 'lpips_network', 'lr_psnr']
+__all__ = ['calculate_lpips', 'calculate_lr_psnr', 'calculate_stlpips', 'lpips_network', 'lr_psnr', 'stlpips_network']
