@@ -6,7 +6,8 @@
 Methods: bicubic (MATLAB), the L1-pretrained RRDB encoder of the SRDiff model, SRDiff (N samples per
 image, seeded as its test pipeline: the same samples as ``srdiff-test``), and any BasicSR model given by
 a test options file. Metrics as in the paper's tables: PSNR, SSIM (under the protocol), LPIPS (AlexNet;
-needs torchvision's ImageNet weights on disk), LR-PSNR, sigma (diversity across samples, 0-255 scale),
+needs torchvision's ImageNet weights on disk), ST-LPIPS (works offline: its weights ship with the wheel),
+LR-PSNR, sigma (diversity across samples, 0-255 scale),
 and seconds per image. Writes to DIR (default results/benchmark_<name>; an existing one is archived):
 report.md, metrics_<dataset>.csv (per image and method), grids/<dataset>/<image>.png
 (LR | bicubic | RRDB | SRDiff samples | other models | HR, cropped to the most detailed region).
@@ -81,10 +82,10 @@ def build_methods(args):
 
 def metric_options(args, opt):
     protocol = args.protocol or (opt.get('val') or {}).get('protocol') or 'paper'
-    metrics, note = paper_metrics(opt['scale'], protocol, args.lpips, args.device, args.lpips_random_trunk)
-    if note:
+    metrics, notes = paper_metrics(opt['scale'], protocol, args.lpips, args.device, args.lpips_random_trunk)
+    for note in notes:
         print(f'warning: {note}', file=sys.stderr)
-    return metrics, note
+    return metrics, notes
 
 
 def evaluate_dataset(dataset, methods, metrics, args, grids_dir):
@@ -139,18 +140,17 @@ def table(rows, methods, metrics):
 def main(argv=None):
     args = parse_args(argv)
     methods, opt, num_samples, seed = build_methods(args)
-    metrics, lpips_note = metric_options(args, opt)
+    metrics, notes = metric_options(args, opt)
     out = args.out or osp.join('results', f'benchmark_{opt["name"]}')
     mkdir_and_rename(out)  # an earlier report is archived, not overwritten
     protocol = describe_protocol(metrics, opt['scale'])
     report = [f'# Benchmark: {opt["name"]} (x{opt["scale"]})', '',
-              f'- protocol: {protocol} for PSNR and SSIM; LPIPS, LR-PSNR and sigma on RGB',
+              f'- protocol: {protocol} for PSNR and SSIM; LPIPS, ST-LPIPS, LR-PSNR and sigma on RGB',
               f'- SRDiff: {num_samples} sample(s) per image, seed {seed} + image index; each metric is the mean '
               'over samples; sigma = per-pixel standard deviation across samples (0-255), averaged over pixels '
               'and images (0 for deterministic methods)',
               f'- device: {args.device}; s / image = wall time of the method for all its samples of one image']
-    if lpips_note:
-        report.append(f'- {lpips_note}')
+    report += [f'- {note}' for note in notes]
     for phase, dataset_opt in opt['datasets'].items():
         dataset = build_dataset(dataset_opt)
         for method in methods:

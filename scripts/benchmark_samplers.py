@@ -157,7 +157,7 @@ def main():
 
     pipe = SRDiffPipeline.from_pretrained(args.model, device=args.device)
     pairs = load_pairs(args.lr_dir, args.hr_dir)
-    metrics, note = paper_metrics(pipe.scale, 'paper', 'alex', args.device)
+    metrics, notes = paper_metrics(pipe.scale, 'paper', 'alex', args.device)
     mkdir_and_rename(args.out)
     results, firsts = [], {}
     for config in CONFIGS:
@@ -179,8 +179,7 @@ def main():
               '(the samples of an image share each network call); s / image for all its samples',
               f'- target (<= 1/5 of the DDPM NFE, PSNR within 0.3 dB, LR-PSNR within 1 dB of it): '
               f'{"met by " + ", ".join(met) if met else "not met"}']
-    if note:
-        report.append(f'- {note}')
+    report += [f'- {note}' for note in notes]
     report += ['', *table(results)]
 
     # tiled vs whole, same sampler and noise: how close the fused tiles are on images small enough for both

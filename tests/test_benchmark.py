@@ -54,7 +54,7 @@ def test_benchmark_writes_table_per_image_metrics_and_grids(setup):
                         '--lpips-random-trunk', '--device', 'cpu', '--out', str(out)])
     report = (out / 'report.md').read_text()
     assert '- protocol: paper (RGB, no border crop) for PSNR and SSIM' in report
-    assert '| Method | PSNR (dB) ↑ | SSIM ↑ | LPIPS ↓ | LR-PSNR (dB) ↑ | sigma | s / image |' in report
+    assert '| Method | PSNR (dB) ↑ | SSIM ↑ | LPIPS ↓ | ST-LPIPS ↓ | LR-PSNR (dB) ↑ | sigma | s / image |' in report
     for method in ('Bicubic', 'RRDB (L1 encoder)', 'SRDiff (DDPM, 10 steps)', 'Other RRDBNet'):
         assert re.search(rf'^\| {re.escape(method)} \|', report, re.M), method
 
@@ -87,7 +87,7 @@ def test_benchmark_writes_table_per_image_metrics_and_grids(setup):
 
     # a rerun archives the earlier report instead of overwriting it
     load_script().main(['-opt', srdiff_opt, '--lpips', 'off', '--device', 'cpu', '--out', str(out)])
-    assert len(list(root.glob('report_archived_*'))) == 1 and 'LPIPS ↓' not in (out / 'report.md').read_text()
+    assert len(list(root.glob('report_archived_*'))) == 1 and '| LPIPS ↓' not in (out / 'report.md').read_text()
 
 
 def test_benchmark_errors_name_the_problem(setup, capsys):
