@@ -130,7 +130,8 @@ def main():
     @torch.no_grad()
     def official_scheme():
         features = encoder.features(lq)
-        network = lambda x, t: unet(x, t, unet.project_condition(features))  # noqa: E731
+        lr_up = imresize(lq, 8) * 2 - 1
+        network = lambda x, t: unet(x, t, unet.project_condition(features, lr_up))  # noqa: E731
         run_sampler(ddim, Denoiser(network, schedule), schedule, torch.randn(imresize(lq, 8).shape, device=lq.device),
                     noise_source(torch.Generator(lq.device).manual_seed(0)))
 

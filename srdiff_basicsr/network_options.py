@@ -68,7 +68,8 @@ def complete_network_options(opt):
 
 
 def check_arch_options(section, arch_opt):
-    """A ``network_*`` section: a registered type, options its constructor takes, sizes of our archs >= 1."""
+    """A ``network_*`` section: a registered type, options its constructor takes; for our archs, sizes >= 1
+    and switches true or false."""
     arch_type = arch_opt.get('type')
     try:
         cls = ARCH_REGISTRY.get(arch_type)
@@ -82,7 +83,9 @@ def check_arch_options(section, arch_opt):
     if cls.__module__.startswith('srdiff_basicsr.'):  # our archs: every integer option is a size or count
         for key, value in arch_opt.items():
             default = params[key].default if key in params else None
-            if is_int(default):
+            if isinstance(default, bool):
+                require(value, lambda v: isinstance(v, bool), f'{section}.{key}', 'true or false')
+            elif is_int(default):
                 require(value, lambda v: is_int(v) and v >= 1, f'{section}.{key}', 'an integer >= 1')
             elif isinstance(default, (list, tuple)):
                 require(value, lambda v: isinstance(v, (list, tuple)) and v and all(is_int(m) and m >= 1 for m in v),

@@ -1,9 +1,10 @@
 """Official SRDiff checkpoints (github LeiaLi/SRDiff) -> this project's BasicSR-format weights.
 
 An official ``.ckpt`` is ``{'global_step', 'optimizer_states', 'state_dict': {'model': sd}}`` where
-``sd`` holds ``denoise_fn.*`` (the U-Net, whose module names ours keep), ``rrdb.*`` (the encoder,
-renamed here to BasicSR's RRDBNet names) and the diffusion tables (recomputed by us, only checked).
-The network options are read off the tensor shapes.
+``sd`` holds ``denoise_fn.*`` (the U-Net, whose module names ours keep but for the middle attention's),
+``rrdb.*`` (the encoder, renamed here to BasicSR's RRDBNet names) and the diffusion tables (recomputed by
+us, only checked). The network options, the official ``use_attn`` and ``up_input`` included, are read off
+the keys and tensor shapes; weight-normed layers (``use_wn``) become plain weights.
 """
 import re
 
@@ -20,8 +21,14 @@ _ENCODER_RENAMES = [
 ]
 
 
-def _encoder_key(official_key):
-    for pattern, repl in _ENCODER_RENAMES:
+_UNET_RENAMES = [  # Residual(Rezero(LinearAttention)) -> MidAttention
+    (r'^mid_attn\.fn\.g$', lambda m: 'mid_attn.gate'),
+    (r'^mid_attn\.fn\.fn\.', lambda m: 'mid_attn.'),
+]
+
+
+def _renamed(official_key, renames):
+    for pattern, repl in renames:
         key, count = re.subn(pattern, repl, official_key)
         if count:
             return key
@@ -54,11 +61,11 @@ def convert_official_state_dict(state_dict):
         ``options`` = {'network_g': ..., 'network_encoder': ..., 'diffusion': ...} for an options file.
     """
     unet_sd, encoder_sd = {}, {}
-    for key, value in state_dict.items():
+    for key, value in fold_weight_norm(state_dict).items():
         if key.startswith('denoise_fn.'):
-            unet_sd[key[len('denoise_fn.'):]] = value
+            unet_sd[_renamed(key[len('denoise_fn.'):], _UNET_RENAMES)] = value
         elif key.startswith('rrdb.'):
-            encoder_sd[_encoder_key(key[len('rrdb.'):])] = value
+            encoder_sd[_renamed(key[len('rrdb.'):], _ENCODER_RENAMES)] = value
     if not encoder_sd:
         raise ValueError('the checkpoint has no rrdb.* (encoder) weights: it is not a complete SRDiff checkpoint '
                          '(the official code saves the encoder with the U-Net; was it trained with use_rrdb: false?)')
@@ -66,6 +73,20 @@ def convert_official_state_dict(state_dict):
     if 'betas' in state_dict:
         options['diffusion'] = _check_betas(state_dict['betas'])
     return unet_sd, encoder_sd, options
+
+
+def fold_weight_norm(state_dict):
+    """``X.weight_g``, ``X.weight_v`` of ``torch.nn.utils.weight_norm`` (dim 0) -> ``X.weight = g v / ||v||``,
+    the norm over all dimensions but the first."""
+    folded = {}
+    for key, value in state_dict.items():
+        if key.endswith('.weight_v'):
+            stem = key[:-len('_v')]
+            norm = value.flatten(1).norm(dim=1).view(-1, *[1] * (value.dim() - 1))
+            folded[stem] = state_dict[stem + '_g'] * value / norm
+        elif not key.endswith('.weight_g'):
+            folded[key] = value
+    return folded
 
 
 def infer_options(unet_sd, encoder_sd):
@@ -79,7 +100,8 @@ def infer_options(unet_sd, encoder_sd):
     dim_mults = [unet_sd[f'downs.{i}.0.block1.block.1.weight'].shape[0] // dim for i in range(num_levels)]
     return {
         'network_g': dict(type='SRDiffUNet', dim=dim, dim_mults=dim_mults, scale=scale,
-                          encoder_num_feat=num_feat, encoder_num_block=num_block),
+                          encoder_num_feat=num_feat, encoder_num_block=num_block,
+                          use_attn='mid_attn.gate' in unet_sd, up_input='up_proj.1.weight' in unet_sd),
         'network_encoder': dict(type='SRDiffRRDBNet', scale=scale, num_feat=num_feat, num_block=num_block,
                                 num_grow_ch=num_grow_ch),
     }

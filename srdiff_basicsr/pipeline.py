@@ -53,7 +53,8 @@ def check_precision(precision, device, where):
 
 class SRDiffPipeline:
     """SRDiff sampling from plain ``nn.Module``s: the LR ``encoder`` (``features(lr)``), the noise
-    predictor ``unet`` (``project_condition(features)``, ``forward(x_t, t, cond)``, ``divisor``) and a schedule.
+    predictor ``unet`` (``project_condition(features, lr_up)``, ``forward(x_t, t, cond)``, ``divisor``) and a
+    schedule.
 
     Args:
         encoder, unet (nn.Module): the networks (used in eval mode, never trained here).
@@ -154,18 +155,20 @@ class SRDiffPipeline:
         sr = (lr_up * 2 - 1) + x0.clamp(-1, 1) / self.res_rescale
         return ((sr + 1) / 2).clamp(0, 1)
 
-    def _network(self, features, tile):
-        """(x_t, t) -> the U-Net's output in x_t's dtype, the condition projected once (or per tile)."""
+    def _network(self, features, lr_up, tile):
+        """(x_t, t) -> the U-Net's output in x_t's dtype, the condition projected once (or per tile) from the
+        encoder's features and ``lr_up`` in [0, 1]."""
+        lr_up = lr_up * 2 - 1  # the network's range
         def run(x, t, cond):
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             return self._run_unet(x, t, cond)
 
         if tile is None:
-            cond = self.unet.project_condition(features)
+            cond = self.unet.project_condition(features, lr_up)
             return lambda x_t, t: run(x_t, t, cond).to(x_t.dtype)
-        tiled = TiledDenoiser(run, self.unet.project_condition, features, self.scale, tile['size'], tile['overlap'],
-                              self.unet.divisor, tile['batch'])
+        tiled = TiledDenoiser(run, self.unet.project_condition, features, lr_up, self.scale, tile['size'],
+                              tile['overlap'], self.unet.divisor, tile['batch'])
         return lambda x_t, t: tiled(x_t, t).to(x_t.dtype)
 
     def _pad(self, lr):
@@ -203,7 +206,7 @@ class SRDiffPipeline:
         was_training = self.unet.training, self.encoder.training
         self.unet.eval(), self.encoder.eval()
         with autocast(self.device, self.precision):
-            network = self._network(self.encoder.features(lr), self.tile_opt)
+            network = self._network(self.encoder.features(lr), lr_up, self.tile_opt)
             self.nfe = 0
 
             def counted(x_t, t):

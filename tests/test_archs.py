@@ -34,13 +34,80 @@ def test_unet_condition_comes_from_every_third_feature_and_is_added_at_full_reso
     torch.manual_seed(0)
     net = SRDiffUNet(dim=8, dim_mults=(1, 2), scale=4, encoder_num_feat=4, encoder_num_block=5).eval()
     features = [torch.randn(1, 4, 3, 3) for _ in range(6)]
-    cond = net.project_condition(features)
+    lr_up = torch.randn(1, 3, 12, 12)
+    cond = net.project_condition(features, lr_up)
     assert cond.shape == (1, 8, 12, 12)
     changed = list(features)
     changed[0] = changed[0] + 1  # not among features[2::3]
-    assert torch.equal(net.project_condition(changed), cond)
+    assert torch.equal(net.project_condition(changed, lr_up), cond)
+    assert torch.equal(net.project_condition(features, lr_up + 1), cond)  # lr_up only with up_input
     changed[5] = changed[5] + 1  # features[5] is
-    assert not torch.equal(net.project_condition(changed), cond)
+    assert not torch.equal(net.project_condition(changed, lr_up), cond)
     x_t, t = torch.randn(1, 3, 12, 12), torch.tensor([7])
     assert net(x_t, t, cond).shape == (1, 3, 12, 12)
     assert not torch.allclose(net(x_t, t, cond), net(x_t, torch.tensor([70]), cond))
+
+
+def unet_pair(**options):
+    """A U-Net with the given official options and the same network without them, sharing all other weights."""
+    torch.manual_seed(0)
+    kwargs = dict(dim=8, dim_mults=(1, 2), scale=4, encoder_num_feat=4, encoder_num_block=2)
+    net, plain = SRDiffUNet(**kwargs, **options).eval(), SRDiffUNet(**kwargs).eval()
+    plain.load_state_dict(net.state_dict(), strict=False)
+    return net, plain
+
+
+def test_mid_attention_with_its_rezero_gate_at_0_is_the_network_without_attention():
+    net, plain = unet_pair(use_attn=True)
+    assert net.mid_attn.gate.item() == 0  # a new network starts so
+    x_t, t, cond = torch.randn(2, 3, 8, 8), torch.tensor([3, 50]), torch.randn(2, 8, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(net(x_t, t, cond), plain(x_t, t, cond))
+        net.mid_attn.gate.fill_(0.5)
+        assert not torch.allclose(net(x_t, t, cond), plain(x_t, t, cond))
+
+
+def test_mid_attention_is_linear_attention_computed_head_by_head():
+    from srdiff_basicsr.archs.srdiff_unet_arch import MidAttention
+    torch.manual_seed(0)
+    attention = MidAttention(dim=16)
+    torch.nn.init.normal_(attention.gate)
+    x = torch.randn(2, 16, 5, 6)
+    qkv = torch.nn.functional.conv2d(x, attention.to_qkv.weight).flatten(2)  # (b, 3 * 4 heads * 32, pixels)
+    heads = []
+    for head in range(4):
+        q, k, v = (qkv[:, (part * 4 + head) * 32:(part * 4 + head + 1) * 32] for part in range(3))
+        k = k.exp() / k.exp().sum(dim=2, keepdim=True)  # softmax over the pixels
+        context = k @ v.transpose(1, 2)  # (b, 32, 32): sum over pixels of k_d v_e
+        heads.append(context.transpose(1, 2) @ q)
+    out = torch.nn.functional.conv2d(torch.cat(heads, 1).view(2, 128, 5, 6), attention.to_out.weight,
+                                     attention.to_out.bias)
+    with torch.no_grad():
+        assert torch.allclose(attention(x), x + attention.gate * out, atol=1e-5)
+
+
+def test_up_input_adds_a_reflection_padded_convolution_of_lr_up_to_the_condition():
+    net, plain = unet_pair(up_input=True)
+    features = [torch.randn(1, 4, 3, 3) for _ in range(3)]
+    lr_up = torch.rand(1, 3, 12, 12) * 2 - 1
+    conv = net.up_proj[1]
+    expected = plain.project_condition(features, lr_up) + torch.nn.functional.conv2d(
+        torch.nn.functional.pad(lr_up, (1, 1, 1, 1), mode='reflect'), conv.weight, conv.bias)
+    with torch.no_grad():
+        assert torch.allclose(net.project_condition(features, lr_up), expected, atol=1e-6)
+
+
+def test_folded_weight_norm_gives_the_weight_normed_layers_output():
+    from torch import nn
+
+    from srdiff_basicsr.official import fold_weight_norm
+    torch.manual_seed(0)
+    for layer, x in ((nn.Conv2d(6, 5, 3), torch.randn(2, 6, 7, 7)), (nn.Conv1d(4, 3, 1), torch.randn(2, 4, 9))):
+        with pytest.warns(FutureWarning):  # the official use_wn's API (keys weight_g, weight_v), deprecated
+            normed = nn.Sequential(nn.utils.weight_norm(layer))
+        plain = nn.Sequential(type(layer)(layer.in_channels, layer.out_channels, layer.kernel_size))
+        with torch.no_grad():
+            normed[0].weight_g.mul_(torch.rand_like(normed[0].weight_g) + 0.5)
+            assert {'0.weight_g', '0.weight_v'} <= set(normed.state_dict())
+            plain.load_state_dict(fold_weight_norm(normed.state_dict()))
+            assert torch.allclose(plain(x), normed(x), atol=1e-6)

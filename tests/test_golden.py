@@ -1,13 +1,22 @@
-"""Equivalence with the official SRDiff implementation (shared/reference/golden), x4 and x8."""
+"""Equivalence with the official SRDiff implementation (shared/reference/golden): the released x4 and x8
+configurations and three with the official code's other U-Net options (use_attn, up_input, use_wn)."""
 import pytest
 import torch
 from basicsr.archs import build_network
 
+from srdiff_basicsr.archs.srdiff_unet_arch import MidAttention
 from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
 from srdiff_basicsr.official import convert_official_state_dict
-from tests.conftest import sample
+from tests.conftest import REFERENCE, sample
 
 TOL = 1e-4
+CASES = ['x4', 'x8', 'x4_attn', 'x4_up_input', 'x8_attn_up_input_wn']
+
+
+@pytest.fixture(scope='module')
+def cases(golden):
+    variants = torch.load(REFERENCE / 'golden' / 'srdiff_official_variants_tiny.pt', weights_only=False)
+    return {**golden, **variants}
 
 
 def build(case):
@@ -22,12 +31,14 @@ def max_diff(a, b):
     return (a - b).abs().max().item()
 
 
-@pytest.mark.parametrize('scale', ['x4', 'x8'])
-def test_converted_checkpoint_matches_official_outputs(golden, scale):
-    case = golden[scale]
+@pytest.mark.parametrize('name', CASES)
+def test_converted_checkpoint_matches_official_outputs(cases, name):
+    case = cases[name]
     config = case['config']
     unet, encoder, diffusion = build(case)
     assert encoder.scale == config['scale']
+    assert isinstance(unet.mid_attn, MidAttention) == config.get('use_attn', False)
+    assert hasattr(unet, 'up_proj') == config.get('up_input', False)
     lr01 = (case['img_lr'] + 1) / 2  # the official encoder maps [-1, 1] to [0, 1] inside
     with torch.no_grad():
         features = encoder.features(lr01)
@@ -36,7 +47,7 @@ def test_converted_checkpoint_matches_official_outputs(golden, scale):
             assert max_diff(ours, theirs) < TOL
         assert max_diff(encoder(lr01) * 2 - 1, case['rrdb_out']) < TOL
 
-        cond = unet.project_condition(features)
+        cond = unet.project_condition(features, case['img_lr_up'])
         assert max_diff(unet(case['x_t'], case['t'], cond), case['eps_pred']) < TOL
 
         x0 = ((case['img_hr'] - case['img_lr_up']) * config['res_rescale']).clamp(-1, 1)
@@ -76,7 +87,7 @@ def test_ddim_with_eta_1_over_all_steps_reproduces_the_official_samples(golden, 
     case = golden[scale]
     unet, encoder, diffusion = build(case)
     with torch.no_grad():
-        cond = unet.project_condition(encoder.features((case['img_lr'] + 1) / 2))
+        cond = unet.project_condition(encoder.features((case['img_lr'] + 1) / 2), case['img_lr_up'])
     x0 = sample('ddim', lambda x, t: unet(x, t, cond), diffusion, case['x_T'], noises=case['step_noises'],
                 steps=case['config']['timesteps'], eta=1.0)
     sr = x0 / case['config']['res_rescale'] + case['img_lr_up']

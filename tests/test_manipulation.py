@@ -21,7 +21,7 @@ class KnowsX0(nn.Module):
         super().__init__()
         self.diffusion, self.x0 = diffusion, None
 
-    def project_condition(self, features):
+    def project_condition(self, features, lr_up):
         return None
 
     def forward(self, x_t, t, cond):

@@ -93,7 +93,7 @@ def test_noise_loss_comes_from_basicsr_loss_registry(tmp_path, encoder_path, pix
     eps = torch.randn_like(x0)
     a = model.pipeline.schedule.alphas_cumprod[t].view(-1, 1, 1, 1)
     with torch.no_grad():
-        cond = unet.project_condition(model.net_encoder.features(model.lq))
+        cond = unet.project_condition(model.net_encoder.features(model.lq), model.lr_up * 2 - 1)
         expected = loss(unet(a.sqrt() * x0 + (1 - a).sqrt() * eps, t, cond), eps)
     assert model.log_dict['l_noise'] == pytest.approx(expected.item(), rel=1e-5)
 

@@ -73,7 +73,7 @@ def test_convert_script_writes_basicsr_weights_that_reproduce_the_official_encod
     pipe = SRDiffPipeline.from_pretrained(str(out))
     case = golden['x8']
     with torch.no_grad():
-        cond = pipe.unet.project_condition(pipe.encoder.features((case['img_lr'] + 1) / 2))
+        cond = pipe.unet.project_condition(pipe.encoder.features((case['img_lr'] + 1) / 2), case['img_lr_up'])
         eps = pipe.unet(case['x_t'], case['t'], cond)
         assert (eps - case['eps_pred']).abs().max() < 1e-4
     assert pipe.scale == 8 and pipe.schedule.num_timesteps == case['config']['timesteps']
@@ -91,7 +91,7 @@ def test_convert_script_writes_basicsr_weights_that_reproduce_the_official_encod
     assert all(torch.equal(v, unet_file['params'][k]) for k, v in flat.items())
     pipe_st = SRDiffPipeline.from_pretrained(str(out_st))
     with torch.no_grad():
-        cond = pipe_st.unet.project_condition(pipe_st.encoder.features((case['img_lr'] + 1) / 2))
+        cond = pipe_st.unet.project_condition(pipe_st.encoder.features((case['img_lr'] + 1) / 2), case['img_lr_up'])
         assert torch.equal(pipe_st.unet(case['x_t'], case['t'], cond), eps)
 
 
@@ -117,3 +117,22 @@ def test_export_weights_writes_the_ema_state_as_safetensors_and_keeps_existing_f
     assert again.returncode == 2 and 'exists; --force' in again.stderr
     assert run('--key', 'params', '--force').returncode == 0
     assert torch.equal(load_file(tmp_path / 'net_g_5.safetensors')['w'], params['w'])
+
+
+def test_convert_script_recognises_the_official_unet_options_from_the_keys(tmp_path):
+    import yaml
+    variants = torch.load(REFERENCE / 'golden' / 'srdiff_official_variants_tiny.pt', weights_only=False)
+    case = variants['x8_attn_up_input_wn']  # use_attn, up_input and use_wn
+    ckpt = tmp_path / 'variant.ckpt'
+    torch.save(case['checkpoint'], ckpt)
+    result = subprocess.run([sys.executable, 'scripts/convert_official_checkpoint.py', str(ckpt), '--out',
+                             str(tmp_path / 'out')], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    options = yaml.safe_load((tmp_path / 'out' / 'network_options.yml').read_text())
+    assert options['network_g']['use_attn'] is True and options['network_g']['up_input'] is True
+    weights = torch.load(tmp_path / 'out' / 'net_g_official.pth', weights_only=True)['params']
+    assert not [k for k in weights if k.endswith(('weight_g', 'weight_v'))]  # weight norm folded
+    pipe = SRDiffPipeline.from_pretrained(str(tmp_path / 'out'))
+    with torch.no_grad():
+        cond = pipe.unet.project_condition(pipe.encoder.features((case['img_lr'] + 1) / 2), case['img_lr_up'])
+        assert (pipe.unet(case['x_t'], case['t'], cond) - case['eps_pred']).abs().max() < 1e-4

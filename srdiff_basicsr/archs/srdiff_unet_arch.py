@@ -45,6 +45,28 @@ class ResnetBlock(nn.Module):
         return self.block2(h) + self.res_conv(x)
 
 
+class MidAttention(nn.Module):
+    """The official ``use_attn`` block: x + g * LinearAttention(x), with the ReZero gate g a learned scalar
+    starting at 0 (so a new network starts as one without attention).
+
+    Linear attention (Katharopoulos et al. 2020 / Shen et al. 2021): per head, keys softmaxed over the
+    pixels, context = k v^T (a c x c matrix), out = context^T q; cost linear in the number of pixels."""
+
+    def __init__(self, dim, heads=4, dim_head=32):
+        super().__init__()
+        self.heads = heads
+        self.to_qkv = nn.Conv2d(dim, 3 * heads * dim_head, 1, bias=False)
+        self.to_out = nn.Conv2d(heads * dim_head, dim, 1)
+        self.gate = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        b, _, h, w = x.shape
+        q, k, v = self.to_qkv(x).reshape(b, 3, self.heads, -1, h * w).unbind(1)
+        context = torch.einsum('bhdn,bhen->bhde', k.softmax(dim=-1), v)
+        out = torch.einsum('bhde,bhdn->bhen', context, q).reshape(b, -1, h, w)
+        return x + self.gate * self.to_out(out)
+
+
 class Downsample(nn.Module):
 
     def __init__(self, dim):
@@ -76,8 +98,8 @@ class SRDiffUNet(nn.Module):
     the level-0 output of every step.
 
     Module names follow the official implementation, so its checkpoints load after the prefix is
-    stripped. That includes a quirk kept for them: the level-0 skip is stored but never used,
-    since the expansive path has one level fewer than the contracting one.
+    stripped (``official.py`` renames the attention's). That includes a quirk kept for them: the level-0
+    skip is stored but never used, since the expansive path has one level fewer than the contracting one.
 
     Args:
         dim (int): base width (paper: 64).
@@ -86,10 +108,14 @@ class SRDiffUNet(nn.Module):
         encoder_num_feat (int): width of the encoder's feature maps (paper: 32).
         encoder_num_block (int): number of RRDB blocks in the encoder (paper: 8).
         num_in_ch, num_out_ch (int): channels of x_t and of the predicted noise.
+        use_attn (bool): the official option: linear attention with a ReZero gate between the two middle
+            ResnetBlocks (``MidAttention``).
+        up_input (bool): the official option: a reflection-padded 3x3 conv of ``lr_up`` (in [-1, 1]) is
+            added to the condition.
     """
 
     def __init__(self, dim=64, dim_mults=(1, 2, 2, 4), scale=8, encoder_num_feat=32, encoder_num_block=8,
-                 num_in_ch=3, num_out_ch=3):
+                 num_in_ch=3, num_out_ch=3, use_attn=False, up_input=False):
         super().__init__()
         dims = [num_in_ch] + [dim * m for m in dim_mults]
         in_out = list(zip(dims[:-1], dims[1:]))
@@ -97,6 +123,8 @@ class SRDiffUNet(nn.Module):
         if num_cond_maps == 0:
             raise ValueError(f'SRDiffUNet: encoder_num_block must be at least 2, got {encoder_num_block}')
         self.cond_proj = nn.ConvTranspose2d(encoder_num_feat * num_cond_maps, dim, scale * 2, scale, scale // 2)
+        if up_input:
+            self.up_proj = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(num_in_ch, dim, 3))
 
         self.time_pos_emb = SinusoidalTimeEmbedding(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, dim * 4), nn.Mish(), nn.Linear(dim * 4, dim))
@@ -113,6 +141,7 @@ class SRDiffUNet(nn.Module):
 
         mid_dim = dims[-1]
         self.mid_block1 = ResnetBlock(mid_dim, mid_dim, dim)
+        self.mid_attn = MidAttention(mid_dim) if use_attn else nn.Identity()
         self.mid_block2 = ResnetBlock(mid_dim, mid_dim, dim)
 
         self.ups = nn.ModuleList()
@@ -125,9 +154,11 @@ class SRDiffUNet(nn.Module):
         self.final_conv = nn.Sequential(Block(dim, dim), nn.Conv2d(dim, num_out_ch, 1))
         self.divisor = 2**(len(dim_mults) - 1)  # HR sizes must be multiples of this
 
-    def project_condition(self, features):
-        """The HR-size condition from the encoder's feature maps (all ``num_block + 1`` of them)."""
-        return self.cond_proj(torch.cat(features[2::3], dim=1))
+    def project_condition(self, features, lr_up):
+        """The HR-size condition, the same at every step: projected from the encoder's feature maps (all
+        ``num_block + 1`` of them) and, with ``up_input``, from ``lr_up`` (the bicubic upsampling, in [-1, 1])."""
+        cond = self.cond_proj(torch.cat(features[2::3], dim=1))
+        return cond + self.up_proj(lr_up) if hasattr(self, 'up_proj') else cond
 
     def forward(self, x, t, cond):
         t_emb = self.mlp(self.time_pos_emb(t))
@@ -139,7 +170,7 @@ class SRDiffUNet(nn.Module):
             skips.append(x)
             x = downsample(x)
 
-        x = self.mid_block2(self.mid_block1(x, t_emb), t_emb)
+        x = self.mid_block2(self.mid_attn(self.mid_block1(x, t_emb)), t_emb)
 
         for resnet1, resnet2, upsample in self.ups:
             x = torch.cat((x, skips.pop()), dim=1)

@@ -35,10 +35,12 @@ class TiledDenoiser:
 
     Args:
         net: the noise predictor, (x_t, t, cond) -> eps.
-        project_condition: features -> HR condition (``SRDiffUNet.project_condition``); local (a transposed
-            convolution reaching one LR pixel further), so each tile's condition, projected from its LR
-            features with a one-pixel margin, equals that region of the whole image's condition.
+        project_condition: (features, lr_up) -> HR condition (``SRDiffUNet.project_condition``); local (a
+            transposed convolution reaching one LR pixel further, a 3x3 convolution of lr_up), so each tile's
+            condition, projected from its region with a margin of one LR pixel, equals that region of the
+            whole image's condition.
         features (list[Tensor]): the encoder's feature maps of the whole LR image.
+        lr_up (Tensor): the bicubic upsampling of the whole LR image, as the network takes it.
         scale (int): HR / LR size ratio; tile corners are on the LR grid.
         tile (int): tile side in HR pixels (a multiple of ``divisor`` and of ``scale``).
         overlap (int): HR pixels shared by neighbouring tiles.
@@ -46,9 +48,9 @@ class TiledDenoiser:
         batch (int): tiles per network call.
     """
 
-    def __init__(self, net, project_condition, features, scale, tile, overlap, divisor, batch=1):
+    def __init__(self, net, project_condition, features, lr_up, scale, tile, overlap, divisor, batch=1):
         check_tile_options(tile, overlap, scale, divisor, batch)
-        self.net, self.project_condition, self.features = net, project_condition, features
+        self.net, self.project_condition, self.features, self.lr_up = net, project_condition, features, lr_up
         self.scale, self.batch = scale, batch
         lr_h, lr_w = features[0].shape[-2:]
         height, width = lr_h * scale, lr_w * scale
@@ -65,7 +67,8 @@ class TiledDenoiser:
         lr_h, lr_w = self.features[0].shape[-2:]
         y0, x0 = max(lr_top - 1, 0), max(lr_left - 1, 0)
         y1, x1 = min(lr_top + self.tile_h // s + 1, lr_h), min(lr_left + self.tile_w // s + 1, lr_w)
-        cond = self.project_condition([f[..., y0:y1, x0:x1] for f in self.features])
+        cond = self.project_condition([f[..., y0:y1, x0:x1] for f in self.features],
+                                      self.lr_up[..., y0 * s:y1 * s, x0 * s:x1 * s])
         dy, dx = (lr_top - y0) * s, (lr_left - x0) * s
         return cond[..., dy:dy + self.tile_h, dx:dx + self.tile_w]
 

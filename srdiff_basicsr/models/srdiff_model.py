@@ -123,7 +123,7 @@ class SRDiffModel(SRModel):
         eps = torch.randn_like(x0)
         x_t = schedule.q_sample(x0, t, eps).contiguous(memory_format=self.train_memory_format)
         with autocast(self.device, self.train_precision):
-            cond = self.get_bare_model(self.net_g).project_condition(features)
+            cond = self.get_bare_model(self.net_g).project_condition(features, self.lr_up * 2 - 1)
             output = self.train_net(x_t, t, cond)
         target = PARAMETRIZATIONS[self.pipeline.parametrization].target(x0, eps, t, schedule)
         l_noise = self.cri_pix(output.float(), target)
