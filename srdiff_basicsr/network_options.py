@@ -6,6 +6,7 @@ checkpoints), so both read a model the same way.
 """
 import inspect
 
+import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS
@@ -68,8 +69,8 @@ def complete_network_options(opt):
 
 
 def check_arch_options(section, arch_opt):
-    """A ``network_*`` section: a registered type, options its constructor takes; for our archs, sizes >= 1
-    and switches true or false."""
+    """A ``network_*`` section: a registered type, options its constructor takes; for our archs, sizes >= 1,
+    switches true or false, and whatever else their constructors check."""
     arch_type = arch_opt.get('type')
     try:
         cls = ARCH_REGISTRY.get(arch_type)
@@ -87,9 +88,17 @@ def check_arch_options(section, arch_opt):
                 require(value, lambda v: isinstance(v, bool), f'{section}.{key}', 'true or false')
             elif is_int(default):
                 require(value, lambda v: is_int(v) and v >= 1, f'{section}.{key}', 'an integer >= 1')
-            elif isinstance(default, (list, tuple)):
+            elif isinstance(default, (list, tuple)) and default:  # sizes, e.g. dim_mults
                 require(value, lambda v: isinstance(v, (list, tuple)) and v and all(is_int(m) and m >= 1 for m in v),
                         f'{section}.{key}', 'a non-empty list of integers >= 1')
+            elif isinstance(default, (list, tuple)):  # indices, e.g. window_attn_levels
+                require(value, lambda v: isinstance(v, (list, tuple)) and all(is_int(m) and m >= 0 for m in v),
+                        f'{section}.{key}', 'a list of integers >= 0')
+        try:  # the constructor's own checks (sizes that do not fit together), on the meta device: no memory used
+            with torch.device('meta'):
+                cls(**{key: value for key, value in arch_opt.items() if key != 'type'})
+        except ValueError as error:
+            raise OptionsError(f'{section}: {error}') from None
 
 
 def build_arch(arch_opt):

@@ -111,3 +111,46 @@ def test_folded_weight_norm_gives_the_weight_normed_layers_output():
             assert {'0.weight_g', '0.weight_v'} <= set(normed.state_dict())
             plain.load_state_dict(fold_weight_norm(normed.state_dict()))
             assert torch.allclose(plain(x), normed(x), atol=1e-6)
+
+
+def attention_over(x, attention, top, left, height, width):
+    """Multi-head self-attention of ``attention``'s projections among the pixels of one region, written out
+    (softmax(q k^T / sqrt(d)) v per head), for the region's output pixels."""
+    c, heads = x.shape[1], attention.heads
+    region = x[..., top:top + height, left:left + width]
+    q, k, v = torch.nn.functional.conv2d(region, attention.to_qkv.weight).flatten(2).chunk(3, dim=1)
+    d = c // heads
+    outs = []
+    for head in range(heads):
+        qh, kh, vh = (t[:, head * d:(head + 1) * d].transpose(1, 2) for t in (q, k, v))  # (b, pixels, d)
+        weights = torch.softmax(qh @ kh.transpose(1, 2) / d ** 0.5, dim=-1)
+        outs.append((weights @ vh).transpose(1, 2))
+    z = torch.cat(outs, 1).view(x.shape[0], c, height, width)
+    return region + torch.nn.functional.conv2d(z, attention.to_out.weight, attention.to_out.bias)
+
+
+@pytest.mark.parametrize('height,width,window', [(6, 6, 8), (5, 7, 8), (8, 8, 4), (5, 7, 4)])
+def test_window_attention_is_full_attention_within_each_window_of_real_pixels(height, width, window):
+    from srdiff_basicsr.archs.srdiff_unet_arch import WindowAttention
+    torch.manual_seed(0)
+    attention = WindowAttention(16, heads=2, window=window)
+    torch.nn.init.normal_(attention.to_out.weight, std=0.2)  # it starts at zero: the identity
+    x = torch.randn(2, 16, height, width)
+    with torch.no_grad():
+        out = attention(x)
+        for top in range(0, height, window):  # windows from the origin; the last ones cut by the image border
+            for left in range(0, width, window):
+                h, w = min(window, height - top), min(window, width - left)
+                expected = attention_over(x, attention, top, left, h, w)
+                assert torch.allclose(out[..., top:top + h, left:left + w], expected, atol=1e-5), (top, left)
+
+
+def test_a_new_unet_with_window_attention_is_the_unet_without_it():
+    net, plain = unet_pair(window_attn_levels=[0, 1], window_attn_mid=True, window_size=4, window_heads=2)
+    assert sorted(net.down_window_attns) == ['0', '1'] and sorted(net.up_window_attns) == ['1']
+    x_t, t, cond = torch.randn(1, 3, 10, 14), torch.tensor([3]), torch.randn(1, 8, 10, 14)
+    with torch.no_grad():
+        assert torch.equal(net(x_t, t, cond), plain(x_t, t, cond))
+        for attention in (*net.down_window_attns.values(), *net.up_window_attns.values(), net.mid_window_attn):
+            torch.nn.init.normal_(attention.to_out.weight, std=0.1)
+        assert not torch.allclose(net(x_t, t, cond), plain(x_t, t, cond))

@@ -47,6 +47,7 @@ TRAINING_MISTAKES = [
     ('network_g.dim', 0, 'network_g.dim: must be an integer >= 1, got 0'),
     ('network_g.dim_mults', [], 'network_g.dim_mults: must be a non-empty list of integers >= 1, got []'),
     ('network_g.use_attn', 'yes', "network_g.use_attn: must be true or false, got 'yes'"),
+    ('network_g.window_attn_levels', [3], 'network_g: SRDiffUNet: window_attn_levels [3] not among the levels 0..1'),
     ('train.ema_decay', 2.0, 'train.ema_decay: must be a number from 0 (no EMA) to below 1, got 2.0'),
     ('train.optim_g.lr', '1e-4', "train.optim_g.lr: must be a number > 0 (YAML reads 1e-4 as a string"),
     ('val.num_samples', 0, 'val.num_samples: must be an integer >= 1, got 0'),

@@ -27,7 +27,8 @@ def n_params(net):
 def test_all_option_files_named_by_the_issue_exist():
     names = {p.name for p in OPTION_FILES}
     assert {'train_rrdb_celeba_x8.yml', 'train_srdiff_celeba.yml', 'train_rrdb_div2k_x4.yml', 'train_srdiff_div2k.yml',
-            'test_srdiff_celeba.yml', 'test_srdiff_div2k.yml'} <= names
+            'test_srdiff_celeba.yml', 'test_srdiff_div2k.yml', 'train_sradm_celeba.yml', 'train_sradm_div2k.yml',
+            'test_sradm_celeba.yml', 'test_sradm_div2k.yml'} <= names
 
 
 @pytest.mark.parametrize('path', OPTION_FILES, ids=lambda p: p.name)
@@ -53,9 +54,23 @@ def test_paper_configurations_have_the_official_sizes(name, official_params):
     assert total == official_params
 
 
-@pytest.mark.parametrize('name', ['test_srdiff_celeba.yml', 'test_srdiff_div2k.yml', 'demo_test_srdiff_x4.yml'])
+@pytest.mark.parametrize('name', ['test_srdiff_celeba.yml', 'test_srdiff_div2k.yml', 'test_sradm_celeba.yml',
+                                  'test_sradm_div2k.yml', 'demo_test_srdiff_x4.yml'])
 def test_test_option_files_measure_with_the_papers_protocol(name):
     opt = load(REPO / 'options' / name)
     metrics = apply_protocol(opt['val']['metrics'], opt['val']['protocol'], opt['scale'])
     assert describe_protocol(metrics, opt['scale']) == 'paper (RGB, no border crop)'
     assert metrics['lr_psnr']['scale'] == opt['scale']
+
+
+@pytest.mark.parametrize('kind', ['train', 'test'])
+@pytest.mark.parametrize('data', ['celeba', 'div2k'])
+def test_sradm_files_are_the_srdiff_files_with_window_attention(kind, data):
+    sradm = load(REPO / 'options' / f'{kind}_sradm_{data}.yml')
+    srdiff = load(REPO / 'options' / f'{kind}_srdiff_{data}.yml')
+    window = {key: sradm['network_g'].pop(key) for key in list(sradm['network_g']) if key.startswith('window_')}
+    assert window == {'window_attn_levels': [2, 3], 'window_attn_mid': True, 'window_size': 10, 'window_heads': 4}
+    assert sradm['network_g'] == srdiff['network_g']
+    for section in set(sradm) | set(srdiff):
+        if section not in ('name', 'path'):
+            assert sradm.get(section) == srdiff.get(section), section

@@ -1,6 +1,7 @@
 import math
 
 import torch
+import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
@@ -67,6 +68,44 @@ class MidAttention(nn.Module):
         return x + self.gate * self.to_out(out)
 
 
+class WindowAttention(nn.Module):
+    """SRADM's window self-attention (Eq. 13): multi-head self-attention among the pixels of each
+    non-overlapping ``window`` x ``window`` window, with the usual 1/sqrt(head dim) scaling (the paper's
+    equation leaves it out), added to the input through an output projection that starts at zero (a new
+    block starts as the identity). A size that does not divide is padded at the bottom and right; the
+    padding is masked out of the keys and cropped from the output, so every pixel attends to the real
+    pixels of its window only."""
+
+    def __init__(self, dim, heads=4, window=8):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f'SRDiffUNet: window attention heads ({heads}) must divide the width {dim}')
+        self.heads, self.window = heads, window
+        self.to_qkv = nn.Conv2d(dim, 3 * dim, 1, bias=False)
+        self.to_out = nn.Conv2d(dim, dim, 1)
+        nn.init.zeros_(self.to_out.weight)
+        nn.init.zeros_(self.to_out.bias)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        n = self.window
+        pad_h, pad_w = (-h) % n, (-w) % n
+        qkv = self.to_qkv(F.pad(x, (0, pad_w, 0, pad_h)))
+        rows, cols = (h + pad_h) // n, (w + pad_w) // n
+        # (b, 3, heads, d, rows, n, cols, n) -> (3, b * rows * cols, heads, n * n, d)
+        q, k, v = qkv.view(b, 3, self.heads, c // self.heads, rows, n, cols, n).permute(
+            1, 0, 4, 6, 2, 5, 7, 3).reshape(3, b * rows * cols, self.heads, n * n, c // self.heads)
+        mask = None
+        if pad_h or pad_w:  # keys that are real pixels, per window
+            real = F.pad(x.new_ones(h, w, dtype=torch.bool), (0, pad_w, 0, pad_h))
+            mask = real.view(rows, n, cols, n).permute(0, 2, 1, 3).reshape(1, rows * cols, 1, 1, n * n)
+            mask = mask.expand(b, -1, -1, -1, -1).reshape(b * rows * cols, 1, 1, n * n)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out = out.view(b, rows, cols, self.heads, n, n, c // self.heads).permute(0, 3, 6, 1, 4, 2, 5).reshape(
+            b, c, rows * n, cols * n)
+        return x + self.to_out(out[..., :h, :w])
+
+
 class Downsample(nn.Module):
 
     def __init__(self, dim):
@@ -112,10 +151,16 @@ class SRDiffUNet(nn.Module):
             ResnetBlocks (``MidAttention``).
         up_input (bool): the official option: a reflection-padded 3x3 conv of ``lr_up`` (in [-1, 1]) is
             added to the condition.
+        window_attn_levels (list[int]): SRADM: the levels (0 = full resolution) with window self-attention
+            (``WindowAttention``) after their ResnetBlocks, on the way down and on the way up (level 0 has no
+            up block); SRADM's option files use the two coarsest.
+        window_attn_mid (bool): SRADM: window self-attention between the two middle ResnetBlocks too.
+        window_size (int), window_heads (int): the windows' side (in pixels of the level) and heads.
     """
 
     def __init__(self, dim=64, dim_mults=(1, 2, 2, 4), scale=8, encoder_num_feat=32, encoder_num_block=8,
-                 num_in_ch=3, num_out_ch=3, use_attn=False, up_input=False):
+                 num_in_ch=3, num_out_ch=3, use_attn=False, up_input=False, window_attn_levels=(),
+                 window_attn_mid=False, window_size=8, window_heads=4):
         super().__init__()
         dims = [num_in_ch] + [dim * m for m in dim_mults]
         in_out = list(zip(dims[:-1], dims[1:]))
@@ -142,6 +187,7 @@ class SRDiffUNet(nn.Module):
         mid_dim = dims[-1]
         self.mid_block1 = ResnetBlock(mid_dim, mid_dim, dim)
         self.mid_attn = MidAttention(mid_dim) if use_attn else nn.Identity()
+        self.mid_window_attn = WindowAttention(mid_dim, window_heads, window_size) if window_attn_mid else nn.Identity()
         self.mid_block2 = ResnetBlock(mid_dim, mid_dim, dim)
 
         self.ups = nn.ModuleList()
@@ -150,6 +196,16 @@ class SRDiffUNet(nn.Module):
                 nn.ModuleList([ResnetBlock(dim_out * 2, dim_in, dim),
                                ResnetBlock(dim_in, dim_in, dim),
                                Upsample(dim_in)]))
+
+        bad_levels = [level for level in window_attn_levels if level not in range(len(dim_mults))]
+        if bad_levels:
+            raise ValueError(f'SRDiffUNet: window_attn_levels {bad_levels} not among the levels '
+                             f'0..{len(dim_mults) - 1} of dim_mults')
+        self.down_window_attns = nn.ModuleDict(
+            {str(level): WindowAttention(dims[level + 1], window_heads, window_size) for level in window_attn_levels})
+        self.up_window_attns = nn.ModuleDict(
+            {str(level): WindowAttention(dims[level], window_heads, window_size) for level in window_attn_levels
+             if level > 0})
 
         self.final_conv = nn.Sequential(Block(dim, dim), nn.Conv2d(dim, num_out_ch, 1))
         self.divisor = 2**(len(dim_mults) - 1)  # HR sizes must be multiples of this
@@ -167,13 +223,19 @@ class SRDiffUNet(nn.Module):
             x = resnet2(resnet1(x, t_emb), t_emb)
             if level == 0:
                 x = x + cond
+            if str(level) in self.down_window_attns:
+                x = self.down_window_attns[str(level)](x)
             skips.append(x)
             x = downsample(x)
 
-        x = self.mid_block2(self.mid_attn(self.mid_block1(x, t_emb)), t_emb)
+        x = self.mid_block2(self.mid_window_attn(self.mid_attn(self.mid_block1(x, t_emb))), t_emb)
 
-        for resnet1, resnet2, upsample in self.ups:
+        for up_index, (resnet1, resnet2, upsample) in enumerate(self.ups):
+            level = len(self.downs) - 1 - up_index
             x = torch.cat((x, skips.pop()), dim=1)
-            x = upsample(resnet2(resnet1(x, t_emb), t_emb))
+            x = resnet2(resnet1(x, t_emb), t_emb)
+            if str(level) in self.up_window_attns:
+                x = self.up_window_attns[str(level)](x)
+            x = upsample(x)
         # skips[0], the full-resolution skip, is left unused as in the official network
         return self.final_conv(x)
