@@ -91,12 +91,12 @@ class SRDiffPipeline:
     @classmethod
     def from_options(cls, opt, unet_weights, encoder_weights, device='cpu', param_key='params_ema', **kwargs):
         """Built from an options dict (``scale``, ``network_g``, ``network_encoder``, ``diffusion``) and weight
-        files (``.pth``: ``param_key``, else ``params``; or ``.safetensors``). ``kwargs``: as ``__init__``."""
+        files (``.pth``: ``param_key`` of each, else ``params``; or ``.safetensors``). ``kwargs``: as ``__init__``."""
         diffusion = diffusion_options(opt.get('diffusion'))  # checked before any network is built
         networks = complete_network_options({key: opt.get(key) for key in ('scale', 'network_g', 'network_encoder')})
         unet, encoder = build_arch(networks['network_g']), build_arch(networks['network_encoder'])
         load_weights(unet, unet_weights, param_key, option='U-Net weights')
-        load_weights(encoder, encoder_weights, 'params', option='encoder weights')
+        load_weights(encoder, encoder_weights, param_key, option='encoder weights')  # an encoder trained too
         return cls.from_networks(encoder, unet, networks['scale'], diffusion, device=device, **kwargs)
 
     @classmethod

@@ -23,19 +23,26 @@ def project(tmp_path_factory):
     return root, lr_dir, hr_dir, encoder
 
 
-@pytest.mark.parametrize('mode', ['sync', 'nosync'])
+@pytest.mark.parametrize('mode', ['sync', 'nosync', 'joint'])
 def test_training_steps_keep_the_ranks_weights_identical(project, tmp_path, mode):
     root, _, _, encoder = project
     run_cli([*TORCHRUN, '-m', 'tests.distributed_worker', str(tmp_path), encoder, mode], cwd=REPO)
     ranks = [torch.load(tmp_path / f'rank{r}.pt', weights_only=False) for r in range(2)]
     assert ranks[0]['l_noise'] != ranks[1]['l_noise']  # the ranks saw different data
-    differing = [k for k in ranks[0]['params'] if not torch.equal(ranks[0]['params'][k], ranks[1]['params'][k])]
+
+    def differing(key):
+        return [k for k in ranks[0][key] if not torch.equal(ranks[0][key][k], ranks[1][key][k])]
+
+    if mode == 'nosync':  # the control: without DDP the same steps drift apart
+        assert ranks[0]['net_g'] == 'SRDiffUNet' and len(differing('params')) > 10
+        return
+    assert ranks[0]['net_g'] == 'DistributedDataParallel' and differing('params') == []
     if mode == 'sync':
-        assert ranks[0]['net_g'] == 'DistributedDataParallel'
         assert ranks[0]['net_encoder'] == 'SRDiffRRDBNet'  # frozen: not wrapped for gradient sync
-        assert differing == []
-    else:  # the control: without DDP the same steps drift apart
-        assert ranks[0]['net_g'] == 'SRDiffUNet' and len(differing) > 10
+    else:  # trained with the U-Net: wrapped, its gradients synchronised too
+        initial = torch.load(encoder, weights_only=True)['params']
+        assert ranks[0]['net_encoder'] == 'DistributedDataParallel' and differing('encoder') == []
+        assert any(not torch.equal(initial[k], v) for k, v in ranks[0]['encoder'].items())
 
 
 def test_train_and_test_with_two_processes_equal_one_process(project):

@@ -362,3 +362,51 @@ def test_a_test_run_refuses_untrained_or_mismatched_weights(tmp_path, encoder_pa
     make_model(tmp_path, encoder_path, is_train=False, path__pretrain_network_g=weights)  # the same options: fine
     with pytest.raises(OptionsError, match=r'trained with other options .*exp.yml.*diffusion.timesteps: 100 here, 10 '):
         make_model(tmp_path, encoder_path, is_train=False, path__pretrain_network_g=weights, diffusion__timesteps=100)
+
+
+def joint(lr=1e-3, **changes):
+    return {'train__optim_encoder': {'type': 'Adam', 'lr': lr}, **changes}
+
+
+def test_joint_training_updates_the_encoder_with_its_own_optimizer_and_auxiliary_l1(tmp_path, encoder_path):
+    model = make_model(tmp_path, encoder_path, **joint(lr=1e-3))
+    assert model.optimizers[1] is model.optimizer_encoder and model.optimizer_encoder.param_groups[0]['lr'] == 1e-3
+    encoder = copy.deepcopy(model.net_encoder)
+    data = batch()
+    model.feed_data(data)
+    model.optimize_parameters(1)
+    # the default auxiliary loss: the official L1 on [-1, 1] images, i.e. 2 x L1 on [0, 1] images
+    with torch.no_grad():
+        expected = (encoder(data['lq']) * 2 - data['gt'] * 2).abs().mean()
+    assert model.log_dict['l_encoder_l1'] == pytest.approx(expected.item(), rel=1e-5)
+    assert model.net_encoder.training and all(p.requires_grad for p in model.net_encoder.parameters())
+    changed = [k for k, v in model.net_encoder.state_dict().items() if not torch.equal(encoder.state_dict()[k], v)]
+    assert len(changed) > 10
+    # the sampling pipeline uses the trained encoder
+    assert model.pipeline.encoder is model.net_encoder
+
+
+def test_joint_training_with_ema_saves_the_trained_encoder_and_its_ema_and_resumes_them(tmp_path, encoder_path):
+    model = make_model(tmp_path, encoder_path, **joint(train__ema_decay=0.5))
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    assert model.pipeline.encoder is model.net_encoder_ema
+    model.save(0, 1)
+    saved = torch.load(tmp_path / 'models' / 'net_encoder_1.pth', weights_only=True)
+    assert set(saved) == {'params', 'params_ema'}
+    for key, value in model.net_encoder.state_dict().items():
+        assert torch.equal(saved['params'][key], value) and torch.equal(saved['params_ema'][key],
+                                                                         model.net_encoder_ema.state_dict()[key])
+    assert any(not torch.equal(saved['params'][k], saved['params_ema'][k]) for k in saved['params'])
+    # a resumed run (BasicSR points pretrain_network_encoder at the checkpoint) continues both
+    resumed = make_model(tmp_path, str(tmp_path / 'models' / 'net_encoder_1.pth'), **joint(train__ema_decay=0.5))
+    for key, value in resumed.net_encoder.state_dict().items():
+        assert torch.equal(value, saved['params'][key])
+        assert torch.equal(resumed.net_encoder_ema.state_dict()[key], saved['params_ema'][key])
+
+
+def test_encoder_losses_without_a_trained_encoder_are_refused(tmp_path, encoder_path):
+    with pytest.raises(OptionsError, match='train.encoder_losses: the encoder is frozen; set train.optim_encoder'):
+        make_model(tmp_path, encoder_path, train__encoder_losses={'l1': {'type': 'L1Loss'}})
+    with pytest.raises(OptionsError, match="train.encoder_losses.ssim.type: no loss named 'SSIMLoss'"):
+        make_model(tmp_path, encoder_path, **joint(train__encoder_losses={'ssim': {'type': 'SSIMLoss'}}))

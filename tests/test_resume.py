@@ -5,6 +5,7 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -75,3 +76,27 @@ def test_killed_and_resumed_run_ends_with_the_uninterrupted_run_weights(project,
     for key in got:
         differing = [k for k in expected[key] if not torch.equal(expected[key][k], got[key][k])]
         assert differing == [], f'{key}: {len(differing)} tensors differ'
+
+
+def test_a_resumed_joint_training_continues_the_trained_encoder(project):
+    """train.optim_encoder: the encoder's weights, its EMA and its optimizer go through the kill as the U-Net's."""
+    import yaml
+    names = ('joint_whole', 'joint_killed')
+    for name in names:
+        opt = yaml.safe_load(Path(training_options(project, name, workers=0)).read_text())
+        opt['train'].update(optim_encoder={'type': 'Adam', 'lr': 1e-3}, total_iter=6)
+        write_options(project[0] / f'{name}.yml', opt)
+    assert train(project, str(project[0] / 'joint_whole.yml'), 'none').returncode == 0
+    opt_file = str(project[0] / 'joint_killed.yml')
+    assert train(project, opt_file, 'none', kill='iteration:5').returncode == -signal.SIGKILL
+    result = train(project, opt_file, 'none', '--auto_resume')
+    assert result.returncode == 0 and re.search(r'Resuming training from epoch: \d+, iter: 4\.', result.stderr)
+
+    initial = torch.load(project[3], weights_only=True)['params']
+    for net in ('net_g', 'net_encoder'):
+        expected, got = (torch.load(project[0] / 'experiments' / name / 'models' / f'{net}_latest.pth',
+                                    weights_only=True) for name in names)
+        assert set(got) == {'params', 'params_ema'}
+        for key in got:
+            assert [k for k in expected[key] if not torch.equal(expected[key][k], got[key][k])] == [], (net, key)
+    assert any(not torch.equal(initial[k], v) for k, v in got['params'].items())  # the encoder did train

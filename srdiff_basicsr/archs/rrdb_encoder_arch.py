@@ -64,5 +64,8 @@ class SRDiffRRDBNet(nn.Module):
         out = self.conv_last(self.lrelu(self.conv_hr(feat)))
         return out.clamp(0, 1)  # as the official encoder, also while it is pretrained
 
-    def forward(self, x):
-        return self.upsample(self.features(x)[-1])
+    def forward(self, x, return_features=False):
+        """The SR image; with ``return_features``, (SR image, ``features``) from one pass (joint training)."""
+        features = self.features(x)
+        sr = self.upsample(features[-1])
+        return (sr, features) if return_features else sr

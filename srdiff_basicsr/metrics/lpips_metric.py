@@ -2,9 +2,10 @@
 import warnings
 from os import path as osp
 
-import numpy as np
 import torch
 from basicsr.utils.registry import METRIC_REGISTRY
+
+from srdiff_basicsr.metrics.network_input import network_inputs
 
 # torchvision's ImageNet weights that lpips builds its trunk from (downloaded at first use upstream)
 TRUNK_FILES = {'alex': 'alexnet-owt-7be5be79.pth', 'vgg': 'vgg16-397923af.pth'}
@@ -33,25 +34,12 @@ def lpips_network(net='alex', device='cpu', random_trunk=False):
     return _networks[key]
 
 
-def _to_lpips_input(img, device):
-    """uint8 BGR HWC (BasicSR's metric data) -> RGB NCHW in [-1, 1]."""
-    rgb = np.ascontiguousarray(img[..., ::-1]).astype(np.float32) / 127.5 - 1
-    return torch.from_numpy(rgb).permute(2, 0, 1)[None].to(device)
-
-
 @METRIC_REGISTRY.register()
 def calculate_lpips(img, img2, crop_border=0, net='alex', device=None, random_trunk=False, **kwargs):
     """LPIPS distance between two uint8 BGR HWC images (lower is better; identical images give 0).
 
     Options: net (alex, as the paper | vgg), crop_border, device (default: CUDA when available).
     """
-    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    if crop_border:
-        inner = (slice(crop_border, -crop_border), slice(crop_border, -crop_border))
-        img, img2 = img[inner], img2[inner]
-    if min(img.shape[:2]) < 32:  # the AlexNet/VGG trunk pools below 1 pixel
-        raise ValueError(f'calculate_lpips: images must be at least 32x32 (after crop_border), got {img.shape[:2]}')
-    network = lpips_network(net, device, random_trunk)
+    x, y = network_inputs(img, img2, crop_border, 32, 'calculate_lpips', device)  # AlexNet/VGG pool below 32
     with torch.no_grad():
-        return network(_to_lpips_input(img, device), _to_lpips_input(img2, device)).item()
-
+        return lpips_network(net, x.device, random_trunk)(x, y).item()

@@ -7,11 +7,12 @@ modules are not imported (they need IPython and torchsummary).
 """
 from importlib import resources
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from basicsr.utils.registry import METRIC_REGISTRY
 from torch import nn
+
+from srdiff_basicsr.metrics.network_input import network_inputs
 
 WEIGHTS = ('stlpips_pytorch', 'weights/vST0.0/alex_shift_tolerant.pth')
 TAPS = (2, 6, 10, 12, 14)  # the trunk's layers whose outputs are compared (after each ReLU)
@@ -97,23 +98,11 @@ def stlpips_network(device='cpu'):
     return _networks[key]
 
 
-def _to_input(img, device):
-    """uint8 BGR HWC (BasicSR's metric data) -> RGB NCHW in [-1, 1]."""
-    rgb = np.ascontiguousarray(img[..., ::-1]).astype(np.float32) / 127.5 - 1
-    return torch.from_numpy(rgb).permute(2, 0, 1)[None].to(device)
-
-
 @METRIC_REGISTRY.register()
 def calculate_stlpips(img, img2, crop_border=0, device=None, **kwargs):
     """ST-LPIPS distance (AlexNet) between two uint8 BGR HWC images: lower is better, identical images give 0.
     Not LPIPS: its trunk is anti-aliased and its heads were trained again; the numbers are not comparable with
     LPIPS values in papers. Options: crop_border, device (default: CUDA when available)."""
-    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    if crop_border:
-        inner = (slice(crop_border, -crop_border), slice(crop_border, -crop_border))
-        img, img2 = img[inner], img2[inner]
-    if min(img.shape[:2]) < MIN_SIZE:
-        raise ValueError(f'calculate_stlpips: images must be at least {MIN_SIZE}x{MIN_SIZE} (after crop_border), '
-                         f'got {img.shape[:2]}')
+    x, y = network_inputs(img, img2, crop_border, MIN_SIZE, 'calculate_stlpips', device)
     with torch.no_grad():
-        return stlpips_network(device)(_to_input(img, device), _to_input(img2, device)).item()
+        return stlpips_network(x.device)(x, y).item()

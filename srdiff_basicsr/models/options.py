@@ -4,7 +4,7 @@ from os import path as osp
 
 import torch
 import yaml
-from basicsr.utils.registry import METRIC_REGISTRY
+from basicsr.utils.registry import LOSS_REGISTRY, METRIC_REGISTRY
 
 from srdiff_basicsr.diffusion.samplers import sampler_options
 from srdiff_basicsr.errors import OptionsError, is_int, is_number, require
@@ -14,6 +14,8 @@ from srdiff_basicsr.network_options import check_arch_options, complete_network_
 from srdiff_basicsr.pipeline import check_colour_fix, check_precision
 
 NOISE_LOSS_DEFAULT = {'type': 'L1Loss', 'loss_weight': 1.0}  # the paper's
+# the official auxiliary L1 of a trained encoder, on [-1, 1] images: twice the L1 on BasicSR's [0, 1]
+ENCODER_LOSSES_DEFAULT = {'l1': {'type': 'L1Loss', 'loss_weight': 2.0}}
 
 
 def check_options(opt):
@@ -78,11 +80,29 @@ def _check_train(train_opt, opt):
     check_precision(train_opt.get('precision', 'fp32'), _device(opt), 'train')
     require(train_opt.get('ema_decay', 0), lambda v: is_number(v) and 0 <= v < 1, 'train.ema_decay',
             'a number from 0 (no EMA) to below 1')
-    lr = (train_opt.get('optim_g') or {}).get('lr')
-    require(lr, lambda v: is_number(v) and v > 0, 'train.optim_g.lr',
-            "a number > 0 (YAML reads 1e-4 as a string: write !!float 1e-4 or 0.0001)")
+    for optim in ('optim_g', 'optim_encoder') if 'optim_encoder' in train_opt else ('optim_g', ):
+        require((train_opt.get(optim) or {}).get('lr'), lambda v: is_number(v) and v > 0, f'train.{optim}.lr',
+                "a number > 0 (YAML reads 1e-4 as a string: write !!float 1e-4 or 0.0001)")
+    _check_encoder_losses(train_opt)
     require(train_opt.get('skip_nonfinite', False), lambda v: isinstance(v, bool), 'train.skip_nonfinite',
             'true or false')
+
+
+def _check_encoder_losses(train_opt):
+    """``train.encoder_losses`` (default ``ENCODER_LOSSES_DEFAULT``) only for a trained encoder; registered types."""
+    if 'optim_encoder' not in train_opt:
+        if train_opt.get('encoder_losses'):
+            raise OptionsError('train.encoder_losses: the encoder is frozen; set train.optim_encoder (e.g. {type: '
+                               'Adam, lr: !!float 1e-5}) to train it with the U-Net')
+        return
+    losses = train_opt.setdefault('encoder_losses', copy.deepcopy(ENCODER_LOSSES_DEFAULT))
+    require(losses, lambda v: isinstance(v, dict) and v, 'train.encoder_losses',
+            'a mapping of names to BasicSR loss options, e.g. {l1: {type: L1Loss, loss_weight: 2.0}}')
+    for name, loss_opt in losses.items():
+        loss_type = (loss_opt or {}).get('type') if isinstance(loss_opt, dict) else None
+        if loss_type not in LOSS_REGISTRY:
+            raise OptionsError(f'train.encoder_losses.{name}.type: no loss named {loss_type!r} in BasicSR\'s registry; '
+                               f'known: {sorted(name for name, _ in LOSS_REGISTRY)}')
 
 
 def _check_val(val_opt, num_timesteps, device):

@@ -2,6 +2,7 @@ from os import path as osp
 
 import torch
 from basicsr.archs import build_network
+from basicsr.losses import build_loss
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import get_dist_info
@@ -22,7 +23,7 @@ from srdiff_basicsr.weights import load_weights
 
 @MODEL_REGISTRY.register()
 class SRDiffModel(SRModel):
-    """SRDiff: diffusion of the residual HR - bicubic(LR), conditioned on a frozen RRDB encoder.
+    """SRDiff: diffusion of the residual HR - bicubic(LR), conditioned on an RRDB encoder (frozen by default).
 
     BasicSR's SRModel does the rest: optimiser, scheduler, EMA, checkpoints, logging. This class adds
     the training step of the diffusion and the validation by sampling; sampling itself is the
@@ -31,10 +32,14 @@ class SRDiffModel(SRModel):
     Options (besides BasicSR's):
         network_g: the noise predictor (``SRDiffUNet``), trained with ``train.optim_g``,
             ``train.scheduler``, ``train.ema_decay``.
-        network_encoder: the LR encoder (``SRDiffRRDBNet``), frozen, loaded from
-            ``path.pretrain_network_encoder`` (``param_key_encoder``, ``strict_load_encoder``),
-            e.g. the ``net_g`` of an encoder pretraining run. It is saved with every checkpoint, so
-            the experiment folder alone is enough to test or resume.
+        network_encoder: the LR encoder (``SRDiffRRDBNet``), loaded from ``path.pretrain_network_encoder``
+            (``param_key_encoder``, default ``param_key_g``'s; ``strict_load_encoder``), e.g. the ``net_g``
+            of an encoder pretraining run. Frozen, as the paper; ``train.optim_encoder`` (e.g. ``{type: Adam,
+            lr: 1e-5}``) trains it with network_g (the official ``fix_rrdb: false``), with
+            ``train.encoder_losses`` (BasicSR losses between its own SR output and the HR, images in [0, 1];
+            default ``{l1: {type: L1Loss, loss_weight: 2.0}}``, the official auxiliary L1 on [-1, 1] images)
+            and, with ``train.ema_decay``, an EMA copy saved as its ``params_ema``. It is saved with every
+            checkpoint, so the experiment folder alone is enough to test or resume.
         diffusion: schedule (cosine), timesteps (100), cosine_s (0.008), res_rescale (2),
             clip_x0 (true), parametrization (eps | x0 | v; what network_g predicts).
         train.pixel_opt: the loss between network_g's output and its target, from BasicSR's loss
@@ -61,26 +66,51 @@ class SRDiffModel(SRModel):
     def __init__(self, opt):
         check_options(opt)
         super().__init__(opt)  # builds and loads net_g, sets up training (SRModel's, with train.pixel_opt)
+        if not hasattr(self, 'net_encoder'):  # a test: no training set-up built it
+            self._build_encoder()
         if opt.get('device'):  # BasicSR's choice is plain 'cuda' or 'cpu'
             self.device = torch.device(opt['device'])
-            for net in (self.net_g, getattr(self, 'net_g_ema', None)):
-                if net is not None:
-                    net.to(self.device)
-        self.net_encoder = build_network(opt['network_encoder']).to(self.device)
-        encoder_path = opt['path']['pretrain_network_encoder']
-        load_weights(self.net_encoder, encoder_path, opt['path'].get('param_key_encoder', 'params'),
-                     opt['path'].get('strict_load_encoder', True), option='path.pretrain_network_encoder')
-        get_root_logger().info(f'Loaded the frozen encoder from {encoder_path}')
-        self.net_encoder.eval().requires_grad_(False)
+            for name in ('net_g', 'net_g_ema', 'net_encoder', 'net_encoder_ema'):
+                if hasattr(self, name):
+                    getattr(self, name).to(self.device)
         val_opt = opt.get('val') or {}
-        sampling_net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
+        sampling_unet = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
+        sampling_encoder = getattr(self, 'net_encoder_ema', None) or self.get_bare_model(self.net_encoder)
         self.pipeline = SRDiffPipeline.from_networks(
-            self.net_encoder, sampling_net, opt['scale'], opt.get('diffusion'), sampler=val_opt.get('sampler'),
+            sampling_encoder, sampling_unet, opt['scale'], opt.get('diffusion'), sampler=val_opt.get('sampler'),
             tile=val_opt.get('tile'), colour_fix=val_opt.get('colour_fix', 'none'), device=self.device,
             precision=val_opt.get('precision', 'fp32'), channels_last=val_opt.get('channels_last', False),
             compile=val_opt.get('compile', False))
 
+    def _build_encoder(self):
+        """``network_encoder`` from ``path.pretrain_network_encoder``: frozen, or trained with network_g when
+        ``train.optim_encoder`` is set (then wrapped for several processes, with its auxiliary losses and,
+        with ``train.ema_decay``, its own EMA copy, loaded from the file's ``params_ema`` when it has one)."""
+        path_opt, train_opt = self.opt['path'], (self.opt.get('train') or {}) if self.is_train else {}
+        encoder_path = path_opt['pretrain_network_encoder']
+        param_key = path_opt.get('param_key_encoder', path_opt.get('param_key_g', 'params'))  # EMA with EMA
+
+        def loaded(key):
+            net = build_network(self.opt['network_encoder']).to(self.device)
+            load_weights(net, encoder_path, key, path_opt.get('strict_load_encoder', True),
+                         option='path.pretrain_network_encoder')
+            return net
+
+        self.encoder_trained = 'optim_encoder' in train_opt
+        if not self.encoder_trained:
+            self.net_encoder = loaded(param_key).eval().requires_grad_(False)
+            get_root_logger().info(f'Loaded the frozen encoder from {encoder_path}')
+            return
+        self.net_encoder = self.model_to_device(loaded(param_key).train())
+        self.encoder_losses = {name: build_loss(dict(loss_opt)).to(self.device)
+                               for name, loss_opt in train_opt['encoder_losses'].items()}
+        if train_opt.get('ema_decay', 0) > 0:
+            self.net_encoder_ema = loaded('params_ema').eval().requires_grad_(False)
+        get_root_logger().info(f'Training the encoder with the U-Net (train.optim_encoder), from {encoder_path}; '
+                               f'auxiliary losses on its SR output: {", ".join(self.encoder_losses)}')
+
     def init_training_settings(self):
+        self._build_encoder()  # before SRModel's set-up, which makes the optimizers
         super().init_training_settings()
         train_opt = self.opt['train']
         self.train_precision = train_opt.get('precision', 'fp32')
@@ -90,6 +120,14 @@ class SRDiffModel(SRModel):
         self.train_memory_format = torch.channels_last if train_opt.get('channels_last') else torch.contiguous_format
         self.train_net = torch.compile(self.net_g) if train_opt.get('compile', False) else self.net_g
         self.skipped_steps = 0
+
+    def setup_optimizers(self):
+        super().setup_optimizers()
+        if self.encoder_trained:
+            optim_opt = dict(self.opt['train']['optim_encoder'])
+            self.optimizer_encoder = self.get_optimizer(optim_opt.pop('type'), self.net_encoder.parameters(),
+                                                        **optim_opt)
+            self.optimizers.append(self.optimizer_encoder)
 
     def model_to_device(self, net):
         return distributed.model_to_device(self, net)
@@ -113,10 +151,11 @@ class SRDiffModel(SRModel):
     # training --------------------------------------------------------------------------------
     def optimize_parameters(self, current_iter):
         """One step of the paper's Algorithm 1: x_t from the HR residual at a random t, the loss between the
-        network's output and its target (eps for SRDiff) by ``train.pixel_opt``."""
-        self.optimizer_g.zero_grad()
-        with torch.no_grad():
-            features = self.net_encoder.features(self.lq)
+        network's output and its target (eps for SRDiff) by ``train.pixel_opt``; plus, when the encoder trains
+        too, the auxiliary losses on its own SR output."""
+        for optimizer in self.optimizers:
+            optimizer.zero_grad()
+        features, losses = self._encode()
         schedule = self.pipeline.schedule
         x0 = self.pipeline.residual(self.gt, self.lr_up)
         t = torch.randint(0, schedule.num_timesteps, (x0.shape[0], ), device=self.device)
@@ -126,35 +165,51 @@ class SRDiffModel(SRModel):
             cond = self.get_bare_model(self.net_g).project_condition(features, self.lr_up * 2 - 1)
             output = self.train_net(x_t, t, cond)
         target = PARAMETRIZATIONS[self.pipeline.parametrization].target(x0, eps, t, schedule)
-        l_noise = self.cri_pix(output.float(), target)
+        losses = {'l_noise': self.cri_pix(output.float(), target), **losses}
+        loss = sum(losses.values())
         if self.grad_scaler is None:
-            l_noise.backward()
-            if self._diverged(current_iter, l_noise):
+            loss.backward()
+            if self._diverged(current_iter, loss):
                 return
-            self.optimizer_g.step()
+            for optimizer in self.optimizers:
+                optimizer.step()
         else:  # the scaler skips steps with non-finite gradients itself (fp16 overflows are expected)
-            self.grad_scaler.scale(l_noise).backward()
-            self.grad_scaler.step(self.optimizer_g)
+            self.grad_scaler.scale(loss).backward()
+            for optimizer in self.optimizers:
+                self.grad_scaler.step(optimizer)
             self.grad_scaler.update()
-        self.log_dict = self.reduce_loss_dict({'l_noise': l_noise})
+        self.log_dict = self.reduce_loss_dict(losses)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
+            if hasattr(self, 'net_encoder_ema'):
+                ema_update(self.net_encoder_ema, self.get_bare_model(self.net_encoder), self.ema_decay)
 
-    def _diverged(self, current_iter, l_noise):
+    def _encode(self):
+        """The encoder's feature maps of the LR batch; when it trains, also its losses (``l_encoder_<name>``)
+        between its own SR output and the HR (images in [0, 1])."""
+        if not self.encoder_trained:
+            with torch.no_grad():
+                return self.net_encoder.features(self.lq), {}
+        sr, features = self.net_encoder(self.lq, return_features=True)  # through DDP's forward, which syncs
+        return features, {f'l_encoder_{name}': loss(sr, self.gt) for name, loss in self.encoder_losses.items()}
+
+    def _diverged(self, current_iter, loss):
         """A non-finite loss or gradient (on any rank) stops training, naming the iteration, before the step
         can spoil the weights; with ``train.skip_nonfinite`` the step is skipped and counted instead."""
-        finite = torch.isfinite(l_noise.detach()) & torch.stack(
-            [torch.isfinite(p.grad).all() for p in self.net_g.parameters() if p.grad is not None]).all()
+        trained = [p for optimizer in self.optimizers for group in optimizer.param_groups for p in group['params']]
+        finite = torch.isfinite(loss.detach()) & torch.stack(
+            [torch.isfinite(p.grad).all() for p in trained if p.grad is not None]).all()
         if distributed.all_ranks_agree(bool(finite), self.device):
             return False
-        what = 'loss' if not torch.isfinite(l_noise.detach()) else 'gradient'
+        what = 'loss' if not torch.isfinite(loss.detach()) else 'gradient'
         if not self.opt['train'].get('skip_nonfinite', False):
             raise DivergenceError(
                 f'iteration {current_iter}: the noise {what} is not finite (the run diverged); the weights of this '
                 'step were not updated and no checkpoint of it is written. Lower train.optim_g.lr (or add '
                 'warm-up), resume from the last checkpoint with --auto_resume, or set train.skip_nonfinite: true '
                 'to skip such steps')
-        self.optimizer_g.zero_grad()
+        for optimizer in self.optimizers:
+            optimizer.zero_grad()
         self.skipped_steps += 1
         get_root_logger().warning(f'iteration {current_iter}: non-finite noise {what}, step skipped '
                                   f'({self.skipped_steps} so far)')
@@ -252,11 +307,22 @@ class SRDiffModel(SRModel):
         return osp.join(self.opt['path']['visualization'], dataset_name, f'{img_name}_{suffix}{extra}.png')
 
     def save(self, epoch, current_iter):
-        nets = {'net_g': self.net_g, 'net_g_ema': getattr(self, 'net_g_ema', None), 'net_encoder': self.net_encoder}
-        broken = [name for name, net in nets.items()
-                  if net is not None and not all(torch.isfinite(p).all() for p in net.parameters())]
+        names = ('net_g', 'net_g_ema', 'net_encoder', 'net_encoder_ema')
+        broken = [name for name in names if hasattr(self, name)
+                  and not all(torch.isfinite(p).all() for p in getattr(self, name).parameters())]
         if broken:  # never a checkpoint that --auto_resume would continue from
             raise DivergenceError(f'iteration {current_iter}: {", ".join(broken)} has non-finite weights; no '
                                   'checkpoint written (the last one on disk is the last good one)')
-        self.save_network(self.net_encoder, 'net_encoder', current_iter)
+        if hasattr(self, 'net_encoder_ema'):
+            self.save_network([self.net_encoder, self.net_encoder_ema], 'net_encoder', current_iter,
+                              param_key=['params', 'params_ema'])
+        else:
+            self.save_network(self.net_encoder, 'net_encoder', current_iter)
         super().save(epoch, current_iter)  # net_g (+ ema), then the training state, written last
+
+
+def ema_update(ema_net, net, decay):
+    """ema = decay * ema + (1 - decay) * net, parameter by parameter (BasicSR's ``model_ema``, for any net)."""
+    params = dict(net.named_parameters())
+    for name, ema_param in ema_net.named_parameters():
+        ema_param.data.mul_(decay).add_(params[name].data, alpha=1 - decay)

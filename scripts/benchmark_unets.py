@@ -1,0 +1,114 @@
+"""SRDiff, SRDiff with the official middle attention, and SRADM side by side on the demo data.
+
+    python scripts/benchmark_unets.py [--num-samples 3] [--retrain] [--out results/benchmark_unets]
+
+Each model is trained by BasicSR's loop (``python -m srdiff_basicsr.train``) with the same data, encoder,
+budget and seed (options/demo_srdiff_x4.yml, demo_srdiff_attn_x4.yml, demo_sradm_x4.yml); a model whose
+experiment folder already has its final weights is reused unless --retrain. Then each samples the held-out
+images (--num-samples per image, image i seeded with seed + i, 100-step DDPM) and the report gives PSNR,
+SSIM (paper protocol: RGB, no border crop), ST-LPIPS, LR-PSNR, sigma, parameters, training seconds per
+iteration (BasicSR's logged iteration time) and sampling seconds per image, and tiled against whole-image
+sampling of the same noise. Needs the demo's data and encoder: run ``bash scripts/demo.sh`` first.
+Writes --out/report.md (an earlier report is archived).
+"""
+import argparse
+import glob
+import re
+import subprocess
+import sys
+from os import path as osp
+
+import numpy as np
+import torch
+import yaml
+from basicsr.utils import mkdir_and_rename
+
+import srdiff_basicsr  # noqa: F401  (registration)
+from srdiff_basicsr.benchmark.sampling import load_pairs, run_config
+from srdiff_basicsr.benchmark.scoring import METRIC_COLUMNS, paper_metrics
+from srdiff_basicsr.pipeline import SRDiffPipeline
+
+MODELS = [('SRDiff', 'options/demo_srdiff_x4.yml', 'demo_srdiff_x4'),
+          ('SRDiff + middle attention (use_attn)', 'options/demo_srdiff_attn_x4.yml', 'demo_srdiff_attn_x4'),
+          ('SRADM (window attention)', 'options/demo_sradm_x4.yml', 'demo_sradm_x4')]
+ENCODER = 'experiments/demo_rrdb_x4/models/net_g_latest.pth'
+TILE = {'size': 64, 'overlap': 32, 'batch': 4}
+
+
+def train(options_file, name, retrain):
+    if retrain or not osp.isfile(f'experiments/{name}/models/net_g_latest.pth'):
+        print(f'=== training {name}', flush=True)
+        if subprocess.run([sys.executable, '-m', 'srdiff_basicsr.train', '-opt', options_file]).returncode:
+            sys.exit(f'training {name} failed; see the messages above')
+    else:
+        print(f'=== reusing experiments/{name} (--retrain to train it again)', flush=True)
+
+
+def seconds_per_iteration(name):
+    """The mean of the iteration times BasicSR logged (``time (data): 0.412 (0.003)``) in the run's newest log."""
+    logs = sorted(glob.glob(f'experiments/{name}/train_{name}_*.log'), key=osp.getmtime)
+    if not logs:
+        return float('nan')
+    with open(logs[-1]) as f:
+        times = [float(t) for t in re.findall(r'time \(data\): ([\d.]+)', f.read())]
+    return float(np.mean(times)) if times else float('nan')
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--lr-dir', default='datasets/demo/val/LR_bicubic/X4')
+    parser.add_argument('--hr-dir', default='datasets/demo/val/HR')
+    parser.add_argument('--num-samples', type=int, default=3)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--retrain', action='store_true')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--out', default='results/benchmark_unets')
+    args = parser.parse_args()
+    if not osp.isfile(ENCODER):
+        sys.exit(f'no demo encoder at {ENCODER}: run bash scripts/demo.sh first')
+    pairs = load_pairs(args.lr_dir, args.hr_dir)
+
+    rows, tiling = [], []
+    for label, options_file, name in MODELS:
+        train(options_file, name, args.retrain)
+        pipe = SRDiffPipeline.from_pretrained(f'experiments/{name}', device=args.device)
+        metrics, notes = paper_metrics(pipe.scale, 'paper', 'alex', args.device)
+        result, whole = run_config(pipe, pairs, args.num_samples, args.seed, metrics)
+        pipe.set_sampling(tile=TILE)
+        _, tiled = run_config(pipe, pairs, args.num_samples, args.seed, metrics)
+        tiling.append((label, max((a - b).abs().max().item() for a, b in zip(whole, tiled)) * 255,
+                       float(np.mean([(a - b).abs().mean().item() for a, b in zip(whole, tiled)])) * 255))
+        result.update(params=sum(p.numel() for p in pipe.unet.parameters()), train_s=seconds_per_iteration(name),
+                      encoder_params=sum(p.numel() for p in pipe.encoder.parameters()))
+        rows.append((label, result))
+        print(f"{label}: PSNR {result['psnr']:.2f}, {result['seconds']:.2f} s/image", flush=True)
+
+    columns = [(key, title, fmt) for key, title, fmt in METRIC_COLUMNS if key in rows[0][1]]
+    device = (torch.cuda.get_device_name() if args.device.startswith('cuda')
+              else f'CPU ({torch.get_num_threads()} threads)')
+    with open(MODELS[0][1]) as f:
+        budget = yaml.safe_load(f)['train']['total_iter']
+    report = ['# SRDiff, SRDiff + middle attention, SRADM on the demo data', '',
+              f'- the same training (options/demo_*_x4.yml: data, frozen encoder, {budget:,} iterations, seed 0); '
+              f'images: {", ".join(name for name, _, _ in pairs)} ({args.hr_dir}); {args.num_samples} samples '
+              f'per image, seed {args.seed} + image index, 100-step DDPM; device: {device}',
+              '- metrics: paper protocol (RGB, no border crop), each the mean over samples and images; parameters of '
+              f"the U-Net (the encoder's {rows[0][1]['encoder_params'] / 1e6:.2f}M, the same for all, left out); "
+              "training s / iter: BasicSR's logged iteration time; sampling s / image for all its samples",
+              *[f'- {note}' for note in notes], '',
+              '| model | ' + ' | '.join(title for _, title, _ in columns) + ' | U-Net parameters | training s / iter | '
+              'sampling s / image |', '|---' * (len(columns) + 4) + '|']
+    for label, r in rows:
+        report.append(f'| {label} | ' + ' | '.join(format(r[key], fmt) for key, _, fmt in columns)
+                      + f" | {r['params'] / 1e6:.2f}M | {r['train_s']:.3f} | {r['seconds']:.2f} |")
+    report += ['', f"## Tiled ({TILE['size']}x{TILE['size']}, overlap {TILE['overlap']}) vs whole-image sampling, "
+               'same noise (first sample of each image, 0-255)', '', '| model | max abs difference | mean |',
+               '|---|---|---|', *[f'| {label} | {top:.1f} | {mean:.2f} |' for label, top, mean in tiling]]
+    mkdir_and_rename(args.out)
+    with open(osp.join(args.out, 'report.md'), 'w') as f:
+        f.write('\n'.join(report) + '\n')
+    print('\n'.join(report))
+
+
+if __name__ == '__main__':
+    main()

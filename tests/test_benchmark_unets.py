@@ -1,0 +1,33 @@
+"""scripts/benchmark_unets.py on tiny stand-ins of the three demo experiments (no training): one row per model."""
+import importlib.util
+import re
+import sys
+
+import pytest
+
+from tests.conftest import REPO, make_experiment, make_pairs
+
+
+def test_unet_comparison_reports_each_model_with_its_logged_training_time(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location('benchmark_unets', REPO / 'scripts' / 'benchmark_unets.py')
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'options').mkdir()
+    (tmp_path / 'options' / 'demo_srdiff_x4.yml').write_text('train: {total_iter: 3000}\n')
+    make_experiment(tmp_path / 'experiments' / 'demo_rrdb_x4').joinpath('models', 'net_g_latest.pth').touch()
+    for seconds, (_, _, name) in zip((0.5, 0.7, 0.9), script.MODELS):
+        make_experiment(tmp_path / 'experiments' / name, timesteps=3)
+        (tmp_path / 'experiments' / name / f'train_{name}_20261123.log').write_text(
+            f'[iter: 100, time (data): {seconds - 0.1:.3f} (0.001)] l_noise: 1\n'
+            f'[iter: 200, time (data): {seconds + 0.1:.3f} (0.001)] l_noise: 1\n')
+    lr_dir, hr_dir = make_pairs(tmp_path / 'data', count=2, hr_size=24)
+    monkeypatch.setattr(sys, 'argv', ['benchmark_unets.py', '--lr-dir', lr_dir, '--hr-dir', hr_dir,
+                                      '--num-samples', '2', '--device', 'cpu'])
+    script.main()
+    report = (tmp_path / 'results' / 'benchmark_unets' / 'report.md').read_text()
+    assert '3,000 iterations' in report
+    rows = re.findall(r'^\| (SR[^|]+?) \| .* \| ([\d.]+)M \| ([\d.]+) \| ([\d.]+) \|$', report, re.M)
+    assert [label for label, *_ in rows] == [label for label, _, _ in script.MODELS]
+    assert [float(train_s) for _, _, train_s, _ in rows] == pytest.approx([0.5, 0.7, 0.9])
+    assert '| ST-LPIPS ↓ |' in report and '## Tiled (64x64, overlap 32) vs whole-image sampling' in report
