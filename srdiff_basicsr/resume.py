@@ -126,14 +126,14 @@ def saving_position(save_training_state):
         if dist.is_available() and dist.is_initialized():
             positions = [None] * dist.get_world_size()
             dist.all_gather_object(positions, POSITION.state())
-        with _state_extended({STATE_KEY: positions}):
+        with state_extended({STATE_KEY: positions}):
             return save_training_state(self, epoch, current_iter)
 
     return wrapper
 
 
 @contextlib.contextmanager
-def _state_extended(extra):
+def state_extended(extra):
     """Within the block, a training state (a dict with ``optimizers``) passed to ``torch.save`` gets ``extra``."""
     original = torch.save
 

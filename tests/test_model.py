@@ -410,3 +410,16 @@ def test_encoder_losses_without_a_trained_encoder_are_refused(tmp_path, encoder_
         make_model(tmp_path, encoder_path, train__encoder_losses={'l1': {'type': 'L1Loss'}})
     with pytest.raises(OptionsError, match="train.encoder_losses.ssim.type: no loss named 'SSIMLoss'"):
         make_model(tmp_path, encoder_path, **joint(train__encoder_losses={'ssim': {'type': 'SSIMLoss'}}))
+
+
+def test_the_training_state_keeps_the_fp16_gradient_scale(tmp_path, encoder_path):
+    model = make_model(tmp_path, encoder_path)
+    model.grad_scaler = torch.amp.GradScaler('cpu', init_scale=1024.0)  # as train.precision: fp16 sets one on CUDA
+    model.grad_scaler.scale(torch.ones(1))  # as a training step does, then a scale lowered by overflows
+    model.grad_scaler.update(new_scale=256.0)
+    model.save_training_state(0, 1)
+    state = torch.load(tmp_path / 'training_states' / '1.state', weights_only=True)
+    resumed = make_model(tmp_path, encoder_path)
+    resumed.grad_scaler = torch.amp.GradScaler('cpu', init_scale=65536.0)
+    resumed.resume_training(state)
+    assert resumed.grad_scaler.get_scale() == 256.0

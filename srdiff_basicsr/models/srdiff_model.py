@@ -18,6 +18,7 @@ from srdiff_basicsr.models.evaluation import (apply_protocol, describe_protocol,
 from srdiff_basicsr.models.options import check_options
 from srdiff_basicsr.ops.resize import imresize
 from srdiff_basicsr.pipeline import SRDiffPipeline, autocast
+from srdiff_basicsr.resume import state_extended
 from srdiff_basicsr.weights import load_weights
 
 
@@ -75,7 +76,8 @@ class SRDiffModel(SRModel):
                     getattr(self, name).to(self.device)
         val_opt = opt.get('val') or {}
         sampling_unet = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
-        sampling_encoder = getattr(self, 'net_encoder_ema', None) or self.get_bare_model(self.net_encoder)
+        sampling_encoder = (self.net_encoder_ema if hasattr(self, 'net_encoder_ema')
+                            else self.get_bare_model(self.net_encoder))
         self.pipeline = SRDiffPipeline.from_networks(
             sampling_encoder, sampling_unet, opt['scale'], opt.get('diffusion'), sampler=val_opt.get('sampler'),
             tile=val_opt.get('tile'), colour_fix=val_opt.get('colour_fix', 'none'), device=self.device,
@@ -305,6 +307,17 @@ class SRDiffModel(SRModel):
             return osp.join(self.opt['path']['visualization'], img_name, f'{img_name}_{current_iter}{extra}.png')
         suffix = self.opt['val'].get('suffix') or self.opt['name']
         return osp.join(self.opt['path']['visualization'], dataset_name, f'{img_name}_{suffix}{extra}.png')
+
+    def save_training_state(self, epoch, current_iter):
+        """BasicSR's training state, with fp16's gradient scale (else a resumed run starts it over)."""
+        extra = {'grad_scaler': self.grad_scaler.state_dict()} if getattr(self, 'grad_scaler', None) else {}
+        with state_extended(extra):
+            super().save_training_state(epoch, current_iter)
+
+    def resume_training(self, resume_state):
+        super().resume_training(resume_state)
+        if getattr(self, 'grad_scaler', None) and 'grad_scaler' in resume_state:
+            self.grad_scaler.load_state_dict(resume_state['grad_scaler'])
 
     def save(self, epoch, current_iter):
         names = ('net_g', 'net_g_ema', 'net_encoder', 'net_encoder_ema')
