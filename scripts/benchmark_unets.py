@@ -7,8 +7,8 @@ budget and seed (options/demo_srdiff_x4.yml, demo_srdiff_attn_x4.yml, demo_sradm
 experiment folder already has its final weights is reused unless --retrain. Then each samples the held-out
 images (--num-samples per image, image i seeded with seed + i, 100-step DDPM) and the report gives PSNR,
 SSIM (paper protocol: RGB, no border crop), ST-LPIPS, LR-PSNR, sigma, parameters, training seconds per
-iteration (BasicSR's logged iteration time) and sampling seconds per image, and tiled against whole-image
-sampling of the same noise. Needs the demo's data and encoder: run ``bash scripts/demo.sh`` first.
+iteration (the median of BasicSR's logged iteration times), sampling seconds per image, and tiled against
+whole-image sampling of the same noise. Needs the demo's data and encoder: run ``bash scripts/demo.sh`` first.
 Writes --out/report.md (an earlier report is archived).
 """
 import argparse
@@ -45,13 +45,14 @@ def train(options_file, name, retrain):
 
 
 def seconds_per_iteration(name):
-    """The mean of the iteration times BasicSR logged (``time (data): 0.412 (0.003)``) in the run's newest log."""
+    """The median of the iteration times BasicSR logged (``time (data): 0.412 (0.003)``) in the run's newest log
+    (the median: a burst of other work on a shared machine barely moves it)."""
     logs = sorted(glob.glob(f'experiments/{name}/train_{name}_*.log'), key=osp.getmtime)
     if not logs:
         return float('nan')
     with open(logs[-1]) as f:
         times = [float(t) for t in re.findall(r'time \(data\): ([\d.]+)', f.read())]
-    return float(np.mean(times)) if times else float('nan')
+    return float(np.median(times)) if times else float('nan')
 
 
 def main():
@@ -94,7 +95,8 @@ def main():
               f'per image, seed {args.seed} + image index, 100-step DDPM; device: {device}',
               '- metrics: paper protocol (RGB, no border crop), each the mean over samples and images; parameters of '
               f"the U-Net (the encoder's {rows[0][1]['encoder_params'] / 1e6:.2f}M, the same for all, left out); "
-              "training s / iter: BasicSR's logged iteration time; sampling s / image for all its samples",
+              "training s / iter: the median of BasicSR's logged iteration times; sampling s / image for all its "
+              'samples',
               *[f'- {note}' for note in notes], '',
               '| model | ' + ' | '.join(title for _, title, _ in columns) + ' | U-Net parameters | training s / iter | '
               'sampling s / image |', '|---' * (len(columns) + 4) + '|']

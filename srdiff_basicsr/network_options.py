@@ -13,26 +13,31 @@ from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS
 from srdiff_basicsr.diffusion.schedule import SCHEDULES
 from srdiff_basicsr.errors import OptionsError, is_int, is_number, require
 
-DIFFUSION_DEFAULTS = dict(schedule='cosine', timesteps=100, cosine_s=0.008, res_rescale=2.0, clip_x0=True,
-                          parametrization='eps')
+DIFFUSION_DEFAULTS = dict(schedule='cosine', res_rescale=2.0, clip_x0=True, parametrization='eps')  # and the
+# schedule's own: timesteps and its options (SCHEDULES)
 
 
 def diffusion_options(section):
-    """The ``diffusion`` section with its defaults filled in."""
+    """The ``diffusion`` section with its defaults (and those of its schedule) filled in."""
     section = dict(section or {})
     if 'loss' in section:
         loss = {'l1': 'L1Loss', 'l2': 'MSELoss'}.get(section['loss'], 'L1Loss')
         raise OptionsError(f"diffusion.loss: the noise loss now comes from BasicSR's loss registry; remove "
                            f"diffusion.loss and write train.pixel_opt: {{type: {loss}, loss_weight: 1.0}} instead")
-    unknown = sorted(set(section) - set(DIFFUSION_DEFAULTS))
+    schedule = section.get('schedule', DIFFUSION_DEFAULTS['schedule'])
+    if schedule not in SCHEDULES:
+        raise OptionsError(f'diffusion.schedule: must be one of {sorted(SCHEDULES)}, got {schedule!r}')
+    entry = SCHEDULES[schedule]
+    defaults = {**DIFFUSION_DEFAULTS, 'timesteps': entry.timesteps, **entry.options}
+    unknown = sorted(set(section) - set(defaults))
     if unknown:
-        raise OptionsError(f'diffusion: unknown option(s) {unknown}; known: {sorted(DIFFUSION_DEFAULTS)}')
-    options = {**DIFFUSION_DEFAULTS, **section}
-    for key, table in (('schedule', SCHEDULES), ('parametrization', PARAMETRIZATIONS)):
-        if options[key] not in table:
-            raise OptionsError(f'diffusion.{key}: must be one of {sorted(table)}, got {options[key]!r}')
+        raise OptionsError(f'diffusion: unknown option(s) {unknown} for schedule {schedule}; known: {sorted(defaults)}')
+    options = {**defaults, **section}
+    if options['parametrization'] not in PARAMETRIZATIONS:
+        raise OptionsError(f'diffusion.parametrization: must be one of {sorted(PARAMETRIZATIONS)}, '
+                           f'got {options["parametrization"]!r}')
     require(options['timesteps'], lambda v: is_int(v) and v >= 1, 'diffusion.timesteps', 'an integer >= 1')
-    for key in ('cosine_s', 'res_rescale'):
+    for key in ('res_rescale', *entry.options):
         require(options[key], lambda v: is_number(v) and v > 0, f'diffusion.{key}', 'a number > 0')
     require(options['clip_x0'], lambda v: isinstance(v, bool), 'diffusion.clip_x0', 'true or false')
     return options
@@ -40,14 +45,15 @@ def diffusion_options(section):
 
 def schedule_options(diffusion):
     """The keyword arguments of ``DiscreteSchedule.from_options`` in a completed ``diffusion`` section."""
-    own = SCHEDULES[diffusion['schedule']][1]
+    own = SCHEDULES[diffusion['schedule']].options
     return {'schedule': diffusion['schedule'], 'timesteps': diffusion['timesteps'],
             **{key: diffusion[key] for key in own}}
 
 
 def complete_network_options(opt):
-    """Check ``network_g`` and ``network_encoder`` (in place): registered types, known options; their
-    ``scale`` and the U-Net's encoder sizes filled in from the rest when not given."""
+    """Check ``network_g`` and ``network_encoder`` (in place): registered types, known options, the U-Net's
+    output channels for ``diffusion.parametrization``; their ``scale`` and the U-Net's encoder sizes filled in
+    from the rest when not given."""
     for section in ('network_g', 'network_encoder'):
         if section not in opt:
             raise OptionsError(f'{section}: missing (an SRDiff needs network_g and network_encoder)')
@@ -59,6 +65,11 @@ def complete_network_options(opt):
     for section, value in (('network_g.scale', unet['scale']), ('network_encoder.scale', encoder['scale'])):
         if value != scale:
             raise OptionsError(f'{section} is {value} but scale is {scale}: they must be equal')
+    parametrization = diffusion_options(opt.get('diffusion'))['parametrization']
+    needed = 3 * PARAMETRIZATIONS[parametrization].heads
+    if unet.get('num_out_ch', 3) != needed:
+        raise OptionsError(f"network_g.num_out_ch is {unet.get('num_out_ch', 3)}, but diffusion.parametrization "
+                           f'{parametrization} needs {needed} (3 per predicted image)')
     for unet_key, encoder_key in (('encoder_num_feat', 'num_feat'), ('encoder_num_block', 'num_block')):
         if encoder_key in encoder:
             unet.setdefault(unet_key, encoder[encoder_key])

@@ -93,7 +93,8 @@ class SRDiffPipeline:
         """Built from an options dict (``scale``, ``network_g``, ``network_encoder``, ``diffusion``) and weight
         files (``.pth``: ``param_key`` of each, else ``params``; or ``.safetensors``). ``kwargs``: as ``__init__``."""
         diffusion = diffusion_options(opt.get('diffusion'))  # checked before any network is built
-        networks = complete_network_options({key: opt.get(key) for key in ('scale', 'network_g', 'network_encoder')})
+        networks = complete_network_options({key: opt.get(key) for key in ('scale', 'network_g', 'network_encoder',
+                                                                             'diffusion')})
         unet, encoder = build_arch(networks['network_g']), build_arch(networks['network_encoder'])
         load_weights(unet, unet_weights, param_key, option='U-Net weights')
         load_weights(encoder, encoder_weights, param_key, option='encoder weights')  # an encoder trained too
@@ -162,7 +163,7 @@ class SRDiffPipeline:
         def run(x, t, cond):
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            return self._run_unet(x, t, cond)
+            return self._run_unet(x, self.schedule.network_time(t), cond)
 
         if tile is None:
             cond = self.unet.project_condition(features, lr_up)

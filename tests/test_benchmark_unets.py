@@ -20,7 +20,8 @@ def test_unet_comparison_reports_each_model_with_its_logged_training_time(tmp_pa
         make_experiment(tmp_path / 'experiments' / name, timesteps=3)
         (tmp_path / 'experiments' / name / f'train_{name}_20261123.log').write_text(
             f'[iter: 100, time (data): {seconds - 0.1:.3f} (0.001)] l_noise: 1\n'
-            f'[iter: 200, time (data): {seconds + 0.1:.3f} (0.001)] l_noise: 1\n')
+            f'[iter: 150, time (data): {seconds:.3f} (0.001)] l_noise: 1\n'
+            f'[iter: 200, time (data): {seconds + 5:.3f} (0.001)] l_noise: 1\n')  # a burst of load: the median
     lr_dir, hr_dir = make_pairs(tmp_path / 'data', count=2, hr_size=24)
     monkeypatch.setattr(sys, 'argv', ['benchmark_unets.py', '--lr-dir', lr_dir, '--hr-dir', hr_dir,
                                       '--num-samples', '2', '--device', 'cpu'])

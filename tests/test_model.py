@@ -340,7 +340,7 @@ def test_skip_nonfinite_skips_and_counts_the_bad_steps(tmp_path, encoder_path):
     (dict(diffusion__timesteps=0), 'diffusion.timesteps: must be an integer >= 1, got 0'),
     (dict(diffusion__cosine_s=-1), 'diffusion.cosine_s: must be a number > 0, got -1'),
     (dict(diffusion__res_rescale=0), 'diffusion.res_rescale: must be a number > 0, got 0'),
-    (dict(diffusion__schedule='linear'), "diffusion.schedule: must be one of \\['cosine'\\], got 'linear'"),
+    (dict(diffusion__schedule='linear'), "diffusion.schedule: must be one of \\['cosine', 'vp'\\], got 'linear'"),
     (dict(network_g__dim=0), 'network_g.dim: must be an integer >= 1, got 0'),
     (dict(network_g__dim_mults=[]), r'network_g.dim_mults: must be a non-empty list of integers >= 1, got \[\]'),
     (dict(train__ema_decay=2.0), 'train.ema_decay: must be a number from 0 .* got 2.0'),
@@ -423,3 +423,31 @@ def test_the_training_state_keeps_the_fp16_gradient_scale(tmp_path, encoder_path
     resumed.grad_scaler = torch.amp.GradScaler('cpu', init_scale=65536.0)
     resumed.resume_training(state)
     assert resumed.grad_scaler.get_scale() == 256.0
+
+
+def test_an_ecdp_style_step_draws_continuous_times_and_trains_both_heads(tmp_path, encoder_path):
+    """diffusion.schedule: vp and parametrization: hybrid: t ~ U(0, t_max) continuous, the network given t, its
+    eps and x0 heads trained against eps and x0 (MSE over both = the mean of the two heads' MSEs)."""
+    diffusion = {'schedule': 'vp', 'timesteps': 10, 'parametrization': 'hybrid'}
+    model = make_model(tmp_path, encoder_path, diffusion=diffusion, network_g__num_out_ch=6,
+                       train__pixel_opt={'type': 'MSELoss', 'loss_weight': 1.0})
+    unet = copy.deepcopy(model.net_g)
+    model.feed_data(batch())
+    torch.manual_seed(5)
+    model.optimize_parameters(1)
+    torch.manual_seed(5)
+    x0 = ((model.gt - model.lr_up) * 2 * 2).clamp(-1, 1)
+    t_continuous = torch.rand(2, dtype=torch.float64) * 300
+    eps = torch.randn_like(x0)
+    s = t_continuous / 300
+    a = torch.exp(-(0.1 * s + 19.9 * s**2 / 2)).float().view(-1, 1, 1, 1)
+    with torch.no_grad():
+        cond = unet.project_condition(model.net_encoder.features(model.lq), model.lr_up * 2 - 1)
+        eps_hat, x0_hat = unet(a.sqrt() * x0 + (1 - a).sqrt() * eps, t_continuous.float(), cond).chunk(2, dim=1)
+    expected = (torch.nn.functional.mse_loss(eps_hat, eps) + torch.nn.functional.mse_loss(x0_hat, x0)) / 2
+    assert model.log_dict['l_noise'] == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_the_unet_outputs_must_match_the_parametrizations_heads(tmp_path, encoder_path):
+    with pytest.raises(OptionsError, match='network_g.num_out_ch is 3, but diffusion.parametrization hybrid needs 6'):
+        make_model(tmp_path, encoder_path, diffusion={'parametrization': 'hybrid'})

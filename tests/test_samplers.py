@@ -33,7 +33,8 @@ def oracle(x0, parametrization='eps'):
         a = true_alpha_bar(t)
         x_t64, x064 = x_t.double(), x0.double()
         eps = (x_t64 - a.sqrt() * x064) / (1 - a).sqrt()
-        return {'eps': eps, 'x0': x064, 'v': a.sqrt() * eps - (1 - a).sqrt() * x064}[parametrization].float()
+        return {'eps': eps, 'x0': x064, 'v': a.sqrt() * eps - (1 - a).sqrt() * x064,
+                'hybrid': torch.cat([eps, x064], dim=1)}[parametrization].float()
     return predict
 
 
@@ -154,3 +155,24 @@ def test_the_table_fills_defaults_checks_options_and_describes():
         with pytest.raises(OptionsError, match=message):
             sampler_options(bad, 100)
     assert set(SAMPLERS) == {'ddpm', 'ddim', 'dpmpp_2m', 'ode'}
+
+
+def test_the_hybrid_combination_is_the_eps_head_at_low_noise_and_the_x0_heads_eps_at_high_noise():
+    from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS as TABLE
+    from srdiff_basicsr.diffusion.schedule import VPSchedule
+    torch.manual_seed(0)
+    x_t, eps_hat, x0_hat = torch.randn(3, 2, 3, 4, 4, dtype=torch.float64).unbind(0)
+    output = torch.cat([eps_hat, x0_hat], dim=1)
+    vp = VPSchedule()
+    for step, schedule in ((0, SCHEDULE), (0, vp), (99, SCHEDULE), (299, vp)):
+        t = torch.full((2, ), step)
+        a = schedule.alphas_cumprod[step].double()
+        x0, eps = TABLE['hybrid'].split(output, x_t, t, schedule)
+        eps, x0 = eps.double(), x0.double()
+        implied = (x_t - a.sqrt() * x0_hat) / (1 - a).sqrt()  # the eps the x0 head implies
+        assert torch.allclose(eps, a * eps_hat + (1 - a) * implied, atol=1e-5)
+        assert torch.allclose(x0, (x_t - (1 - a).sqrt() * eps) / a.sqrt(), rtol=1e-4, atol=1e-4)
+        if a > 0.99:  # low noise: the eps head
+            assert (eps - eps_hat).abs().max() < 0.05 * (1 + implied.abs().max())
+        if a < 1e-3:  # high noise: x_t itself, the eps of any x0 at alpha_bar = 0
+            assert (eps - x_t).abs().max() < 0.05

@@ -3,12 +3,16 @@
 Notation of Ho et al. (DDPM): beta_t, alpha_t = 1 - beta_t, alpha_bar_t = prod alpha_s, and
 sigma_bar_t = sqrt((1 - alpha_bar_t) / alpha_bar_t), the noise level in DDIM's coordinates.
 A schedule answers at integer steps from its tables and at any real t in [0, T-1] by interpolating
-log(sigma_bar) (for the samplers that evaluate the network between steps).
+log(sigma_bar), or by its closed form where it has one (for the samplers that evaluate the network between
+steps). Samplers, training and tiling all count in these steps; ``network_time`` is what the network is
+given for them (the step itself for SRDiff, the continuous time for ECDP's VP diffusion).
 
-``SCHEDULES`` maps ``diffusion.schedule`` to a function (timesteps, **options) -> betas; a new
-discrete schedule is one function and one entry.
+``SCHEDULES`` maps ``diffusion.schedule`` to its builder, its own options with their defaults and its
+default number of steps; a new schedule is one function (or class) and one entry.
 """
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -25,10 +29,6 @@ def cosine_betas(timesteps, s=0.008, max_beta=0.999):
     alphas_cumprod = alphas_cumprod / alphas_cumprod[0]
     betas = 1 - alphas_cumprod[1:] / alphas_cumprod[:-1]
     return np.clip(betas, 0, max_beta)
-
-
-# diffusion.schedule -> (betas from (timesteps, **its options), the names of the diffusion options it reads)
-SCHEDULES = {'cosine': (lambda timesteps, cosine_s=0.008: cosine_betas(timesteps, cosine_s), ('cosine_s', ))}
 
 
 def _per_sample(values, like):
@@ -76,12 +76,22 @@ class DiscreteSchedule(nn.Module):
         buffer('posterior_mean_coef2', (1.0 - alphas_cumprod_prev) * np.sqrt(alphas) / (1.0 - alphas_cumprod))
         self.register_buffer('log_sigma_bar', torch.tensor(0.5 * np.log(1.0 / alphas_cumprod - 1)), persistent=False)
 
-    @classmethod
-    def from_options(cls, schedule='cosine', timesteps=100, **options):
+    @staticmethod
+    def from_options(schedule='cosine', timesteps=None, **options):
         """The schedule of a ``diffusion`` options section (``schedule``, ``timesteps`` and its own options)."""
         if schedule not in SCHEDULES:
             raise OptionsError(f'diffusion.schedule: must be one of {sorted(SCHEDULES)}, got {schedule!r}')
-        return cls(SCHEDULES[schedule][0](timesteps, **options))
+        entry = SCHEDULES[schedule]
+        return entry.build(timesteps or entry.timesteps, **{**entry.options, **options})
+
+    # what the network and the training step see ---------------------------------------------------
+    def network_time(self, t):
+        """The time input of the network at steps ``t``: the step itself (SRDiff's U-Net embeds it)."""
+        return t
+
+    def training_steps(self, batch, device):
+        """The steps of a training batch: uniform over the T steps (DDPM's Algorithm 1)."""
+        return torch.randint(0, self.num_timesteps, (batch, ), device=device)
 
     # noise level at any real t ------------------------------------------------------------------
     def _steps(self):
@@ -127,3 +137,54 @@ class DiscreteSchedule(nn.Module):
         mean = _per_sample(self.posterior_mean_coef1[t], x_t) * x0 + _per_sample(self.posterior_mean_coef2[t],
                                                                                    x_t) * x_t
         return mean, _per_sample(self.posterior_log_variance_clipped[t], x_t)
+
+
+def vp_log_alpha_bar(s, beta_min, beta_max):
+    """log alpha_bar of the VP SDE with beta(s) linear from beta_min to beta_max over s in [0, 1]:
+    -(beta_min s + (beta_max - beta_min) s^2 / 2) (Song et al. 2021, eq. 29)."""
+    return -(beta_min * s + (beta_max - beta_min) * s**2 / 2)
+
+
+class VPSchedule(DiscreteSchedule):
+    """ECDP's continuous-time VP diffusion: time t in [0, t_max], s = t / t_max, alpha_bar in closed form.
+
+    For the step-wise samplers it is discretised in ``timesteps`` (N) steps, step k at time
+    t = (k + 1) t_max / N (ECDP: N = t_max = 300, so step k is t = k + 1; step -1 is t = 0); at real steps
+    sigma_bar and its inverse are the closed forms. Training draws t uniformly from [0, t_max] (as ECDP),
+    and the network is given t itself.
+    """
+
+    def __init__(self, timesteps=300, beta_min=0.1, beta_max=20.0, t_max=300.0):
+        self.beta_min, self.beta_max, self.t_max = float(beta_min), float(beta_max), float(t_max)
+        log_alpha_bar = vp_log_alpha_bar(np.arange(timesteps + 1) / timesteps, self.beta_min, self.beta_max)
+        super().__init__(-np.expm1(np.diff(log_alpha_bar)))  # beta_k = 1 - alpha_bar_k / alpha_bar_{k-1}
+
+    def sigma_bar(self, t):
+        s = (t.double() + 1) / self.num_timesteps
+        return torch.expm1(-vp_log_alpha_bar(s, self.beta_min, self.beta_max)).sqrt()
+
+    def timestep(self, sigma_bar):
+        """The inverse of ``sigma_bar``: the root of the quadratic log(1 + sigma_bar^2) = -log alpha_bar(s)."""
+        log_ratio, slope = torch.log1p(sigma_bar.double()**2), self.beta_max - self.beta_min
+        s = (torch.sqrt(self.beta_min**2 + 2 * slope * log_ratio) - self.beta_min) / slope
+        return s * self.num_timesteps - 1
+
+    def network_time(self, t):
+        return (t + 1).to(torch.get_default_dtype()) * (self.t_max / self.num_timesteps)
+
+    def training_steps(self, batch, device):
+        return torch.rand(batch, device=device, dtype=torch.float64) * self.num_timesteps - 1
+
+
+@dataclass(frozen=True)
+class ScheduleEntry:
+    build: Callable  # (timesteps, **options) -> a schedule
+    options: dict  # its own ``diffusion`` options and their defaults
+    timesteps: int  # the default number of steps
+
+
+SCHEDULES = {
+    'cosine': ScheduleEntry(lambda timesteps, cosine_s: DiscreteSchedule(cosine_betas(timesteps, cosine_s)),
+                            {'cosine_s': 0.008}, 100),
+    'vp': ScheduleEntry(VPSchedule, {'beta_min': 0.1, 'beta_max': 20.0, 't_max': 300.0}, 300),
+}

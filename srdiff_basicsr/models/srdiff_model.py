@@ -41,8 +41,9 @@ class SRDiffModel(SRModel):
             default ``{l1: {type: L1Loss, loss_weight: 2.0}}``, the official auxiliary L1 on [-1, 1] images)
             and, with ``train.ema_decay``, an EMA copy saved as its ``params_ema``. It is saved with every
             checkpoint, so the experiment folder alone is enough to test or resume.
-        diffusion: schedule (cosine), timesteps (100), cosine_s (0.008), res_rescale (2),
-            clip_x0 (true), parametrization (eps | x0 | v; what network_g predicts).
+        diffusion: schedule (cosine: timesteps 100, cosine_s 0.008 | vp, ECDP's: timesteps 300, beta_min,
+            beta_max, t_max), res_rescale (2), clip_x0 (true), parametrization (eps | x0 | v | hybrid; what
+            network_g predicts).
         train.pixel_opt: the loss between network_g's output and its target, from BasicSR's loss
             registry (default ``{type: L1Loss, loss_weight: 1.0}``, the paper's; ``MSELoss`` for L2).
         train.precision (fp32 | bf16 | fp16, autocast; fp16 with a gradient scaler, CUDA only),
@@ -160,12 +161,12 @@ class SRDiffModel(SRModel):
         features, losses = self._encode()
         schedule = self.pipeline.schedule
         x0 = self.pipeline.residual(self.gt, self.lr_up)
-        t = torch.randint(0, schedule.num_timesteps, (x0.shape[0], ), device=self.device)
+        t = schedule.training_steps(x0.shape[0], self.device)
         eps = torch.randn_like(x0)
         x_t = schedule.q_sample(x0, t, eps).contiguous(memory_format=self.train_memory_format)
         with autocast(self.device, self.train_precision):
             cond = self.get_bare_model(self.net_g).project_condition(features, self.lr_up * 2 - 1)
-            output = self.train_net(x_t, t, cond)
+            output = self.train_net(x_t, schedule.network_time(t), cond)
         target = PARAMETRIZATIONS[self.pipeline.parametrization].target(x0, eps, t, schedule)
         losses = {'l_noise': self.cri_pix(output.float(), target), **losses}
         loss = sum(losses.values())
