@@ -66,9 +66,10 @@ def complete_network_options(opt):
         if value != scale:
             raise OptionsError(f'{section} is {value} but scale is {scale}: they must be equal')
     parametrization = diffusion_options(opt.get('diffusion'))['parametrization']
-    needed = 3 * PARAMETRIZATIONS[parametrization].heads
-    if unet.get('num_out_ch', 3) != needed:
-        raise OptionsError(f"network_g.num_out_ch is {unet.get('num_out_ch', 3)}, but diffusion.parametrization "
+    needed = 3 * len(PARAMETRIZATIONS[parametrization].heads)
+    num_out_ch = unet.get('num_out_ch', _default(unet['type'], 'num_out_ch'))
+    if num_out_ch != needed:
+        raise OptionsError(f'network_g.num_out_ch is {num_out_ch}, but diffusion.parametrization '
                            f'{parametrization} needs {needed} (3 per predicted image)')
     for unet_key, encoder_key in (('encoder_num_feat', 'num_feat'), ('encoder_num_block', 'num_block')):
         if encoder_key in encoder:
@@ -77,6 +78,12 @@ def complete_network_options(opt):
             raise OptionsError(f'network_g.{unet_key} ({unet.get(unet_key)}) must equal '
                                f'network_encoder.{encoder_key} ({encoder.get(encoder_key)})')
     return opt
+
+
+def _default(arch_type, option):
+    """The default of a constructor argument of a registered arch (None when it has none)."""
+    parameter = inspect.signature(ARCH_REGISTRY.get(arch_type).__init__).parameters.get(option)
+    return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
 
 
 def check_arch_options(section, arch_opt):
@@ -99,10 +106,10 @@ def check_arch_options(section, arch_opt):
                 require(value, lambda v: isinstance(v, bool), f'{section}.{key}', 'true or false')
             elif is_int(default):
                 require(value, lambda v: is_int(v) and v >= 1, f'{section}.{key}', 'an integer >= 1')
-            elif isinstance(default, (list, tuple)) and default:  # sizes, e.g. dim_mults
+            elif isinstance(default, (list, tuple)) and not key.endswith(('_levels', '_blocks')):  # sizes: dim_mults
                 require(value, lambda v: isinstance(v, (list, tuple)) and v and all(is_int(m) and m >= 1 for m in v),
                         f'{section}.{key}', 'a non-empty list of integers >= 1')
-            elif isinstance(default, (list, tuple)):  # indices, e.g. window_attn_levels
+            elif isinstance(default, (list, tuple)):  # indices: window_attn_levels, feature_blocks
                 require(value, lambda v: isinstance(v, (list, tuple)) and all(is_int(m) and m >= 0 for m in v),
                         f'{section}.{key}', 'a list of integers >= 0')
         try:  # the constructor's own checks (sizes that do not fit together), on the meta device: no memory used

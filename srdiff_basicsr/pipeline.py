@@ -61,7 +61,8 @@ class SRDiffPipeline:
         schedule (DiscreteSchedule): the diffusion's schedule.
         scale (int): HR / LR size ratio.
         res_rescale (float): the residual is multiplied by this before diffusion (SRDiff: 2).
-        clip_x0 (bool): clamp the predicted x0 to [-1, 1] at every step (SRDiff does).
+        clip_x0 (bool): clamp the residual x0 to [-1, 1]: in training, and the predicted one at every step
+            (SRDiff does; ECDP, whose residual goes beyond, does not).
         parametrization (str): what ``unet`` predicts (see ``diffusion.parametrization``).
         sampler (dict | None): default sampler options (``{'type': 'ddim', 'steps': 20}``; default the
             paper's 100-step DDPM); ``tile``, ``colour_fix``: see ``set_sampling``.
@@ -148,12 +149,14 @@ class SRDiffPipeline:
 
     # the data path ---------------------------------------------------------------------------------
     def residual(self, hr, lr_up):
-        """x0 = clamp((hr - lr_up) * res_rescale, -1, 1), images in [-1, 1] as in the paper."""
-        return (((hr * 2 - 1) - (lr_up * 2 - 1)) * self.res_rescale).clamp(-1, 1)
+        """x0 = (hr - lr_up) * res_rescale, images in [-1, 1] as in the paper; clamped to [-1, 1] with
+        ``clip_x0`` (SRDiff), left whole without it (ECDP)."""
+        x0 = ((hr * 2 - 1) - (lr_up * 2 - 1)) * self.res_rescale
+        return x0.clamp(-1, 1) if self.clip_x0 else x0
 
     def image_from_residual(self, x0, lr_up):
-        """sr = lr_up + clamp(x0, -1, 1) / res_rescale, back to [0, 1]."""
-        sr = (lr_up * 2 - 1) + x0.clamp(-1, 1) / self.res_rescale
+        """sr = lr_up + x0 / res_rescale (x0 clamped to [-1, 1] with ``clip_x0``), back to [0, 1]."""
+        sr = (lr_up * 2 - 1) + (x0.clamp(-1, 1) if self.clip_x0 else x0) / self.res_rescale
         return ((sr + 1) / 2).clamp(0, 1)
 
     def _network(self, features, lr_up, tile):

@@ -1,6 +1,7 @@
 import pytest
 import torch
 from basicsr.archs.rrdbnet_arch import RRDBNet
+from torch.nn import functional as F
 
 from srdiff_basicsr.archs import SRDiffRRDBNet, SRDiffUNet
 
@@ -115,10 +116,14 @@ def test_folded_weight_norm_gives_the_weight_normed_layers_output():
 
 def attention_over(x, attention, top, left, height, width):
     """Multi-head self-attention of ``attention``'s projections among the pixels of one region, written out
-    (softmax(q k^T / sqrt(d)) v per head), for the region's output pixels."""
+    (each pixel's channels standardised and scaled by the norm's weight and bias; softmax(q k^T / sqrt(d)) v per
+    head), for the region's output pixels."""
     c, heads = x.shape[1], attention.heads
     region = x[..., top:top + height, left:left + width]
-    q, k, v = torch.nn.functional.conv2d(region, attention.to_qkv.weight).flatten(2).chunk(3, dim=1)
+    mean, var = region.mean(1, keepdim=True), region.var(1, unbiased=False, keepdim=True)
+    normed = ((region - mean) / (var + attention.norm.eps).sqrt() * attention.norm.weight[:, None, None]
+              + attention.norm.bias[:, None, None])
+    q, k, v = torch.nn.functional.conv2d(normed, attention.to_qkv.weight).flatten(2).chunk(3, dim=1)
     d = c // heads
     outs = []
     for head in range(heads):
@@ -135,6 +140,8 @@ def test_window_attention_is_full_attention_within_each_window_of_real_pixels(he
     torch.manual_seed(0)
     attention = WindowAttention(16, heads=2, window=window)
     torch.nn.init.normal_(attention.to_out.weight, std=0.2)  # it starts at zero: the identity
+    torch.nn.init.normal_(attention.norm.weight, 1.0, 0.3)
+    torch.nn.init.normal_(attention.norm.bias, std=0.3)
     x = torch.randn(2, 16, height, width)
     with torch.no_grad():
         out = attention(x)
@@ -154,3 +161,38 @@ def test_a_new_unet_with_window_attention_is_the_unet_without_it():
         for attention in (*net.down_window_attns.values(), *net.up_window_attns.values(), net.mid_window_attn):
             torch.nn.init.normal_(attention.to_out.weight, std=0.1)
         assert not torch.allclose(net(x_t, t, cond), plain(x_t, t, cond))
+
+
+def test_an_ecdp_resblock_is_its_formula_written_out():
+    from srdiff_basicsr.archs.ecdp_unet_arch import ECDPResBlock
+    torch.manual_seed(0)
+    block = ECDPResBlock(8, 16, time_dim=12, cond_dim=5)
+    for p in block.parameters():  # away from the small initialisation, so every term counts
+        torch.nn.init.normal_(p, std=0.3)
+    x, t_emb, cond = torch.randn(2, 8, 6, 7), torch.randn(2, 12), torch.randn(2, 5, 6, 7)
+    g = {name: p for name, p in block.named_parameters()}
+    h = F.conv2d(F.silu(F.group_norm(x, 2, g['norm1.weight'], g['norm1.bias'])), g['conv1.weight'], g['conv1.bias'],
+                 padding=1)
+    h = h + (t_emb @ g['time_in.weight'].T + g['time_in.bias'])[:, :, None, None]
+    h = h + F.conv2d(cond, g['cond_in.weight'], g['cond_in.bias'])
+    out = F.conv2d(F.silu(F.group_norm(h, 4, g['norm2.weight'], g['norm2.bias'])), g['conv2.weight'], g['conv2.bias'],
+                   padding=1) + F.conv2d(x, g['skip.weight'], g['skip.bias'])
+    assert torch.allclose(block(x, t_emb, cond), out, atol=1e-5)
+
+
+def test_ecdp_unet_wiring_sizes_and_small_start():
+    from srdiff_basicsr.archs.ecdp_unet_arch import ECDPResBlock, ECDPUNet
+    net = ECDPUNet(channels=[8, 16, 16], num_blocks=2, time_dim=8, scale=2, encoder_num_feat=4, encoder_num_block=3,
+                   feature_blocks=[0, 2])
+    blocks = [m for m in net.ups if isinstance(m, ECDPResBlock)]
+    assert len(blocks) == 3 * 3 and net.divisor == 4  # num_blocks + 1 per level on the way up
+    features = [torch.randn(1, 4, 6, 4) * (i + 1) for i in range(4)]
+    cond = net.project_condition(features, None)
+    expected = F.interpolate(torch.cat([features[0], features[2]], 1), size=(12, 8), mode='bilinear')
+    assert cond.shape == (1, 8, 12, 8) and torch.allclose(cond, expected)
+    out = net(torch.randn(1, 3, 12, 8), torch.tensor([17.5]), cond)
+    assert out.shape == (1, 6, 12, 8)
+    default = torch.nn.Conv2d(16, 16, 3)  # the last conv of each block starts at 1e-3 of the default scale
+    assert blocks[0].conv2.weight.abs().max() <= 1e-3 * default.weight.abs().max() * 1.01
+    with pytest.raises(ValueError, match=r'feature_blocks must be 1 or more of the blocks 0..2 of the encoder'):
+        ECDPUNet(encoder_num_block=3, feature_blocks=[1, 3])

@@ -62,6 +62,10 @@ def test_residual_round_trip_and_clamping(tmp_path, encoder_path):
     assert torch.allclose(x0, ((hr - lr_up) * 4).clamp(-1, 1), atol=1e-6)  # [-1,1] images, res_rescale 2
     inside = (hr - lr_up).abs() < 0.25
     assert torch.allclose(model.pipeline.image_from_residual(x0, lr_up)[inside], hr[inside], atol=1e-6)
+    ecdp = make_model(tmp_path / 'ecdp', encoder_path, diffusion={'res_rescale': 2.5, 'clip_x0': False})
+    x0 = ecdp.pipeline.residual(hr, lr_up)  # ECDP's (hr - bicubic) * 5 on [0, 1] images, not clamped
+    assert torch.allclose(x0, (hr - lr_up) * 5, atol=1e-6) and x0.abs().max() > 1
+    assert torch.allclose(ecdp.pipeline.image_from_residual(x0, lr_up), hr, atol=1e-6)
 
 
 def test_training_step_updates_the_unet_and_never_the_encoder(tmp_path, encoder_path):
@@ -346,11 +350,36 @@ def test_skip_nonfinite_skips_and_counts_the_bad_steps(tmp_path, encoder_path):
     (dict(train__ema_decay=2.0), 'train.ema_decay: must be a number from 0 .* got 2.0'),
     (dict(train__optim_g={'type': 'Adam', 'lr': '1e-4'}), "train.optim_g.lr: .*!!float 1e-4.*got '1e-4'"),
     (dict(val__num_samples=0), 'val.num_samples: must be an integer >= 1, got 0'),
+    (dict(train__grad_clip={'max_norm': 1}), r"train.grad_clip: must be \{norm: c\} or \{value: c\}"),
+    (dict(train__grad_clip={'value': 0}), r"train.grad_clip: must be .* with c > 0, got \{'value': 0\}"),
     (dict(val__protocol='ycbcr'), "val.protocol: must be one of \\['basicsr', 'paper'\\], got 'ycbcr'"),
 ])
 def test_option_values_are_checked_before_anything_is_built(tmp_path, encoder_path, change, message):
     with pytest.raises(OptionsError, match=message):
         make_model(tmp_path, encoder_path, **change)
+
+
+@pytest.mark.parametrize('clip', [{'value': 1e-3}, {'norm': 1e-2}])
+def test_grad_clip_limits_the_step_as_torch_clipping_of_the_plain_gradient(tmp_path, encoder_path, clip):
+    steps = {}  # the gradients the optimizer steps with
+    for name, changes in (('plain', {}), ('clipped', {'train__grad_clip': clip})):
+        torch.manual_seed(0)
+        model = make_model(tmp_path / name, encoder_path, **changes)
+        model.optimizers[0].step = lambda: steps.setdefault(name, [p.grad.clone() for p in model.net_g.parameters()])
+        model.feed_data(batch())
+        torch.manual_seed(5)
+        model.optimize_parameters(1)
+    grads = steps['plain']
+    assert ('grad_norm' in model.log_dict) == ('norm' in clip)
+    if 'value' in clip:
+        expected = [g.clamp(-clip['value'], clip['value']) for g in grads]
+        assert any((g.abs() > clip['value']).any() for g in grads)  # the limit binds
+    else:
+        norm = torch.cat([g.flatten() for g in grads]).norm()
+        assert norm > clip['norm'] and model.log_dict['grad_norm'] == pytest.approx(norm.item(), rel=1e-5)
+        expected = [g * clip['norm'] / norm for g in grads]
+    for got, want in zip(steps['clipped'], expected):
+        assert torch.allclose(got, want, atol=1e-7, rtol=1e-4)
 
 
 def test_a_test_run_refuses_untrained_or_mismatched_weights(tmp_path, encoder_path):
@@ -427,10 +456,11 @@ def test_the_training_state_keeps_the_fp16_gradient_scale(tmp_path, encoder_path
 
 def test_an_ecdp_style_step_draws_continuous_times_and_trains_both_heads(tmp_path, encoder_path):
     """diffusion.schedule: vp and parametrization: hybrid: t ~ U(0, t_max) continuous, the network given t, its
-    eps and x0 heads trained against eps and x0 (MSE over both = the mean of the two heads' MSEs)."""
+    eps and x0 heads trained against eps and x0, each head's loss weighted by train.head_weights."""
     diffusion = {'schedule': 'vp', 'timesteps': 10, 'parametrization': 'hybrid'}
     model = make_model(tmp_path, encoder_path, diffusion=diffusion, network_g__num_out_ch=6,
-                       train__pixel_opt={'type': 'MSELoss', 'loss_weight': 1.0})
+                       train__pixel_opt={'type': 'MSELoss', 'loss_weight': 1.0},
+                       train__head_weights={'eps': 1.0, 'x0': 0.5})
     unet = copy.deepcopy(model.net_g)
     model.feed_data(batch())
     torch.manual_seed(5)
@@ -444,8 +474,22 @@ def test_an_ecdp_style_step_draws_continuous_times_and_trains_both_heads(tmp_pat
     with torch.no_grad():
         cond = unet.project_condition(model.net_encoder.features(model.lq), model.lr_up * 2 - 1)
         eps_hat, x0_hat = unet(a.sqrt() * x0 + (1 - a).sqrt() * eps, t_continuous.float(), cond).chunk(2, dim=1)
-    expected = (torch.nn.functional.mse_loss(eps_hat, eps) + torch.nn.functional.mse_loss(x0_hat, x0)) / 2
-    assert model.log_dict['l_noise'] == pytest.approx(expected.item(), rel=1e-4)
+    assert model.log_dict['l_noise_eps'] == pytest.approx(torch.nn.functional.mse_loss(eps_hat, eps).item(), rel=1e-4)
+    assert model.log_dict['l_noise_x0'] == pytest.approx(0.5 * torch.nn.functional.mse_loss(x0_hat, x0).item(),
+                                                         rel=1e-4)
+
+
+@pytest.mark.parametrize('diffusion,weights,message', [
+    ({}, {'eps': 1.0}, 'train.head_weights: diffusion.parametrization eps has one output'),
+    ({'parametrization': 'hybrid'}, {'eps': 1.0}, r"train.head_weights: must be a weight >= 0 for each of the heads "
+                                                  r"\['eps', 'x0'\], not all 0, got \{'eps': 1.0\}"),
+    ({'parametrization': 'hybrid'}, {'eps': 0, 'x0': 0}, 'train.head_weights: must be a weight >= 0'),
+])
+def test_head_weights_are_checked_against_the_parametrizations_heads(tmp_path, encoder_path, diffusion, weights,
+                                                                     message):
+    unet = {'network_g__num_out_ch': 6} if diffusion else {}
+    with pytest.raises(OptionsError, match=message):
+        make_model(tmp_path, encoder_path, diffusion=diffusion, train__head_weights=weights, **unet)
 
 
 def test_the_unet_outputs_must_match_the_parametrizations_heads(tmp_path, encoder_path):

@@ -71,8 +71,10 @@ class MidAttention(nn.Module):
 class WindowAttention(nn.Module):
     """SRADM's window self-attention (Eq. 13): multi-head self-attention among the pixels of each
     non-overlapping ``window`` x ``window`` window, with the usual 1/sqrt(head dim) scaling (the paper's
-    equation leaves it out), added to the input through an output projection that starts at zero (a new
-    block starts as the identity). A size that does not divide is padded at the bottom and right; the
+    equation leaves it out), on the input layer-normalised per pixel (over channels, as Swin's pre-norm: this
+    U-Net has no normalisation, and attention on its growing activations made demo runs collapse), added to
+    the input through an output projection that starts at zero (a new block starts as the identity).
+    A size that does not divide is padded at the bottom and right; the
     padding is masked out of the keys and cropped from the output, so every pixel attends to the real
     pixels of its window only."""
 
@@ -81,6 +83,7 @@ class WindowAttention(nn.Module):
         if dim % heads:
             raise ValueError(f'SRDiffUNet: window attention heads ({heads}) must divide the width {dim}')
         self.heads, self.window = heads, window
+        self.norm = nn.LayerNorm(dim)
         self.to_qkv = nn.Conv2d(dim, 3 * dim, 1, bias=False)
         self.to_out = nn.Conv2d(dim, dim, 1)
         nn.init.zeros_(self.to_out.weight)
@@ -90,7 +93,8 @@ class WindowAttention(nn.Module):
         b, c, h, w = x.shape
         n = self.window
         pad_h, pad_w = (-h) % n, (-w) % n
-        qkv = self.to_qkv(F.pad(x, (0, pad_w, 0, pad_h)))
+        normed = self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        qkv = self.to_qkv(F.pad(normed, (0, pad_w, 0, pad_h)))
         rows, cols = (h + pad_h) // n, (w + pad_w) // n
         # (b, 3, heads, d, rows, n, cols, n) -> (3, b * rows * cols, heads, n * n, d)
         q, k, v = qkv.view(b, 3, self.heads, c // self.heads, rows, n, cols, n).permute(

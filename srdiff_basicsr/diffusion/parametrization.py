@@ -2,7 +2,8 @@
 
 A parametrization is two functions: ``split`` turns the network's output at (x_t, t) into the pair
 (x0, eps) every sampler works with, and ``target`` is what the network is trained to output for a
-given (x0, eps, t); ``heads``: how many images the network outputs. ``PARAMETRIZATIONS`` maps
+given (x0, eps, t); ``heads``: the names of the images the network outputs (concatenated along the
+channels), each trained with its own loss. ``PARAMETRIZATIONS`` maps
 ``diffusion.parametrization`` to them; a new one is two functions and one entry. Names as in the
 literature: eps (Ho et al. 2020, SRDiff), x0 (the "sample" prediction), v (Salimans & Ho 2022:
 v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x0), hybrid (ECDP: an eps head and an x0 head, trained
@@ -18,7 +19,7 @@ import torch
 class Parametrization:
     split: Callable  # (output, x_t, t, schedule) -> (x0, eps)
     target: Callable  # (x0, eps, t, schedule) -> what the network should output
-    heads: int = 1  # images in the network's output (concatenated along the channels)
+    heads: tuple = ('out', )  # names of the images in the network's output (concatenated along the channels)
 
 
 def _split_eps(output, x_t, t, schedule):
@@ -52,7 +53,8 @@ PARAMETRIZATIONS = {
     'eps': Parametrization(_split_eps, lambda x0, eps, t, schedule: eps),
     'x0': Parametrization(_split_x0, lambda x0, eps, t, schedule: x0),
     'v': Parametrization(_split_v, _v_target),
-    'hybrid': Parametrization(_split_hybrid, lambda x0, eps, t, schedule: torch.cat([eps, x0], dim=1), heads=2),
+    'hybrid': Parametrization(_split_hybrid, lambda x0, eps, t, schedule: torch.cat([eps, x0], dim=1),
+                              heads=('eps', 'x0')),
 }
 
 

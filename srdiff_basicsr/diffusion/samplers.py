@@ -163,20 +163,19 @@ def dpmpp_2m(denoiser, schedule, x_T, plan, noise):
     return x
 
 
-@register_sampler('ode', interval, 'probability-flow ODE, {method}, rtol {rtol}, atol {atol}',
-                  "the probability-flow ODE by torchdiffeq's adaptive solver (--rtol/--atol)",
-                  options={'rtol': Option(1e-3, 'ODE solver relative tolerance', _positive),
-                           'atol': Option(1e-3, 'ODE solver absolute tolerance', _positive),
-                           'method': Option('dopri5', f'adaptive ODE solver, one of {ODE_METHODS}', _ode_method)},
-                  nfe=None)
-@torch.no_grad()
-def ode(denoiser, schedule, x_T, plan, noise, rtol=1e-3, atol=1e-3, method='dopri5'):
-    """The probability-flow ODE in DDIM's coordinates x_bar = x / sqrt(alpha_bar) (Song et al. 2021,
-    eq. 14): d x_bar / d log(sigma_bar) = x_bar - x0, smooth in log(sigma_bar); from plan[0] to plan[-1],
-    then x0 at plan[-1]. With a clamping denoiser the velocity uses the clamped x0, as DDIM does."""
-    from torchdiffeq import odeint
+def probability_flow(denoiser, schedule, x_T, t_start, t_end, rtol=1e-3, atol=1e-3, method='dopri5',
+                     adjoint_params=None):
+    """x at step ``t_end`` from x_T at ``t_start`` along the probability-flow ODE, in DDIM's coordinates
+    x_bar = x / sqrt(alpha_bar) (Song et al. 2021, eq. 14): d x_bar / d log(sigma_bar) = x_bar - x0, smooth in
+    log(sigma_bar). With a clamping denoiser the velocity uses the clamped x0, as DDIM does.
 
-    sigma_start, sigma_end = schedule.sigma_bar(plan.to(schedule.log_sigma_bar.device))
+    Differentiable: plain autograd through the solver's steps by default; with ``adjoint_params`` (the tensors
+    the denoiser depends on: network parameters, the condition) by the adjoint method
+    (``torchdiffeq.odeint_adjoint``), whose memory does not grow with the number of steps."""
+    from torchdiffeq import odeint, odeint_adjoint
+
+    sigma_start, sigma_end = schedule.sigma_bar(torch.tensor([float(t_start), float(t_end)],
+                                                             device=schedule.log_sigma_bar.device))
     dtype = x_T.dtype
 
     def velocity(log_sigma_bar, x_bar):
@@ -187,9 +186,28 @@ def ode(denoiser, schedule, x_T, plan, noise, rtol=1e-3, atol=1e-3, method='dopr
 
     x_bar = x_T.double() * (1 + sigma_start**2).sqrt()
     span = torch.stack([sigma_start, sigma_end]).log().to(x_T.device)
-    x_bar = odeint(velocity, x_bar, span, rtol=rtol, atol=atol, method=method)[-1]
-    x = (x_bar / (1 + sigma_end**2).sqrt()).to(dtype)
-    return denoiser(x, torch.full((x.shape[0], ), float(plan[-1]), device=x.device, dtype=dtype))[0]
+    if adjoint_params is None:
+        x_bar = odeint(velocity, x_bar, span, rtol=rtol, atol=atol, method=method)[-1]
+    else:
+        x_bar = odeint_adjoint(velocity, x_bar, span, rtol=rtol, atol=atol, method=method,
+                               adjoint_params=tuple(adjoint_params))[-1]
+    return (x_bar / (1 + sigma_end**2).sqrt()).to(dtype)
+
+
+@register_sampler('ode', interval,
+                  'probability-flow ODE, {method}, rtol {rtol}, atol {atol}, temperature {temperature}',
+                  "the probability-flow ODE by torchdiffeq's adaptive solver (--rtol/--atol)",
+                  options={'rtol': Option(1e-3, 'ODE solver relative tolerance', _positive),
+                           'atol': Option(1e-3, 'ODE solver absolute tolerance', _positive),
+                           'method': Option('dopri5', f'adaptive ODE solver, one of {ODE_METHODS}', _ode_method),
+                           'temperature': Option(1.0, 'scale of the prior noise x_T (ECDP; 1: the model\'s prior)',
+                                                 _non_negative)},
+                  nfe=None)
+@torch.no_grad()
+def ode(denoiser, schedule, x_T, plan, noise, rtol=1e-3, atol=1e-3, method='dopri5', temperature=1.0):
+    """``probability_flow`` from plan[0] to plan[-1] starting at temperature * x_T, then the denoiser's x0 there."""
+    x = probability_flow(denoiser, schedule, x_T * temperature, plan[0], plan[-1], rtol, atol, method)
+    return denoiser(x, torch.full((x.shape[0], ), float(plan[-1]), device=x.device, dtype=x.dtype))[0]
 
 
 # using the table ---------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import torch
 import yaml
 from basicsr.utils.registry import LOSS_REGISTRY, METRIC_REGISTRY
 
+from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS
 from srdiff_basicsr.diffusion.samplers import sampler_options
 from srdiff_basicsr.errors import OptionsError, is_int, is_number, require
 from srdiff_basicsr.model_files import experiment_options_file
@@ -84,8 +85,26 @@ def _check_train(train_opt, opt):
         require((train_opt.get(optim) or {}).get('lr'), lambda v: is_number(v) and v > 0, f'train.{optim}.lr',
                 "a number > 0 (YAML reads 1e-4 as a string: write !!float 1e-4 or 0.0001)")
     _check_encoder_losses(train_opt)
+    _check_head_weights(train_opt, diffusion_options(opt.get('diffusion'))['parametrization'])
+    require(train_opt.get('grad_clip'), lambda v: v is None or (
+        isinstance(v, dict) and len(v) == 1 and set(v) <= {'norm', 'value'} and all(
+            is_number(c) and c > 0 for c in v.values())), 'train.grad_clip', '{norm: c} or {value: c} with c > 0')
     require(train_opt.get('skip_nonfinite', False), lambda v: isinstance(v, bool), 'train.skip_nonfinite',
             'true or false')
+
+
+def _check_head_weights(train_opt, parametrization):
+    """``train.head_weights`` (default 1 per head) only for a network with several heads."""
+    heads = PARAMETRIZATIONS[parametrization].heads
+    if len(heads) == 1:
+        if 'head_weights' in train_opt:
+            raise OptionsError(f'train.head_weights: diffusion.parametrization {parametrization} has one output; '
+                               'head weights are for the hybrid parametrization (eps and x0 heads)')
+        return
+    weights = train_opt.setdefault('head_weights', {head: 1.0 for head in heads})
+    require(weights, lambda v: isinstance(v, dict) and set(v) == set(heads) and all(
+        is_number(w) and w >= 0 for w in v.values()) and any(w > 0 for w in v.values()), 'train.head_weights',
+        f'a weight >= 0 for each of the heads {list(heads)}, not all 0')
 
 
 def _check_encoder_losses(train_opt):

@@ -49,6 +49,12 @@ class SRDiffModel(SRModel):
         train.precision (fp32 | bf16 | fp16, autocast; fp16 with a gradient scaler, CUDA only),
             train.channels_last, train.compile: speed of the training step (weights, EMA and
             checkpoints stay fp32).
+        train.head_weights: for a network with several heads (hybrid: ``{eps: 1, x0: 1}``, ECDP's unweighted
+            sum), the weight of each head's ``train.pixel_opt`` loss (``l_noise_<head>``); 0 leaves a head untrained.
+        train.grad_clip: ``{norm: c}`` scales the gradients of all trained networks to a total L2 norm of at
+            most c (``clip_grad_norm_``); ``{value: c}`` clamps each gradient entry to [-c, c] (``clip_grad_value_``,
+            as ECDP); with ``norm`` the gradient norm before clipping is logged (``grad_norm``). Warm-up is
+            BasicSR's ``train.warmup_iter`` (linear, from 0).
         train.skip_nonfinite: a non-finite loss or gradient stops training naming the iteration
             (default); true skips such steps instead, counted and logged. A checkpoint with non-finite
             weights is never written.
@@ -123,6 +129,7 @@ class SRDiffModel(SRModel):
         self.train_memory_format = torch.channels_last if train_opt.get('channels_last') else torch.contiguous_format
         self.train_net = torch.compile(self.net_g) if train_opt.get('compile', False) else self.net_g
         self.skipped_steps = 0
+        self.grad_clip = train_opt.get('grad_clip')
 
     def setup_optimizers(self):
         super().setup_optimizers()
@@ -167,25 +174,53 @@ class SRDiffModel(SRModel):
         with autocast(self.device, self.train_precision):
             cond = self.get_bare_model(self.net_g).project_condition(features, self.lr_up * 2 - 1)
             output = self.train_net(x_t, schedule.network_time(t), cond)
-        target = PARAMETRIZATIONS[self.pipeline.parametrization].target(x0, eps, t, schedule)
-        losses = {'l_noise': self.cri_pix(output.float(), target), **losses}
+        losses = {**self._noise_losses(output.float(), x0, eps, t), **losses}
         loss = sum(losses.values())
         if self.grad_scaler is None:
             loss.backward()
             if self._diverged(current_iter, loss):
                 return
+            clip_log = self._clip_gradients()
             for optimizer in self.optimizers:
                 optimizer.step()
         else:  # the scaler skips steps with non-finite gradients itself (fp16 overflows are expected)
             self.grad_scaler.scale(loss).backward()
+            if self.grad_clip:
+                for optimizer in self.optimizers:
+                    self.grad_scaler.unscale_(optimizer)
+            clip_log = self._clip_gradients()
             for optimizer in self.optimizers:
                 self.grad_scaler.step(optimizer)
             self.grad_scaler.update()
-        self.log_dict = self.reduce_loss_dict(losses)
+        self.log_dict = self.reduce_loss_dict({**losses, **clip_log})
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
             if hasattr(self, 'net_encoder_ema'):
                 ema_update(self.net_encoder_ema, self.get_bare_model(self.net_encoder), self.ema_decay)
+
+    def _noise_losses(self, output, x0, eps, t):
+        """``train.pixel_opt`` between the output and its target: ``l_noise``; for a network with several heads
+        (hybrid: eps and x0) one loss per head, ``l_noise_<head>``, weighted by ``train.head_weights``."""
+        parametrization = PARAMETRIZATIONS[self.pipeline.parametrization]
+        target = parametrization.target(x0, eps, t, self.pipeline.schedule)
+        if len(parametrization.heads) == 1:
+            return {'l_noise': self.cri_pix(output, target)}
+        weights, heads = self.opt['train']['head_weights'], parametrization.heads
+        return {f'l_noise_{head}': weights[head] * self.cri_pix(out, goal)
+                for head, out, goal in zip(heads, output.chunk(len(heads), 1), target.chunk(len(heads), 1))
+                if weights[head] > 0}
+
+    def _clip_gradients(self):
+        """``train.grad_clip``: over the parameters of every optimizer (the U-Net's and a trained encoder's).
+        Returns the gradient norm before clipping (``norm`` only), for the log."""
+        if not self.grad_clip:
+            return {}
+        (kind, limit), = self.grad_clip.items()
+        params = [p for optimizer in self.optimizers for group in optimizer.param_groups for p in group['params']]
+        if kind == 'value':
+            torch.nn.utils.clip_grad_value_(params, limit)
+            return {}
+        return {'grad_norm': torch.nn.utils.clip_grad_norm_(params, limit).detach()}
 
     def _encode(self):
         """The encoder's feature maps of the LR batch; when it trains, also its losses (``l_encoder_<name>``)
