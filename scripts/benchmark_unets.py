@@ -12,9 +12,6 @@ whole-image sampling of the same noise. Needs the demo's data and encoder: run `
 Writes --out/report.md (an earlier report is archived).
 """
 import argparse
-import glob
-import re
-import subprocess
 import sys
 from os import path as osp
 
@@ -26,6 +23,7 @@ from basicsr.utils import mkdir_and_rename
 import srdiff_basicsr  # noqa: F401  (registration)
 from srdiff_basicsr.benchmark.sampling import load_pairs, run_config
 from srdiff_basicsr.benchmark.scoring import METRIC_COLUMNS, paper_metrics
+from srdiff_basicsr.benchmark.training import seconds_per_iteration, train
 from srdiff_basicsr.pipeline import SRDiffPipeline
 
 MODELS = [('SRDiff', 'options/demo_srdiff_x4.yml', 'demo_srdiff_x4'),
@@ -33,26 +31,6 @@ MODELS = [('SRDiff', 'options/demo_srdiff_x4.yml', 'demo_srdiff_x4'),
           ('SRADM (window attention)', 'options/demo_sradm_x4.yml', 'demo_sradm_x4')]
 ENCODER = 'experiments/demo_rrdb_x4/models/net_g_latest.pth'
 TILE = {'size': 64, 'overlap': 32, 'batch': 4}
-
-
-def train(options_file, name, retrain):
-    if retrain or not osp.isfile(f'experiments/{name}/models/net_g_latest.pth'):
-        print(f'=== training {name}', flush=True)
-        if subprocess.run([sys.executable, '-m', 'srdiff_basicsr.train', '-opt', options_file]).returncode:
-            sys.exit(f'training {name} failed; see the messages above')
-    else:
-        print(f'=== reusing experiments/{name} (--retrain to train it again)', flush=True)
-
-
-def seconds_per_iteration(name):
-    """The median of the iteration times BasicSR logged (``time (data): 0.412 (0.003)``) in the run's newest log
-    (the median: a burst of other work on a shared machine barely moves it)."""
-    logs = sorted(glob.glob(f'experiments/{name}/train_{name}_*.log'), key=osp.getmtime)
-    if not logs:
-        return float('nan')
-    with open(logs[-1]) as f:
-        times = [float(t) for t in re.findall(r'time \(data\): ([\d.]+)', f.read())]
-    return float(np.median(times)) if times else float('nan')
 
 
 def main():
@@ -79,8 +57,11 @@ def main():
         _, tiled = run_config(pipe, pairs, args.num_samples, args.seed, metrics)
         tiling.append((label, max((a - b).abs().max().item() for a, b in zip(whole, tiled)) * 255,
                        float(np.mean([(a - b).abs().mean().item() for a, b in zip(whole, tiled)])) * 255))
+        with open(options_file) as f:
+            train_opt = yaml.safe_load(f)['train']
         result.update(params=sum(p.numel() for p in pipe.unet.parameters()), train_s=seconds_per_iteration(name),
-                      encoder_params=sum(p.numel() for p in pipe.encoder.parameters()))
+                      encoder_params=sum(p.numel() for p in pipe.encoder.parameters()),
+                      recipe=f"{train_opt['optim_g']['lr']:g}, {max(train_opt.get('warmup_iter', -1), 0)}")
         rows.append((label, result))
         print(f"{label}: PSNR {result['psnr']:.2f}, {result['seconds']:.2f} s/image", flush=True)
 
@@ -98,10 +79,10 @@ def main():
               "training s / iter: the median of BasicSR's logged iteration times; sampling s / image for all its "
               'samples',
               *[f'- {note}' for note in notes], '',
-              '| model | ' + ' | '.join(title for _, title, _ in columns) + ' | U-Net parameters | training s / iter | '
-              'sampling s / image |', '|---' * (len(columns) + 4) + '|']
+              '| model | lr, warm-up iterations | ' + ' | '.join(title for _, title, _ in columns)
+              + ' | U-Net parameters | training s / iter | sampling s / image |', '|---' * (len(columns) + 5) + '|']
     for label, r in rows:
-        report.append(f'| {label} | ' + ' | '.join(format(r[key], fmt) for key, _, fmt in columns)
+        report.append(f"| {label} | {r['recipe']} | " + ' | '.join(format(r[key], fmt) for key, _, fmt in columns)
                       + f" | {r['params'] / 1e6:.2f}M | {r['train_s']:.3f} | {r['seconds']:.2f} |")
     report += ['', f"## Tiled ({TILE['size']}x{TILE['size']}, overlap {TILE['overlap']}) vs whole-image sampling, "
                'same noise (first sample of each image, 0-255)', '', '| model | max abs difference | mean |',

@@ -40,6 +40,16 @@ def init_dist(launcher, backend=None, port=None, **kwargs):
     atexit.register(_destroy_process_group)
 
 
+def average_gradients(module):
+    """Average the gradients of ``module``'s parameters over the processes, as DDP would (none in one process)."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return
+    for param in module.parameters():
+        if param.grad is not None:
+            dist.all_reduce(param.grad)
+            param.grad /= dist.get_world_size()
+
+
 def _destroy_process_group():
     if dist.is_initialized():
         dist.destroy_process_group()

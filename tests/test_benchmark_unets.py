@@ -14,7 +14,9 @@ def test_unet_comparison_reports_each_model_with_its_logged_training_time(tmp_pa
     spec.loader.exec_module(script)
     monkeypatch.chdir(tmp_path)
     (tmp_path / 'options').mkdir()
-    (tmp_path / 'options' / 'demo_srdiff_x4.yml').write_text('train: {total_iter: 3000}\n')
+    for (_, options_file, _), warmup in zip(script.MODELS, (-1, 500, -1)):
+        (tmp_path / options_file).write_text(f'train: {{total_iter: 3000, optim_g: {{lr: 0.0005}}, '
+                                             f'warmup_iter: {warmup}}}\n')
     make_experiment(tmp_path / 'experiments' / 'demo_rrdb_x4').joinpath('models', 'net_g_latest.pth').touch()
     for seconds, (_, _, name) in zip((0.5, 0.7, 0.9), script.MODELS):
         make_experiment(tmp_path / 'experiments' / name, timesteps=3)
@@ -28,7 +30,9 @@ def test_unet_comparison_reports_each_model_with_its_logged_training_time(tmp_pa
     script.main()
     report = (tmp_path / 'results' / 'benchmark_unets' / 'report.md').read_text()
     assert '3,000 iterations' in report
-    rows = re.findall(r'^\| (SR[^|]+?) \| .* \| ([\d.]+)M \| ([\d.]+) \| ([\d.]+) \|$', report, re.M)
+    rows = re.findall(r'^\| (SR[^|]+?) \| ([^|]+) \| .* \| ([\d.]+)M \| ([\d.]+) \| ([\d.]+) \|$', report, re.M)
     assert [label for label, *_ in rows] == [label for label, _, _ in script.MODELS]
+    assert [recipe for _, recipe, *_ in rows] == ['0.0005, 0', '0.0005, 500', '0.0005, 0']
+    rows = [(label, *rest) for label, _, *rest in rows]
     assert [float(train_s) for _, _, train_s, _ in rows] == pytest.approx([0.5, 0.7, 0.9])
     assert '| ST-LPIPS ↓ |' in report and '## Tiled (64x64, overlap 32) vs whole-image sampling' in report

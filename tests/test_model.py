@@ -495,3 +495,51 @@ def test_head_weights_are_checked_against_the_parametrizations_heads(tmp_path, e
 def test_the_unet_outputs_must_match_the_parametrizations_heads(tmp_path, encoder_path):
     with pytest.raises(OptionsError, match='network_g.num_out_ch is 3, but diffusion.parametrization hybrid needs 6'):
         make_model(tmp_path, encoder_path, diffusion={'parametrization': 'hybrid'})
+
+
+ECDP_TINY = dict(diffusion={'schedule': 'vp', 'timesteps': 10, 'parametrization': 'hybrid', 'res_rescale': 2.5,
+                            'clip_x0': False}, network_g__num_out_ch=6)
+
+
+def test_image_quality_fine_tuning_scores_the_ode_sample_and_trains_the_unet(tmp_path, encoder_path):
+    ode = {'rtol': 1e-3, 'atol': 1e-3}
+    model = make_model(tmp_path, encoder_path, train__image_quality={'loss': {'type': 'L1Loss'}, **ode}, **ECDP_TINY)
+    before = copy.deepcopy(model.pipeline)  # its networks as they are before the step
+    model.feed_data(batch())
+    torch.manual_seed(5)
+    model.optimize_parameters(1)
+    torch.manual_seed(5)  # the step's prior noise, the first draw
+    x_T = torch.randn_like(model.lr_up)
+    sr = before(model.lq, sampler={'type': 'ode', **ode}, start=(x_T, 9))
+    assert model.log_dict['l_image_quality'] == pytest.approx(torch.nn.functional.l1_loss(sr, model.gt).item(),
+                                                              rel=1e-4)
+    assert 'l_noise_eps' not in model.log_dict
+    assert all(not torch.equal(a, b) for a, b in zip(before.unet.parameters(), model.net_g.parameters())
+               if a.abs().sum() > 0)
+
+
+def test_image_quality_with_vgg19_features_loads_the_weights_basicsr_finds(tmp_path, encoder_path, monkeypatch):
+    import torchvision
+    from basicsr.archs import vgg_arch
+
+    from srdiff_basicsr.models import image_quality
+    missing = ([str(tmp_path / 'nowhere' / 'vgg19-dcbb9e9d.pth')] * 2, 'https://download.pytorch.org/vgg19.pth')
+    monkeypatch.setattr(image_quality, 'vgg_weight_files', lambda vgg_type: missing)
+    with pytest.raises(OptionsError, match=r"vgg19 ImageNet weights of BasicSR's PerceptualLoss are missing .*put "
+                                           r'https://download.pytorch.org/vgg19.pth at .*nowhere/vgg19-dcbb9e9d.pth'):
+        make_model(tmp_path, encoder_path, train__image_quality={}, **ECDP_TINY)
+    weights = tmp_path / 'vgg19.pth'
+    weights.touch()
+    monkeypatch.setattr(image_quality, 'vgg_weight_files', lambda vgg_type: ([str(weights)], 'url'))
+    monkeypatch.setattr(vgg_arch, 'VGG_PRETRAIN_PATH', str(tmp_path / 'absent.pth'))
+    built = []  # a random VGG19 stands for the ImageNet one
+    monkeypatch.setattr(vgg_arch.vgg, 'vgg19',
+                        lambda pretrained: built.append(pretrained) or torchvision.models.vgg19())
+    model = make_model(tmp_path, encoder_path, train__image_quality={'rtol': 1e-2, 'atol': 1e-2}, **ECDP_TINY)
+    assert built == [True]
+    loss = model.cri_image_quality
+    assert list(loss.layer_weights) == ['conv5_4'] and loss.perceptual_weight == 0.5
+    assert len(loss.vgg.vgg_net) == 35  # VGG19 features[:35], up to conv5_4 before its ReLU
+    model.feed_data(batch(lr_size=8))
+    model.optimize_parameters(1)
+    assert model.log_dict['l_image_quality'] > 0

@@ -144,3 +144,42 @@ def test_a_diverging_training_stops_in_one_line_and_leaves_no_broken_checkpoint(
     for path in models.glob('net_g_*.pth'):
         weights = torch.load(path, weights_only=True)['params']
         assert all(torch.isfinite(v).all() for v in weights.values()), path
+
+
+def ecdp_options(name, lr_dir, hr_dir, encoder, total_iter):
+    """A tiny ECDP: ECDPUNet, VP diffusion, hybrid heads, the encoder fine-tuned without an auxiliary loss."""
+    opt = srdiff_options(name, lr_dir, hr_dir, encoder, total_iter=total_iter)
+    del opt['datasets']['val'], opt['val']
+    opt['network_g'] = dict(type='ECDPUNet', channels=[8, 16], num_blocks=1, time_dim=8, feature_blocks=[0, 1],
+                            num_out_ch=6)
+    opt['diffusion'] = dict(schedule='vp', timesteps=10, res_rescale=2.5, clip_x0=False, parametrization='hybrid')
+    opt['train'].update(pixel_opt={'type': 'MSELoss', 'loss_weight': 1.0}, grad_clip={'value': 10.0}, warmup_iter=1,
+                        ema_decay=0.9, optim_encoder={'type': 'Adam', 'lr': 1e-5}, encoder_losses={})
+    return opt
+
+
+def test_ecdp_trains_resumes_fine_tunes_and_tests_through_both_entries(workdir):
+    root, lr_dir, hr_dir = workdir
+    opt_file = write_options(root / 'ecdp.yml', ecdp_options('tiny_ecdp', lr_dir, hr_dir, encoder_weights(root), 2))
+    log = run_cli(['-m', 'srdiff_basicsr.train', '-opt', opt_file], cwd=root).stderr
+    assert re.search(r'l_noise_eps: [\d.e+-]+ l_noise_x0: [\d.e+-]+', log)
+    result = run_cli(['-m', 'basicsr.train', '-opt', opt_file, '--auto_resume', '--force_yml', 'train:total_iter=4'],
+                     cwd=root)
+    assert re.search(r'Resuming training from epoch: \d+, iter: 2\.', result.stdout + result.stderr)
+    models = root / 'experiments' / 'tiny_ecdp' / 'models'
+    assert set(torch.load(models / 'net_encoder_4.pth', weights_only=True)) == {'params', 'params_ema'}
+
+    finetune = ecdp_options('tiny_ecdp_finetune', lr_dir, hr_dir, str(models / 'net_encoder_latest.pth'), 2)
+    finetune['path'].update(pretrain_network_g=str(models / 'net_g_latest.pth'), param_key_g='params_ema')
+    finetune['train']['image_quality'] = {'loss': {'type': 'L1Loss', 'loss_weight': 1.0}, 'rtol': 0.1, 'atol': 0.1}
+    log = run_cli(['-m', 'basicsr.train', '-opt', write_options(root / 'finetune.yml', finetune)], cwd=root).stderr
+    assert re.search(r'l_image_quality: [\d.e+-]+', log) and 'l_noise' not in log
+
+    tuned = root / 'experiments' / 'tiny_ecdp_finetune' / 'models'
+    test_opt = srdiff_options('tiny_ecdp_test', lr_dir, hr_dir, str(tuned / 'net_encoder_latest.pth'), is_train=False)
+    test_opt.update(network_g=finetune['network_g'], diffusion=finetune['diffusion'])
+    test_opt['path'].update(pretrain_network_g=str(tuned / 'net_g_latest.pth'), param_key_g='params_ema')
+    test_opt['val']['sampler'] = {'type': 'ode', 'rtol': 0.1, 'atol': 0.1}
+    run_cli(['-m', 'srdiff_basicsr.test', '-opt', write_options(root / 'ecdp_test.yml', test_opt)], cwd=root)
+    assert len(list((root / 'results' / 'tiny_ecdp_test' / 'visualization' / 'tiny_test').iterdir())) == 4
+    assert '# psnr:' in next((root / 'results' / 'tiny_ecdp_test').glob('test_*.log')).read_text()

@@ -11,6 +11,7 @@ from srdiff_basicsr.diffusion.samplers import sampler_options
 from srdiff_basicsr.errors import OptionsError, is_int, is_number, require
 from srdiff_basicsr.model_files import experiment_options_file
 from srdiff_basicsr.models.evaluation import PROTOCOL_NAMES
+from srdiff_basicsr.models.image_quality import check_image_quality
 from srdiff_basicsr.network_options import check_arch_options, complete_network_options, diffusion_options
 from srdiff_basicsr.pipeline import check_colour_fix, check_precision
 
@@ -84,8 +85,9 @@ def _check_train(train_opt, opt):
     for optim in ('optim_g', 'optim_encoder') if 'optim_encoder' in train_opt else ('optim_g', ):
         require((train_opt.get(optim) or {}).get('lr'), lambda v: is_number(v) and v > 0, f'train.{optim}.lr',
                 "a number > 0 (YAML reads 1e-4 as a string: write !!float 1e-4 or 0.0001)")
-    _check_encoder_losses(train_opt)
+    _check_encoder_losses(train_opt, opt)
     _check_head_weights(train_opt, diffusion_options(opt.get('diffusion'))['parametrization'])
+    check_image_quality(train_opt)
     require(train_opt.get('grad_clip'), lambda v: v is None or (
         isinstance(v, dict) and len(v) == 1 and set(v) <= {'norm', 'value'} and all(
             is_number(c) and c > 0 for c in v.values())), 'train.grad_clip', '{norm: c} or {value: c} with c > 0')
@@ -107,16 +109,20 @@ def _check_head_weights(train_opt, parametrization):
         f'a weight >= 0 for each of the heads {list(heads)}, not all 0')
 
 
-def _check_encoder_losses(train_opt):
-    """``train.encoder_losses`` (default ``ENCODER_LOSSES_DEFAULT``) only for a trained encoder; registered types."""
+def _check_encoder_losses(train_opt, opt):
+    """``train.encoder_losses`` (default ``ENCODER_LOSSES_DEFAULT``; ``{}``: none, as ECDP) only for a trained
+    encoder; registered types."""
     if 'optim_encoder' not in train_opt:
         if train_opt.get('encoder_losses'):
             raise OptionsError('train.encoder_losses: the encoder is frozen; set train.optim_encoder (e.g. {type: '
                                'Adam, lr: !!float 1e-5}) to train it with the U-Net')
         return
     losses = train_opt.setdefault('encoder_losses', copy.deepcopy(ENCODER_LOSSES_DEFAULT))
-    require(losses, lambda v: isinstance(v, dict) and v, 'train.encoder_losses',
-            'a mapping of names to BasicSR loss options, e.g. {l1: {type: L1Loss, loss_weight: 2.0}}')
+    require(losses, lambda v: isinstance(v, dict), 'train.encoder_losses',
+            'a mapping of names to BasicSR loss options, e.g. {l1: {type: L1Loss, loss_weight: 2.0}}, or {}')
+    if not losses and opt.get('dist') and not opt.get('find_unused_parameters'):
+        raise OptionsError('train.encoder_losses is empty: the encoder\'s SR head gets no gradient, which DDP refuses '
+                           'unless find_unused_parameters: true (set it at the top level of the options)')
     for name, loss_opt in losses.items():
         loss_type = (loss_opt or {}).get('type') if isinstance(loss_opt, dict) else None
         if loss_type not in LOSS_REGISTRY:

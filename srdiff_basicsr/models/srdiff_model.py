@@ -11,7 +11,8 @@ from torch.utils.data import default_collate
 from tqdm import tqdm
 
 from srdiff_basicsr import distributed
-from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS
+from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS, Denoiser
+from srdiff_basicsr.diffusion.samplers import probability_flow
 from srdiff_basicsr.errors import DatasetError, DivergenceError
 from srdiff_basicsr.models.evaluation import (apply_protocol, describe_protocol, score_samples, write_metrics_csv,
                                               write_summary)
@@ -51,6 +52,11 @@ class SRDiffModel(SRModel):
             checkpoints stay fp32).
         train.head_weights: for a network with several heads (hybrid: ``{eps: 1, x0: 1}``, ECDP's unweighted
             sum), the weight of each head's ``train.pixel_opt`` loss (``l_noise_<head>``); 0 leaves a head untrained.
+        train.image_quality: ECDP's fine-tuning stage: instead of the diffusion loss, ``loss`` (a BasicSR loss;
+            default ECDP's L1 between VGG19 conv5_4 features, ``PerceptualLoss`` with perceptual_weight 0.5) between
+            the HR and an SR sample of the probability-flow ODE (``rtol``, ``atol``, ``method``: 1e-3, 1e-3,
+            dopri5), back-propagated through the solve by the adjoint method (``adjoint``: true; false: plain
+            back-propagation, memory growing with the steps). ECDP: lr 1e-5, ema_decay 0.9, about 1k steps.
         train.grad_clip: ``{norm: c}`` scales the gradients of all trained networks to a total L2 norm of at
             most c (``clip_grad_norm_``); ``{value: c}`` clamps each gradient entry to [-c, c] (``clip_grad_value_``,
             as ECDP); with ``norm`` the gradient norm before clipping is logged (``grad_norm``). Warm-up is
@@ -116,7 +122,7 @@ class SRDiffModel(SRModel):
         if train_opt.get('ema_decay', 0) > 0:
             self.net_encoder_ema = loaded('params_ema').eval().requires_grad_(False)
         get_root_logger().info(f'Training the encoder with the U-Net (train.optim_encoder), from {encoder_path}; '
-                               f'auxiliary losses on its SR output: {", ".join(self.encoder_losses)}')
+                               f'auxiliary losses on its SR output: {", ".join(self.encoder_losses) or "none"}')
 
     def init_training_settings(self):
         self._build_encoder()  # before SRModel's set-up, which makes the optimizers
@@ -130,6 +136,9 @@ class SRDiffModel(SRModel):
         self.train_net = torch.compile(self.net_g) if train_opt.get('compile', False) else self.net_g
         self.skipped_steps = 0
         self.grad_clip = train_opt.get('grad_clip')
+        self.image_quality = train_opt.get('image_quality')
+        if self.image_quality:
+            self.cri_image_quality = build_loss(dict(self.image_quality['loss'])).to(self.device)
 
     def setup_optimizers(self):
         super().setup_optimizers()
@@ -161,23 +170,21 @@ class SRDiffModel(SRModel):
     # training --------------------------------------------------------------------------------
     def optimize_parameters(self, current_iter):
         """One step of the paper's Algorithm 1: x_t from the HR residual at a random t, the loss between the
-        network's output and its target (eps for SRDiff) by ``train.pixel_opt``; plus, when the encoder trains
-        too, the auxiliary losses on its own SR output."""
+        network's output and its target (eps for SRDiff) by ``train.pixel_opt`` (with ``train.image_quality``:
+        ECDP's image-quality loss on an ODE sample instead); plus, when the encoder trains too, the auxiliary
+        losses on its own SR output."""
         for optimizer in self.optimizers:
             optimizer.zero_grad()
         features, losses = self._encode()
-        schedule = self.pipeline.schedule
-        x0 = self.pipeline.residual(self.gt, self.lr_up)
-        t = schedule.training_steps(x0.shape[0], self.device)
-        eps = torch.randn_like(x0)
-        x_t = schedule.q_sample(x0, t, eps).contiguous(memory_format=self.train_memory_format)
-        with autocast(self.device, self.train_precision):
-            cond = self.get_bare_model(self.net_g).project_condition(features, self.lr_up * 2 - 1)
-            output = self.train_net(x_t, schedule.network_time(t), cond)
-        losses = {**self._noise_losses(output.float(), x0, eps, t), **losses}
+        if self.image_quality:
+            losses = {**self._image_quality_losses(features), **losses}
+        else:
+            losses = {**self._noise_losses(features), **losses}
         loss = sum(losses.values())
         if self.grad_scaler is None:
             loss.backward()
+            if self.image_quality:
+                distributed.average_gradients(self.get_bare_model(self.net_g))
             if self._diverged(current_iter, loss):
                 return
             clip_log = self._clip_gradients()
@@ -185,6 +192,8 @@ class SRDiffModel(SRModel):
                 optimizer.step()
         else:  # the scaler skips steps with non-finite gradients itself (fp16 overflows are expected)
             self.grad_scaler.scale(loss).backward()
+            if self.image_quality:
+                distributed.average_gradients(self.get_bare_model(self.net_g))
             if self.grad_clip:
                 for optimizer in self.optimizers:
                     self.grad_scaler.unscale_(optimizer)
@@ -198,17 +207,51 @@ class SRDiffModel(SRModel):
             if hasattr(self, 'net_encoder_ema'):
                 ema_update(self.net_encoder_ema, self.get_bare_model(self.net_encoder), self.ema_decay)
 
-    def _noise_losses(self, output, x0, eps, t):
-        """``train.pixel_opt`` between the output and its target: ``l_noise``; for a network with several heads
-        (hybrid: eps and x0) one loss per head, ``l_noise_<head>``, weighted by ``train.head_weights``."""
+    def _noise_losses(self, features):
+        """The diffusion loss at a random t: ``train.pixel_opt`` between the output and its target, ``l_noise``;
+        for a network with several heads (hybrid: eps and x0) one loss per head, ``l_noise_<head>``, weighted by
+        ``train.head_weights``."""
+        schedule = self.pipeline.schedule
+        x0 = self.pipeline.residual(self.gt, self.lr_up)
+        t = schedule.training_steps(x0.shape[0], self.device)
+        eps = torch.randn_like(x0)
+        x_t = schedule.q_sample(x0, t, eps).contiguous(memory_format=self.train_memory_format)
+        with autocast(self.device, self.train_precision):
+            cond = self.get_bare_model(self.net_g).project_condition(features, self.lr_up * 2 - 1)
+            output = self.train_net(x_t, schedule.network_time(t), cond).float()
         parametrization = PARAMETRIZATIONS[self.pipeline.parametrization]
-        target = parametrization.target(x0, eps, t, self.pipeline.schedule)
+        target = parametrization.target(x0, eps, t, schedule)
         if len(parametrization.heads) == 1:
             return {'l_noise': self.cri_pix(output, target)}
         weights, heads = self.opt['train']['head_weights'], parametrization.heads
         return {f'l_noise_{head}': weights[head] * self.cri_pix(out, goal)
                 for head, out, goal in zip(heads, output.chunk(len(heads), 1), target.chunk(len(heads), 1))
                 if weights[head] > 0}
+
+    def _image_quality_losses(self, features):
+        """ECDP's fine-tuning: ``train.image_quality.loss`` between the HR and an SR sample generated by the
+        probability-flow ODE from fresh noise, back-propagated through the solve (adjoint or plain).
+        ``l_image_quality``. The U-Net runs undistributed inside the solver (DDP allows one forward per
+        backward); its gradients are averaged over the processes after the backward."""
+        iq = self.image_quality
+        unet = self.get_bare_model(self.net_g)
+        schedule = self.pipeline.schedule
+        cond = unet.project_condition(features, self.lr_up * 2 - 1)
+
+        def network(x_t, t):
+            with autocast(self.device, self.train_precision):
+                return unet(x_t, schedule.network_time(t), cond).float()
+
+        denoiser = Denoiser(network, schedule, self.pipeline.parametrization, self.pipeline.clip_x0)
+        x_T = torch.randn_like(self.lr_up)
+        adjoint_params = None
+        if iq['adjoint']:
+            adjoint_params = [p for p in unet.parameters() if p.requires_grad] + ([cond] if cond.requires_grad else [])
+        last = schedule.num_timesteps - 1
+        x = probability_flow(denoiser, schedule, x_T, last, 0, iq['rtol'], iq['atol'], iq['method'], adjoint_params)
+        x0, _ = denoiser(x, torch.zeros(x.shape[0], device=x.device, dtype=x.dtype))
+        loss = self.cri_image_quality(self.pipeline.image_from_residual(x0, self.lr_up), self.gt)
+        return {'l_image_quality': loss[0] if isinstance(loss, tuple) else loss}  # PerceptualLoss: (percep, style)
 
     def _clip_gradients(self):
         """``train.grad_clip``: over the parameters of every optimizer (the U-Net's and a trained encoder's).

@@ -1,0 +1,100 @@
+"""SRDiff and ECDP (eps-only, x0-only, hybrid, hybrid after image-quality fine-tuning) on the demo data.
+
+    python scripts/benchmark_ecdp.py [--num-samples 3] [--retrain] [--out results/benchmark_ecdp]
+
+Each model is trained by BasicSR's loop (``python -m srdiff_basicsr.train``) with the demo's data, frozen
+encoder, budget and seed (options/demo_srdiff_x4.yml, demo_ecdp_eps_x4.yml, demo_ecdp_x0_x4.yml,
+demo_ecdp_x4.yml, then demo_finetune_ecdp_x4.yml from the hybrid model); a model whose experiment folder has
+its final weights is reused unless --retrain. Each samples the held-out images with its samplers (SRDiff: the
+paper's DDPM and DDIM 20 with eta 1; ECDP: its probability-flow ODE and DDIM 20), --num-samples per image, image
+i seeded with seed + i. The report gives PSNR, SSIM (paper protocol: RGB, no border crop), ST-LPIPS, LR-PSNR,
+sigma, NFE, sampling seconds per image and the training seconds per iteration (median of BasicSR's log).
+Needs the demo's data and encoder: run ``bash scripts/demo.sh`` first. Writes --out/report.md (an earlier
+report is archived).
+"""
+import argparse
+import sys
+from os import path as osp
+
+import torch
+import yaml
+from basicsr.utils import mkdir_and_rename
+
+import srdiff_basicsr  # noqa: F401  (registration)
+from srdiff_basicsr.benchmark.sampling import load_pairs, run_config
+from srdiff_basicsr.benchmark.scoring import METRIC_COLUMNS, paper_metrics
+from srdiff_basicsr.benchmark.training import seconds_per_iteration, train
+from srdiff_basicsr.diffusion.samplers import describe_sampler
+from srdiff_basicsr.pipeline import SRDiffPipeline
+
+ODE = {'type': 'ode'}
+DDIM_20 = {'type': 'ddim', 'steps': 20}
+MODELS = [  # label, options file, experiment, samplers; in training order (the fine-tuning starts from demo_ecdp_x4)
+    ('SRDiff', 'options/demo_srdiff_x4.yml', 'demo_srdiff_x4', [{'type': 'ddpm'}, {**DDIM_20, 'eta': 1.0}]),
+    ('ECDP eps-only', 'options/demo_ecdp_eps_x4.yml', 'demo_ecdp_eps_x4', [ODE, DDIM_20]),
+    ('ECDP x0-only', 'options/demo_ecdp_x0_x4.yml', 'demo_ecdp_x0_x4', [ODE, DDIM_20]),
+    ('ECDP hybrid', 'options/demo_ecdp_x4.yml', 'demo_ecdp_x4', [ODE, DDIM_20]),
+    ('ECDP hybrid + image-quality fine-tuning', 'options/demo_finetune_ecdp_x4.yml', 'demo_finetune_ecdp_x4',
+     [ODE, DDIM_20]),
+]
+ENCODER = 'experiments/demo_rrdb_x4/models/net_g_latest.pth'
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--lr-dir', default='datasets/demo/val/LR_bicubic/X4')
+    parser.add_argument('--hr-dir', default='datasets/demo/val/HR')
+    parser.add_argument('--num-samples', type=int, default=3)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--retrain', action='store_true')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--out', default='results/benchmark_ecdp')
+    args = parser.parse_args()
+    if not osp.isfile(ENCODER):
+        sys.exit(f'no demo encoder at {ENCODER}: run bash scripts/demo.sh first')
+    pairs = load_pairs(args.lr_dir, args.hr_dir)
+
+    rows = []
+    for label, options_file, name, samplers in MODELS:
+        train(options_file, name, args.retrain)
+        pipe = SRDiffPipeline.from_pretrained(f'experiments/{name}', device=args.device)
+        metrics, notes = paper_metrics(pipe.scale, 'paper', 'alex', args.device)
+        with open(options_file) as f:
+            total_iter = yaml.safe_load(f)['train']['total_iter']
+        for sampler in samplers:
+            pipe.set_sampling(sampler=sampler)
+            result, _ = run_config(pipe, pairs, args.num_samples, args.seed, metrics)
+            result.update(sampler=describe_sampler(pipe.sampler_opt, pipe.schedule.num_timesteps),
+                          train_s=seconds_per_iteration(name), iterations=total_iter,
+                          params=sum(p.numel() for p in pipe.unet.parameters()))
+            rows.append((label, result))
+            print(f"{label}, {result['sampler']}: PSNR {result['psnr']:.2f}, NFE {result['nfe']}, "
+                  f"{result['seconds']:.2f} s/image", flush=True)
+
+    columns = [(key, title, fmt) for key, title, fmt in METRIC_COLUMNS if key in rows[0][1]]
+    device = (torch.cuda.get_device_name() if args.device.startswith('cuda')
+              else f'CPU ({torch.get_num_threads()} threads)')
+    report = ['# SRDiff and ECDP on the demo data', '',
+              '- training: options/demo_*_x4.yml, the same data, frozen encoder, batch, patch size, lr and seed; '
+              'iterations per row (the fine-tuning row: its own steps after the hybrid model\'s)',
+              f'- images: {", ".join(name for name, _, _ in pairs)} ({args.hr_dir}); {args.num_samples} samples per '
+              f'image, seed {args.seed} + image index; device: {device}',
+              '- metrics: paper protocol (RGB, no border crop), each the mean over samples and images; NFE: network '
+              'evaluations per sample (the ODE\'s, adaptive, of the last image); s / image for all its samples; '
+              "training s / iter: the median of BasicSR's logged iteration times",
+              *[f'- {note}' for note in notes], '',
+              '| model | sampler | ' + ' | '.join(title for _, title, _ in columns)
+              + ' | NFE | sampling s / image | U-Net parameters | iterations | training s / iter |',
+              '|---' * (len(columns) + 7) + '|']
+    for label, r in rows:
+        report.append(f"| {label} | {r['sampler']} | " + ' | '.join(format(r[key], fmt) for key, _, fmt in columns)
+                      + f" | {r['nfe']} | {r['seconds']:.2f} | {r['params'] / 1e6:.2f}M | {r['iterations']:,} | "
+                      f"{r['train_s']:.3f} |")
+    mkdir_and_rename(args.out)
+    with open(osp.join(args.out, 'report.md'), 'w') as f:
+        f.write('\n'.join(report) + '\n')
+    print('\n'.join(report))
+
+
+if __name__ == '__main__':
+    main()
