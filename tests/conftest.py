@@ -121,17 +121,18 @@ def save_basicsr_weights(net, path):
     return str(path)
 
 
-def make_experiment(root, timesteps=100):
-    """A tiny SRDiff experiment folder as BasicSR leaves it: models/net_*_latest.pth and the options file."""
+def make_experiment(root, timesteps=100, network_g=None, diffusion=None):
+    """A tiny SRDiff experiment folder as BasicSR leaves it: models/net_*_latest.pth and the options file
+    (``network_g``, ``diffusion``: other sections, e.g. an ECDP's)."""
     root = Path(root)
     (root / 'models').mkdir(parents=True)
     torch.manual_seed(0)
-    unet = dict(TINY_UNET, scale=4, encoder_num_feat=8, encoder_num_block=2)
+    unet = dict(network_g or TINY_UNET, scale=4, encoder_num_feat=8, encoder_num_block=2)
     save_basicsr_weights(build_network(dict(unet)), root / 'models' / 'net_g_latest.pth')
     save_basicsr_weights(build_network(dict(TINY_ENCODER, scale=4)), root / 'models' / 'net_encoder_latest.pth')
     write_options(root / f'{root.name}.yml', dict(name=root.name, model_type='SRDiffModel', scale=4, network_g=unet,
                                                    network_encoder=dict(TINY_ENCODER),
-                                                   diffusion=dict(timesteps=timesteps)))
+                                                   diffusion=diffusion or dict(timesteps=timesteps)))
     return root
 
 

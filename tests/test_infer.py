@@ -84,6 +84,26 @@ def test_samples_tiles_colour_fix_and_weight_files(experiment, folder, tmp_path)
     assert s0.shape == (48, 48, 3) and (s0 != s1).any()
 
 
+def test_an_ecdp_experiment_samples_with_the_ode_and_its_temperature(tmp_path):
+    ecdp = make_experiment(tmp_path / 'tiny_ecdp', network_g=dict(type='ECDPUNet', channels=[8, 16], num_blocks=1,
+                                                                  time_dim=8, feature_blocks=[0, 1], num_out_ch=6),
+                           diffusion=dict(schedule='vp', timesteps=10, res_rescale=2.5, clip_x0=False,
+                                          parametrization='hybrid'))
+    inputs = tmp_path / 'in'
+    inputs.mkdir()
+    cv2.imwrite(str(inputs / 'photo.png'), photo_crops(1, 12, seed=3)[0])
+    outputs = []
+    for seed in (0, 1, 0):
+        out = tmp_path / f'out_{len(outputs)}'
+        temperature = '0' if len(outputs) < 2 else '1'
+        assert main([str(inputs), '-o', str(out), '--model', str(ecdp), '--sampler', 'ode', '--rtol', '0.1', '--atol',
+                     '0.1', '--temperature', temperature, '--seed', str(seed), '--device', 'cpu']) == 0
+        outputs.append(cv2.imread(str(out / 'photo.png')))
+    assert outputs[0].shape == (48, 48, 3)
+    assert (outputs[0] == outputs[1]).all()  # temperature 0: no noise, whatever the seed
+    assert (outputs[0] != outputs[2]).any()
+
+
 def test_errors_are_one_line_with_exit_status_2(experiment, folder, tmp_path, capsys):
     inputs, _, _ = folder
     cases = [(['--half'], '--half needs a CUDA device'),
