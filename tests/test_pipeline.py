@@ -183,3 +183,29 @@ def test_ecdp_trains_resumes_fine_tunes_and_tests_through_both_entries(workdir):
     run_cli(['-m', 'srdiff_basicsr.test', '-opt', write_options(root / 'ecdp_test.yml', test_opt)], cwd=root)
     assert len(list((root / 'results' / 'tiny_ecdp_test' / 'visualization' / 'tiny_test').iterdir())) == 4
     assert '# psnr:' in next((root / 'results' / 'tiny_ecdp_test').glob('test_*.log')).read_text()
+
+
+def test_distillation_trains_resumes_and_tests_through_basicsrs_loop(workdir):
+    root, lr_dir, hr_dir = workdir
+    teacher = srdiff_options('tiny_teacher', lr_dir, hr_dir, encoder_weights(root), total_iter=2, timesteps=8)
+    del teacher['datasets']['val'], teacher['val']
+    run_cli(['-m', 'srdiff_basicsr.train', '-opt', write_options(root / 'teacher.yml', teacher)], cwd=root)
+    student = srdiff_options('tiny_student', lr_dir, hr_dir, None, total_iter=2, timesteps=8)
+    del student['datasets']['val'], student['val']
+    student.update(model_type='SRDiffDistillModel', distill={'teacher': 'experiments/tiny_teacher', 'steps': 2})
+    student['train']['pixel_opt'] = {'type': 'MSELoss', 'loss_weight': 1.0}
+    opt_file = write_options(root / 'student.yml', student)
+    log = run_cli(['-m', 'basicsr.train', '-opt', opt_file], cwd=root).stderr
+    assert 'Distilling experiments/tiny_teacher (DDIM, 4 steps) into 2 steps' in log
+    result = run_cli(['-m', 'srdiff_basicsr.train', '-opt', opt_file, '--auto_resume', '--force_yml',
+                      'train:total_iter=4'], cwd=root)
+    assert re.search(r'Resuming training from epoch: \d+, iter: 2\.', result.stdout + result.stderr)
+
+    models = root / 'experiments' / 'tiny_student' / 'models'
+    test_opt = srdiff_options('tiny_student_test', lr_dir, hr_dir, str(models / 'net_encoder_latest.pth'),
+                              is_train=False, timesteps=8)
+    test_opt['path']['pretrain_network_g'] = str(models / 'net_g_latest.pth')
+    test_opt['val']['sampler'] = {'type': 'ddim', 'steps': 2}
+    run_cli(['-m', 'srdiff_basicsr.test', '-opt', write_options(root / 'student_test.yml', test_opt)], cwd=root)
+    summary = (root / 'results' / 'tiny_student_test' / 'summary_tiny_test.md').read_text()
+    assert 'DDIM, 2 steps' in summary

@@ -1,3 +1,4 @@
+from srdiff_basicsr.models.distill_model import SRDiffDistillModel
 from srdiff_basicsr.models.srdiff_model import SRDiffModel
 
-__all__ = ['SRDiffModel']
+__all__ = ['SRDiffDistillModel', 'SRDiffModel']

@@ -8,8 +8,8 @@ from basicsr.utils.registry import LOSS_REGISTRY, METRIC_REGISTRY
 
 from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS
 from srdiff_basicsr.diffusion.samplers import sampler_options
-from srdiff_basicsr.errors import OptionsError, is_int, is_number, require
-from srdiff_basicsr.model_files import experiment_options_file
+from srdiff_basicsr.errors import OptionsError, WeightsError, is_int, is_number, require
+from srdiff_basicsr.model_files import experiment_options_file, resolve_model_files
 from srdiff_basicsr.models.evaluation import PROTOCOL_NAMES
 from srdiff_basicsr.models.image_quality import check_image_quality
 from srdiff_basicsr.network_options import check_arch_options, complete_network_options, diffusion_options
@@ -72,6 +72,56 @@ def check_run_options(opt):
                                f'{sorted(name for name, _ in METRIC_REGISTRY)}')
     if opt.get('model_type') == 'SRDiffModel':
         check_options(copy.deepcopy(opt))
+    elif opt.get('model_type') == 'SRDiffDistillModel':
+        check_options(complete_distill_options(copy.deepcopy(opt)))
+
+
+def complete_distill_options(opt):
+    """Check ``distill`` (``teacher``: an experiment folder, converted checkpoint or ``net_g`` file; ``steps``: the
+    student's DDIM steps) and the student's sections against the teacher's; fill in the student's starting
+    weights (the teacher's, EMA when saved) and its validation sampler (DDIM with ``steps``)."""
+    section = opt.get('distill')
+    require(section, lambda v: isinstance(v, dict) and isinstance(v.get('teacher'), str), 'distill',
+            "a mapping with teacher (the teacher's experiment folder) and steps")
+    try:
+        unet_weights, encoder_weights, options_file = resolve_model_files(section['teacher'])
+    except (OSError, WeightsError, OptionsError) as error:
+        raise OptionsError(f'distill.teacher: {error}') from None
+    with open(options_file) as f:
+        teacher = yaml.safe_load(f)
+    teacher.setdefault('scale', teacher['network_g'].get('scale'))
+    teacher_networks = complete_network_options({key: teacher.get(key) for key in
+                                                 ('scale', 'network_g', 'network_encoder', 'diffusion')})
+    teacher_diffusion = diffusion_options(teacher.get('diffusion'))
+    num_timesteps = teacher_diffusion['timesteps']
+    require(section.get('steps'), lambda v: is_int(v) and 1 <= v and 2 * v <= num_timesteps, 'distill.steps',
+            f'an integer from 1 to {num_timesteps // 2} (the teacher is sampled with twice as many)')
+    for key in ('network_g', 'network_encoder'):
+        if key not in opt:
+            raise OptionsError(f"{key}: missing; a student has the teacher's networks: copy {key} of {options_file}")
+    student = complete_network_options({key: opt.get(key) for key in
+                                        ('scale', 'network_g', 'network_encoder', 'diffusion')})
+    differ = [f'{section_name}.{key}' for section_name in ('network_g', 'network_encoder')
+              for key in set(student[section_name]) | set(teacher_networks[section_name])
+              if student[section_name].get(key) != teacher_networks[section_name].get(key)]
+    differ += [f'diffusion.{key}' for key, value in diffusion_options(opt.get('diffusion')).items()
+               if teacher_diffusion[key] != value]
+    if opt.get('scale') != teacher_networks['scale']:
+        differ.append('scale')
+    if differ:
+        raise OptionsError(f'distill.teacher: the student must have the teacher\'s networks and diffusion; these '
+                           f'differ from {options_file}: {", ".join(sorted(differ))}')
+    path = opt.setdefault('path', {})
+    if path.get('pretrain_network_g') is None:
+        path['pretrain_network_g'] = unet_weights
+        path.setdefault('param_key_g', 'params_ema')  # the teacher's EMA weights when saved, else params
+    if path.get('pretrain_network_encoder') is None:
+        path['pretrain_network_encoder'] = encoder_weights
+    if opt.get('val') is not None:
+        opt['val'].setdefault('sampler', {'type': 'ddim', 'steps': section['steps']})
+    if 'optim_encoder' in (opt.get('train') or {}):
+        raise OptionsError("train.optim_encoder: a student shares the teacher's frozen encoder")
+    return opt
 
 
 def _check_train(train_opt, opt):
