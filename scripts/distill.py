@@ -1,0 +1,54 @@
+"""Progressive distillation, stage by stage, through BasicSR's training loop.
+
+    python scripts/distill.py -opt options/demo_distill_x4.yml [--steps 32 16 8 4 2 1]
+
+Stage 1 distils ``distill.teacher`` of the options file into a student of ``--steps[0]`` DDIM steps; each
+following stage takes the previous stage's student as its teacher (and starting weights) and halves the steps.
+Every stage is ``python -m srdiff_basicsr.train -opt <file> --force_yml name=<name>_s<steps> distill:steps=<steps>
+distill:teacher=<previous>``: its own experiment folder, log and checkpoints. A stage whose folder already has
+its final weights is skipped, so an interrupted chain reruns from where it stopped (each stage itself resumes
+with --auto_resume). Prints the teacher evaluations and wall time of each stage.
+"""
+import argparse
+import subprocess
+import sys
+import time
+from os import path as osp
+
+import yaml
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('-opt', required=True, help='options of the first stage (model_type: SRDiffDistillModel)')
+    parser.add_argument('--steps', type=int, nargs='+', default=[32, 16, 8, 4, 2, 1])
+    args = parser.parse_args()
+    with open(args.opt) as f:
+        opt = yaml.safe_load(f)
+    if opt.get('model_type') != 'SRDiffDistillModel' or 'distill' not in opt:
+        sys.exit(f'{args.opt}: not a distillation options file (model_type: SRDiffDistillModel with distill)')
+    if any(a != 2 * b for a, b in zip(args.steps, args.steps[1:])):
+        sys.exit(f'--steps {args.steps}: each stage must halve the previous one')
+    teacher, batch = opt['distill']['teacher'], opt['datasets']['train']['batch_size_per_gpu']
+    for steps in args.steps:
+        name = f"{opt['name']}_s{steps}"
+        folder = osp.join('experiments', name)
+        iterations = opt['train']['total_iter']
+        if osp.isfile(osp.join(folder, 'models', 'net_g_latest.pth')):
+            print(f'=== {name}: done before, skipped', flush=True)
+        else:
+            command = [sys.executable, '-m', 'srdiff_basicsr.train', '-opt', args.opt, '--force_yml', f'name={name}',
+                       f'distill:steps={steps}', f'distill:teacher={teacher}']
+            if osp.isdir(folder):
+                command.append('--auto_resume')
+            start = time.perf_counter()
+            if subprocess.run(command).returncode:
+                sys.exit(f'stage {name} failed; see the messages above (rerun to resume it)')
+            print(f'=== {name}: {2 * steps}-step teacher -> {steps}-step student, {iterations:,} iterations x batch '
+                  f'{batch}: {2 * iterations * batch:,} teacher evaluations (per image), '
+                  f'{time.perf_counter() - start:.0f} s', flush=True)
+        teacher = folder
+
+
+if __name__ == '__main__':
+    main()
