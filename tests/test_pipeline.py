@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import encoder_train_options, make_pairs, run_cli, srdiff_options, write_options
+from tests.conftest import REPO, encoder_train_options, make_pairs, run_cli, srdiff_options, write_options
 
 
 @pytest.fixture(scope='module')
@@ -209,3 +209,12 @@ def test_distillation_trains_resumes_and_tests_through_basicsrs_loop(workdir):
     run_cli(['-m', 'srdiff_basicsr.test', '-opt', write_options(root / 'student_test.yml', test_opt)], cwd=root)
     summary = (root / 'results' / 'tiny_student_test' / 'summary_tiny_test.md').read_text()
     assert 'DDIM, 2 steps' in summary
+
+    student['train']['total_iter'] = 1  # the stage chain: 2 steps, then 1 from the 2-step student
+    chain = write_options(root / 'chain.yml', student)
+    out = run_cli([str(REPO / 'scripts' / 'distill.py'), '-opt', chain, '--steps', '2', '1'], cwd=root).stdout
+    assert re.search(r'=== tiny_student_s2: 4-step teacher -> 2-step student, 1 iterations x batch 2: 4 teacher', out)
+    log = next((root / 'experiments' / 'tiny_student_s1').glob('train_*.log')).read_text()
+    assert 'Distilling experiments/tiny_student_s2 (DDIM, 2 steps) into 1 steps' in log
+    again = run_cli([str(REPO / 'scripts' / 'distill.py'), '-opt', chain, '--steps', '2', '1'], cwd=root).stdout
+    assert again.count('done before, skipped') == 2
