@@ -7,7 +7,9 @@ On the held-out images (default: the demo's), every configuration draws --num-sa
 peak memory above the loaded model (RSS polled on CPU, max allocated on CUDA), PSNR, SSIM (paper
 protocol: RGB, no border crop), LR-PSNR, sigma, and LPIPS where its weights exist. It also compares
 tiled with untiled sampling on the same images, and with --large times a 2040x1356 output (x4 from
-510x339) untiled and tiled. Writes results/benchmark_samplers/report.md (an earlier one is archived).
+510x339) untiled and tiled. --students adds the rows of distilled students (experiment folders of
+scripts/distill.py), each sampled by DDIM with the step count it was distilled for, in the same run as the
+teacher's rows. Writes results/benchmark_samplers/report.md (an earlier one is archived).
 """
 import argparse
 import time
@@ -16,12 +18,14 @@ from os import path as osp
 import cv2
 import numpy as np
 import torch
+import yaml
 from basicsr.utils import mkdir_and_rename, tensor2img
 
 import srdiff_basicsr  # noqa: F401  (registration)
 from srdiff_basicsr.benchmark.sampling import PeakMemory, load_pairs, run_config
 from srdiff_basicsr.benchmark.scoring import METRIC_COLUMNS, paper_metrics
 from srdiff_basicsr.diffusion.samplers import describe_sampler, sampler_options
+from srdiff_basicsr.model_files import experiment_options_file
 from srdiff_basicsr.ops.resize import imresize_uint8
 from srdiff_basicsr.pipeline import SRDiffPipeline
 
@@ -42,6 +46,22 @@ def table(results):
         lines.append(f"| {name} | {r['nfe']} | {r['seconds']:.2f} | {r['peak_mib']:.0f} | "
                      + ' | '.join(format(r[key], fmt) for key, _, fmt in columns) + ' |')
     return lines
+
+
+def student_runs(folders, pairs, args, metrics):
+    """(name, result) of each distilled student, sampled by DDIM with its ``distill.steps``."""
+    results = []
+    for folder in folders:
+        options_file = experiment_options_file(folder)
+        with open(options_file) as f:
+            steps = (yaml.safe_load(f).get('distill') or {}).get('steps')
+        if not steps:
+            raise SystemExit(f'--students {folder}: {options_file} has no distill.steps (not a distilled student)')
+        pipe = SRDiffPipeline.from_pretrained(folder, device=args.device, sampler={'type': 'ddim', 'steps': steps})
+        result, _ = run_config(pipe, pairs, args.num_samples, args.seed, metrics)
+        results.append((f'student {osp.basename(osp.normpath(folder))}: {pipe.describe()}', result))
+        print(f"{results[-1][0]}: {result['seconds']:.2f} s/image, PSNR {result['psnr']:.2f}", flush=True)
+    return results
 
 
 def large_image_runs(pipe, sampler, tile, out):
@@ -80,6 +100,7 @@ def main():
     parser.add_argument('--tile-overlap', type=int, default=32)
     parser.add_argument('--large', action='store_true', help='also time a 2040x1356 output, whole and tiled')
     parser.add_argument('--large-tile', type=int, default=256)
+    parser.add_argument('--students', nargs='*', default=[], help='experiment folders of distilled students')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--out', default='results/benchmark_samplers')
     args = parser.parse_args()
@@ -96,6 +117,7 @@ def main():
         results.append((name, result))
         print(f"{name}: NFE {result['nfe']}, {result['seconds']:.2f} s/image, PSNR {result['psnr']:.2f}, "
               f"LR-PSNR {result['lr_psnr']:.2f}", flush=True)
+    students = student_runs(args.students, pairs, args, metrics)
     reference = results[0][1]
     met = [name for name, r in results if r['nfe'] * 5 <= reference['nfe']
            and abs(r['psnr'] - reference['psnr']) <= 0.3 and abs(r['lr_psnr'] - reference['lr_psnr']) <= 1]
@@ -110,6 +132,12 @@ def main():
               f'{"met by " + ", ".join(met) if met else "not met"}']
     report += [f'- {note}' for note in notes]
     report += ['', *table(results)]
+    if students:
+        report += ['', f'## Distilled students (DDIM with the steps each was distilled for), beside the teacher\'s '
+                   f'{results[0][0]}', '', *table([results[0], *students]), '',
+                   *[f"- {name}: time per image / the teacher's {results[0][0]}: "
+                     f"{r['seconds'] / reference['seconds']:.3f}; PSNR {r['psnr'] - reference['psnr']:+.2f} dB, "
+                     f"LR-PSNR {r['lr_psnr'] - reference['lr_psnr']:+.2f} dB" for name, r in students]]
 
     # tiled vs whole, same sampler and noise: how close the fused tiles are on images small enough for both
     check = {'type': 'ddim', 'steps': 20}

@@ -4,12 +4,14 @@
 
 Stage 1 distils ``distill.teacher`` of the options file into a student of ``--steps[0]`` DDIM steps; each
 following stage takes the previous stage's student as its teacher (and starting weights) and halves the steps.
-Every stage is ``python -m srdiff_basicsr.train -opt <file> --force_yml name=<name>_s<steps> distill:steps=<steps>
-distill:teacher=<previous>``: its own experiment folder, log and checkpoints. A stage whose folder already has
-its final weights is skipped, so an interrupted chain reruns from where it stopped (each stage itself resumes
-with --auto_resume). Prints the teacher evaluations and wall time of each stage.
+Every stage is ``python -m srdiff_basicsr.train -opt experiments/distill_stages/<name>_s<steps>.yml``, the options
+file with its name, ``distill.steps`` and ``distill.teacher`` set (BasicSR copies it into the stage's experiment
+folder, so the folder says its step count): its own experiment folder, log and checkpoints. A stage whose folder
+already has its final weights is skipped, so an interrupted chain reruns from where it stopped (each stage
+itself resumes with --auto_resume). Prints the teacher evaluations and wall time of each stage.
 """
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -37,8 +39,12 @@ def main():
         if osp.isfile(osp.join(folder, 'models', 'net_g_latest.pth')):
             print(f'=== {name}: done before, skipped', flush=True)
         else:
-            command = [sys.executable, '-m', 'srdiff_basicsr.train', '-opt', args.opt, '--force_yml', f'name={name}',
-                       f'distill:steps={steps}', f'distill:teacher={teacher}']
+            stage = {**opt, 'name': name, 'distill': {**opt['distill'], 'steps': steps, 'teacher': teacher}}
+            stage_file = osp.join('experiments', 'distill_stages', f'{name}.yml')
+            os.makedirs(osp.dirname(stage_file), exist_ok=True)
+            with open(stage_file, 'w') as f:
+                yaml.safe_dump(stage, f, sort_keys=False)
+            command = [sys.executable, '-m', 'srdiff_basicsr.train', '-opt', stage_file]
             if osp.isdir(folder):
                 command.append('--auto_resume')
             start = time.perf_counter()

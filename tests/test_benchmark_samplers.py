@@ -3,6 +3,7 @@ import importlib.util
 import re
 import sys
 
+import yaml
 
 from tests.conftest import REPO, make_experiment, make_pairs
 
@@ -14,9 +15,15 @@ def test_sampler_benchmark_reports_every_sampler_with_its_network_evaluations(tm
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     out = tmp_path / 'report'
+    students = []
+    for steps in (4, 1):  # stand-ins of distilled students: their options files say their steps
+        student = make_experiment(tmp_path / f'student_s{steps}')
+        options = yaml.safe_load((student / f'student_s{steps}.yml').read_text())
+        (student / f'student_s{steps}.yml').write_text(yaml.safe_dump({**options, 'distill': {'steps': steps}}))
+        students.append(str(student))
     monkeypatch.setattr(sys, 'argv', ['benchmark_samplers.py', '--model', str(experiment), '--lr-dir', lr_dir,
                                       '--hr-dir', hr_dir, '--num-samples', '2', '--tile', '8', '--tile-overlap', '4',
-                                      '--device', 'cpu', '--out', str(out)])
+                                      '--device', 'cpu', '--out', str(out), '--students', *students])
     script.main()
     report = (out / 'report.md').read_text()
     rows = {m.group(1): int(m.group(2)) for m in re.finditer(r'^\| ([^|]+?) \| (\d+) \|', report, re.M)}
@@ -26,3 +33,7 @@ def test_sampler_benchmark_reports_every_sampler_with_its_network_evaluations(tm
     assert sum(name.startswith('probability-flow ODE') for name in rows) == 2
     assert re.search(r'^- target \(<= 1/5 of the DDPM NFE.*\): (met by|not met)', report, re.M)
     assert 'first samples, tiled vs whole: max |difference|' in report
+    assert rows['student student_s4: DDIM, 4 steps, eta 0.0'] == 4
+    assert rows['student student_s1: DDIM, 1 steps, eta 0.0'] == 1
+    assert re.search(r"^- student student_s1: DDIM, 1 steps, eta 0.0: time per image / the teacher's DDPM, 100 steps: "
+                     r'[\d.]+; PSNR [+-][\d.]+ dB, LR-PSNR [+-][\d.]+ dB$', report, re.M)
