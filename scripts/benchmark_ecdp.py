@@ -12,8 +12,6 @@ sigma, NFE, sampling seconds per image and the training seconds per iteration (m
 Needs the demo's data and encoder: run ``bash scripts/demo.sh`` first. Writes --out/report.md (an earlier
 report is archived).
 """
-import argparse
-import sys
 from os import path as osp
 
 import torch
@@ -23,7 +21,7 @@ from basicsr.utils import mkdir_and_rename
 import srdiff_basicsr  # noqa: F401  (registration)
 from srdiff_basicsr.benchmark.sampling import load_pairs, run_config
 from srdiff_basicsr.benchmark.scoring import METRIC_COLUMNS, paper_metrics
-from srdiff_basicsr.benchmark.training import seconds_per_iteration, train
+from srdiff_basicsr.benchmark.training import comparison_arguments, seconds_per_iteration, train
 from srdiff_basicsr.diffusion.samplers import describe_sampler
 from srdiff_basicsr.pipeline import SRDiffPipeline
 
@@ -37,23 +35,12 @@ MODELS = [  # label, options file, experiment, samplers; in training order (the 
     ('ECDP hybrid + image-quality fine-tuning', 'options/demo_finetune_ecdp_x4.yml', 'demo_finetune_ecdp_x4',
      [ODE, DDIM_20]),
 ]
-ENCODER = 'experiments/demo_rrdb_x4/models/net_g_latest.pth'
 TILED = 'ECDP hybrid'  # also sampled tiled: ECDPUNet's GroupNorm sees a tile's statistics, not the image's
 TILE = {'size': 64, 'overlap': 32, 'batch': 4}
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--lr-dir', default='datasets/demo/val/LR_bicubic/X4')
-    parser.add_argument('--hr-dir', default='datasets/demo/val/HR')
-    parser.add_argument('--num-samples', type=int, default=3)
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--retrain', action='store_true')
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--out', default='results/benchmark_ecdp')
-    args = parser.parse_args()
-    if not osp.isfile(ENCODER):
-        sys.exit(f'no demo encoder at {ENCODER}: run bash scripts/demo.sh first')
+    args = comparison_arguments(__doc__, 'results/benchmark_ecdp')
     pairs = load_pairs(args.lr_dir, args.hr_dir)
 
     rows, tiling = [], None

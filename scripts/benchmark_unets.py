@@ -11,8 +11,6 @@ iteration (the median of BasicSR's logged iteration times), sampling seconds per
 whole-image sampling of the same noise. Needs the demo's data and encoder: run ``bash scripts/demo.sh`` first.
 Writes --out/report.md (an earlier report is archived).
 """
-import argparse
-import sys
 from os import path as osp
 
 import numpy as np
@@ -23,28 +21,17 @@ from basicsr.utils import mkdir_and_rename
 import srdiff_basicsr  # noqa: F401  (registration)
 from srdiff_basicsr.benchmark.sampling import load_pairs, run_config
 from srdiff_basicsr.benchmark.scoring import METRIC_COLUMNS, paper_metrics
-from srdiff_basicsr.benchmark.training import seconds_per_iteration, train
+from srdiff_basicsr.benchmark.training import comparison_arguments, seconds_per_iteration, train
 from srdiff_basicsr.pipeline import SRDiffPipeline
 
 MODELS = [('SRDiff', 'options/demo_srdiff_x4.yml', 'demo_srdiff_x4'),
           ('SRDiff + middle attention (use_attn)', 'options/demo_srdiff_attn_x4.yml', 'demo_srdiff_attn_x4'),
           ('SRADM (window attention)', 'options/demo_sradm_x4.yml', 'demo_sradm_x4')]
-ENCODER = 'experiments/demo_rrdb_x4/models/net_g_latest.pth'
 TILE = {'size': 64, 'overlap': 32, 'batch': 4}
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--lr-dir', default='datasets/demo/val/LR_bicubic/X4')
-    parser.add_argument('--hr-dir', default='datasets/demo/val/HR')
-    parser.add_argument('--num-samples', type=int, default=3)
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--retrain', action='store_true')
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--out', default='results/benchmark_unets')
-    args = parser.parse_args()
-    if not osp.isfile(ENCODER):
-        sys.exit(f'no demo encoder at {ENCODER}: run bash scripts/demo.sh first')
+    args = comparison_arguments(__doc__, 'results/benchmark_unets')
     pairs = load_pairs(args.lr_dir, args.hr_dir)
 
     rows, tiling = [], []

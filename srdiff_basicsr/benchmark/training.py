@@ -1,4 +1,6 @@
-"""Training runs of the demo comparisons: train (or reuse) an experiment, read its iteration time."""
+"""Training runs of the demo comparisons: their command line, train (or reuse) an experiment, read its
+iteration time."""
+import argparse
 import glob
 import re
 import subprocess
@@ -6,6 +8,26 @@ import sys
 from os import path as osp
 
 import numpy as np
+import torch
+
+DEMO_ENCODER = 'experiments/demo_rrdb_x4/models/net_g_latest.pth'
+
+
+def comparison_arguments(description, out):
+    """The command line of a demo comparison (held-out images, samples, seed, --retrain, device, report folder);
+    exits when the demo's encoder is missing."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--lr-dir', default='datasets/demo/val/LR_bicubic/X4')
+    parser.add_argument('--hr-dir', default='datasets/demo/val/HR')
+    parser.add_argument('--num-samples', type=int, default=3)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--retrain', action='store_true')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--out', default=out)
+    args = parser.parse_args()
+    if not osp.isfile(DEMO_ENCODER):
+        sys.exit(f'no demo encoder at {DEMO_ENCODER}: run bash scripts/demo.sh first')
+    return args
 
 
 def train(options_file, name, retrain):
