@@ -22,6 +22,7 @@ import yaml
 from basicsr.utils import mkdir_and_rename, tensor2img
 
 import srdiff_basicsr  # noqa: F401  (registration)
+from srdiff_basicsr.benchmark.grid import comparison_grid
 from srdiff_basicsr.benchmark.sampling import PeakMemory, load_pairs, run_config
 from srdiff_basicsr.benchmark.scoring import METRIC_COLUMNS, paper_metrics
 from srdiff_basicsr.diffusion.samplers import describe_sampler, sampler_options
@@ -49,7 +50,7 @@ def table(results):
 
 
 def student_runs(folders, pairs, args, metrics):
-    """(name, result) of each distilled student, sampled by DDIM with its ``distill.steps``."""
+    """(name, result, first samples) of each distilled student, sampled by DDIM with its ``distill.steps``."""
     results = []
     for folder in folders:
         options_file = experiment_options_file(folder)
@@ -58,10 +59,20 @@ def student_runs(folders, pairs, args, metrics):
         if not steps:
             raise SystemExit(f'--students {folder}: {options_file} has no distill.steps (not a distilled student)')
         pipe = SRDiffPipeline.from_pretrained(folder, device=args.device, sampler={'type': 'ddim', 'steps': steps})
-        result, _ = run_config(pipe, pairs, args.num_samples, args.seed, metrics)
-        results.append((f'student {osp.basename(osp.normpath(folder))}: {pipe.describe()}', result))
+        result, firsts = run_config(pipe, pairs, args.num_samples, args.seed, metrics)
+        results.append((f'student {osp.basename(osp.normpath(folder))}: {pipe.describe()}', result, firsts))
         print(f"{results[-1][0]}: {result['seconds']:.2f} s/image, PSNR {result['psnr']:.2f}", flush=True)
     return results
+
+
+def students_grid(pairs, teacher_name, teacher_firsts, students, path):
+    """One row per image: the HR, the teacher's first sample and each student's, the same crop."""
+    rows = [comparison_grid(hr, [('HR', hr), (teacher_name, tensor2img(teacher_firsts[index]))]
+                            + [(name.split(': ')[-1], tensor2img(firsts[index])) for name, _, firsts in students])
+            for index, (_, _, hr) in enumerate(pairs)]
+    width = max(row.shape[1] for row in rows)
+    cv2.imwrite(path, np.concatenate([np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=255)
+                                      for row in rows]))
 
 
 def large_image_runs(pipe, sampler, tile, out):
@@ -134,10 +145,12 @@ def main():
     report += ['', *table(results)]
     if students:
         report += ['', f'## Distilled students (DDIM with the steps each was distilled for), beside the teacher\'s '
-                   f'{results[0][0]}', '', *table([results[0], *students]), '',
+                   f'{results[0][0]}', '', *table([results[0], *[(name, r) for name, r, _ in students]]), '',
                    *[f"- {name}: time per image / the teacher's {results[0][0]}: "
                      f"{r['seconds'] / reference['seconds']:.3f}; PSNR {r['psnr'] - reference['psnr']:+.2f} dB, "
-                     f"LR-PSNR {r['lr_psnr'] - reference['lr_psnr']:+.2f} dB" for name, r in students]]
+                     f"LR-PSNR {r['lr_psnr'] - reference['lr_psnr']:+.2f} dB" for name, r, _ in students],
+                   '- grid of the first samples (teacher, then each student): students_grid.png']
+        students_grid(pairs, results[0][0], firsts[results[0][0]], students, osp.join(args.out, 'students_grid.png'))
 
     # tiled vs whole, same sampler and noise: how close the fused tiles are on images small enough for both
     check = {'type': 'ddim', 'steps': 20}

@@ -3,6 +3,7 @@ import importlib.util
 import re
 import sys
 
+import cv2
 import yaml
 
 from tests.conftest import REPO, make_experiment, make_pairs
@@ -37,3 +38,5 @@ def test_sampler_benchmark_reports_every_sampler_with_its_network_evaluations(tm
     assert rows['student student_s1: DDIM, 1 steps, eta 0.0'] == 1
     assert re.search(r"^- student student_s1: DDIM, 1 steps, eta 0.0: time per image / the teacher's DDPM, 100 steps: "
                      r'[\d.]+; PSNR [+-][\d.]+ dB, LR-PSNR [+-][\d.]+ dB$', report, re.M)
+    grid = cv2.imread(str(out / 'students_grid.png'))
+    assert grid.shape[0] == 2 * (24 + 22) and grid.shape[1] == 4 * 24  # 2 images; HR, teacher, 2 students
