@@ -502,7 +502,7 @@ ECDP_TINY = dict(diffusion={'schedule': 'vp', 'timesteps': 10, 'parametrization'
 
 
 def test_image_quality_fine_tuning_scores_the_ode_sample_and_trains_the_unet(tmp_path, encoder_path):
-    ode = {'rtol': 1e-3, 'atol': 1e-3}
+    ode = {'rtol': 1e-2, 'atol': 1e-2}
     model = make_model(tmp_path, encoder_path, train__image_quality={'loss': {'type': 'L1Loss'}, **ode}, **ECDP_TINY)
     before = copy.deepcopy(model.pipeline)  # its networks as they are before the step
     model.feed_data(batch())
