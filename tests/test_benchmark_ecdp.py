@@ -19,7 +19,7 @@ def test_ecdp_comparison_reports_every_model_with_its_samplers_and_their_nfe(tmp
         make_experiment(tmp_path / 'experiments' / name, timesteps=20)
         (tmp_path / 'experiments' / name / f'train_{name}_20261124.log').write_text(
             f'[iter: 100, time (data): {0.2 + index:.3f} (0.001)] l_noise: 1\n')
-    lr_dir, hr_dir = make_pairs(tmp_path / 'data', count=2, hr_size=24)
+    lr_dir, hr_dir = make_pairs(tmp_path / 'data', count=1, hr_size=24)
     monkeypatch.setattr(sys, 'argv', ['benchmark_ecdp.py', '--lr-dir', lr_dir, '--hr-dir', hr_dir,
                                       '--num-samples', '2', '--device', 'cpu'])
     script.main()
