@@ -46,10 +46,11 @@ def test_tile_conditions_are_exact_crops_of_the_whole_condition(nets):
                                   atol=1e-6)
 
 
-def test_fusion_is_exact_for_a_local_network_and_a_single_tile_is_the_whole_image(nets):
+@pytest.mark.parametrize('out_ch', [3, 6])  # 6: a network with two heads (hybrid)
+def test_fusion_is_exact_for_a_local_network_and_a_single_tile_is_the_whole_image(nets, out_ch):
     encoder, unet = nets
     torch.manual_seed(1)
-    mix = torch.nn.Conv2d(3 + 8, 3, 1)  # per pixel: no receptive field to cut at tile borders
+    mix = torch.nn.Conv2d(3 + 8, out_ch, 1)  # per pixel: no receptive field to cut at tile borders
     local = lambda x, t, cond: mix(torch.cat([x, cond], 1)) * (1 + t.float()[:, None, None, None])  # noqa: E731
     with torch.no_grad():
         features, lr_up = condition_inputs(encoder, torch.rand(1, 3, 20, 24))

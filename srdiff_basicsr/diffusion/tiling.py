@@ -73,7 +73,7 @@ class TiledDenoiser:
         return cond[..., dy:dy + self.tile_h, dx:dx + self.tile_w]
 
     def __call__(self, x_t, t):
-        eps = torch.zeros_like(x_t)
+        eps = None  # the blended output, as many channels as the network gives (6 for two heads)
         total = torch.zeros(x_t.shape[-2:], device=x_t.device, dtype=x_t.dtype)
         n = x_t.shape[0]
         for i in range(0, len(self.boxes), self.batch):
@@ -82,6 +82,8 @@ class TiledDenoiser:
             conds = torch.cat([self.tile_condition(top, left).expand(n, -1, -1, -1) for top, left in boxes])
             out = self.net(crops, t.repeat(len(boxes)), conds)
             self.calls += 1
+            if eps is None:
+                eps = x_t.new_zeros(n, out.shape[1], *x_t.shape[-2:])
             for k, (top, left) in enumerate(boxes):
                 region = (..., slice(top, top + self.tile_h), slice(left, left + self.tile_w))
                 eps[region] += out[k * n:(k + 1) * n] * self.weight
