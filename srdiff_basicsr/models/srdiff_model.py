@@ -265,11 +265,14 @@ class SRDiffModel(SRModel):
         if not self.grad_clip:
             return {}
         (kind, limit), = self.grad_clip.items()
-        params = [p for optimizer in self.optimizers for group in optimizer.param_groups for p in group['params']]
         if kind == 'value':
-            torch.nn.utils.clip_grad_value_(params, limit)
+            torch.nn.utils.clip_grad_value_(self._trained_parameters(), limit)
             return {}
-        return {'grad_norm': torch.nn.utils.clip_grad_norm_(params, limit).detach()}
+        return {'grad_norm': torch.nn.utils.clip_grad_norm_(self._trained_parameters(), limit).detach()}
+
+    def _trained_parameters(self):
+        """Every parameter some optimizer steps (the U-Net's, and a trained encoder's)."""
+        return [p for optimizer in self.optimizers for group in optimizer.param_groups for p in group['params']]
 
     def _encode(self):
         """The encoder's feature maps of the LR batch; when it trains, also its losses (``l_encoder_<name>``)
@@ -283,9 +286,8 @@ class SRDiffModel(SRModel):
     def _diverged(self, current_iter, loss):
         """A non-finite loss or gradient (on any rank) stops training, naming the iteration, before the step
         can spoil the weights; with ``train.skip_nonfinite`` the step is skipped and counted instead."""
-        trained = [p for optimizer in self.optimizers for group in optimizer.param_groups for p in group['params']]
         finite = torch.isfinite(loss.detach()) & torch.stack(
-            [torch.isfinite(p.grad).all() for p in trained if p.grad is not None]).all()
+            [torch.isfinite(p.grad).all() for p in self._trained_parameters() if p.grad is not None]).all()
         if distributed.all_ranks_agree(bool(finite), self.device):
             return False
         what = 'loss' if not torch.isfinite(loss.detach()) else 'gradient'
