@@ -51,7 +51,7 @@ def main():
             if subprocess.run(command).returncode:
                 sys.exit(f'stage {name} failed; see the messages above (rerun to resume it)')
             print(f'=== {name}: {2 * steps}-step teacher -> {steps}-step student, {iterations:,} iterations x batch '
-                  f'{batch}: {2 * iterations * batch:,} teacher evaluations (per image), '
+                  f'{batch}: {2 * iterations * batch:,} teacher evaluations (one per sample and teacher step), '
                   f'{time.perf_counter() - start:.0f} s', flush=True)
         teacher = folder
 
