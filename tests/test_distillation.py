@@ -90,9 +90,10 @@ def test_a_new_student_is_the_teacher_and_samples_as_it(tmp_path):
     assert model.pipeline.sampler_opt == {'type': 'ddim', 'steps': 2, 'eta': 0.0}  # validation: the student's steps
 
 
-def test_a_distillation_step_regresses_the_students_eps_on_two_teacher_steps(tmp_path):
+@pytest.mark.parametrize('student_parametrization', ['eps', 'v'])
+def test_a_distillation_step_regresses_the_student_on_two_teacher_steps(tmp_path, student_parametrization):
     import copy
-    model, _ = distill_model(tmp_path, steps=2)
+    model, _ = distill_model(tmp_path, steps=2, diffusion__parametrization=student_parametrization)
     student = copy.deepcopy(model.net_g)
     torch.manual_seed(0)
     model.feed_data({'lq': torch.rand(3, 3, 4, 4), 'gt': torch.rand(3, 3, 16, 16)})
@@ -107,7 +108,10 @@ def test_a_distillation_step_regresses_the_students_eps_on_two_teacher_steps(tmp
     with torch.no_grad():
         cond = model.teacher_unet.project_condition(model.net_encoder.features(model.lq), model.lr_up * 2 - 1)
         teacher = Denoiser(lambda x, s: model.teacher_unet(x, s, cond), schedule, 'eps', clip_x0=True)
-        _, eps_target = distillation_targets(teacher, schedule, x_t, k, *nested_plans(10, 2))
+        x0_target, eps_target = distillation_targets(teacher, schedule, x_t, k, *nested_plans(10, 2))
+        if student_parametrization == 'v':  # Salimans & Ho: v = alpha eps - sigma x0, with the teacher still eps
+            alpha_bar = schedule.alphas_cumprod[t].reshape(-1, 1, 1, 1)
+            eps_target = alpha_bar.sqrt() * eps_target - (1 - alpha_bar).sqrt() * x0_target
         expected = torch.nn.functional.mse_loss(student(x_t, t, cond), eps_target)
     assert model.log_dict['l_noise'] == pytest.approx(expected.item(), rel=1e-5)
 
@@ -117,6 +121,7 @@ def test_a_distillation_step_regresses_the_students_eps_on_two_teacher_steps(tmp
     ({'network_g__dim': 16}, r"the student must have the teacher's networks and diffusion; these differ from .*: "
                              r'network_g.dim'),
     ({'diffusion__timesteps': 20}, r'these differ from .*: diffusion.timesteps'),
+    ({'diffusion__parametrization': 'hybrid'}, r'diffusion.parametrization'),
     ({'distill__teacher': 'nowhere'}, r'distill.teacher: .*no such file or folder: nowhere'),
 ])
 def test_distillation_options_are_checked_against_the_teacher(tmp_path, changes, message):

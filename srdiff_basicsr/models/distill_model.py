@@ -21,8 +21,10 @@ class SRDiffDistillModel(SRDiffModel):
         distill.teacher: the teacher's experiment folder (its EMA weights when saved), a converted checkpoint
             folder or a ``net_g`` file; a stage's teacher is the previous stage's student.
         distill.steps: the student's DDIM steps (the teacher takes twice as many, on the same trailing plan).
-    The student's ``network_g``, ``network_encoder``, ``scale`` and ``diffusion`` must be the teacher's. A
-    distilled experiment is an ordinary SRDiff one: sample it with ``ddim`` and ``steps``.
+    The student's ``network_g``, ``network_encoder``, ``scale`` and ``diffusion`` must be the teacher's, except
+    ``diffusion.parametrization`` (same number of heads): an eps student cannot take one step from pure noise (x0
+    = (x_t - sigma eps) / alpha amplifies its error by 1 / alpha), so few-step students use v (Salimans & Ho).
+    A distilled experiment is an ordinary SRDiff one: sample it with ``ddim`` and ``steps``.
     """
 
     def __init__(self, opt):
@@ -31,6 +33,7 @@ class SRDiffDistillModel(SRDiffModel):
         if self.is_train:
             teacher = SRDiffPipeline.from_pretrained(opt['distill']['teacher'], device=self.device)
             self.teacher_unet = teacher.unet.eval().requires_grad_(False)
+            self.teacher_parametrization, self.teacher_clip_x0 = teacher.parametrization, teacher.clip_x0
             self.student_plan, self.teacher_plan = nested_plans(self.pipeline.schedule.num_timesteps,
                                                                 opt['distill']['steps'])
             get_root_logger().info(f"Distilling {opt['distill']['teacher']} (DDIM, {len(self.teacher_plan)} steps) "
@@ -45,7 +48,7 @@ class SRDiffDistillModel(SRDiffModel):
         with torch.no_grad():
             cond = self.teacher_unet.project_condition(features, self.lr_up * 2 - 1)
             teacher = Denoiser(lambda x, step: self.teacher_unet(x, schedule.network_time(step), cond), schedule,
-                               self.pipeline.parametrization, self.pipeline.clip_x0)
+                               self.teacher_parametrization, self.teacher_clip_x0)
             x0_target, eps_target = distillation_targets(teacher, schedule, x_t, k, self.student_plan,
                                                          self.teacher_plan)
         return t, x_t, x0_target, eps_target

@@ -104,8 +104,13 @@ def complete_distill_options(opt):
     differ = [f'{section_name}.{key}' for section_name in ('network_g', 'network_encoder')
               for key in set(student[section_name]) | set(teacher_networks[section_name])
               if student[section_name].get(key) != teacher_networks[section_name].get(key)]
-    differ += [f'diffusion.{key}' for key, value in diffusion_options(opt.get('diffusion')).items()
-               if teacher_diffusion[key] != value]
+    student_diffusion = diffusion_options(opt.get('diffusion'))
+    # the student may change parametrization (Salimans & Ho: eps fails in few steps), not its number of heads
+    differ += [f'diffusion.{key}' for key, value in student_diffusion.items()
+               if key != 'parametrization' and teacher_diffusion[key] != value]
+    if (len(PARAMETRIZATIONS[student_diffusion['parametrization']].heads)
+            != len(PARAMETRIZATIONS[teacher_diffusion['parametrization']].heads)):
+        differ.append('diffusion.parametrization (its number of output heads)')
     if opt.get('scale') != teacher_networks['scale']:
         differ.append('scale')
     if differ:
