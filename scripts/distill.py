@@ -20,6 +20,14 @@ from os import path as osp
 import yaml
 
 
+def same_options(stage_file, stage):
+    """Whether the stage file written for an earlier run holds these stage options."""
+    if not osp.isfile(stage_file):
+        return False
+    with open(stage_file) as f:
+        return yaml.safe_load(f) == stage
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('-opt', required=True, help='options of the first stage (model_type: SRDiffDistillModel)')
@@ -36,11 +44,14 @@ def main():
         name = f"{opt['name']}_s{steps}"
         folder = osp.join('experiments', name)
         iterations = opt['train']['total_iter']
+        stage = {**opt, 'name': name, 'distill': {**opt['distill'], 'steps': steps, 'teacher': teacher}}
+        stage_file = osp.join('experiments', 'distill_stages', f'{name}.yml')
+        if osp.isdir(folder) and not same_options(stage_file, stage):
+            sys.exit(f'{folder} exists but was not distilled with these options ({stage_file}); rename it (or the '
+                     f'options\' name) rather than mixing two runs')
         if osp.isfile(osp.join(folder, 'models', 'net_g_latest.pth')):
             print(f'=== {name}: done before, skipped', flush=True)
         else:
-            stage = {**opt, 'name': name, 'distill': {**opt['distill'], 'steps': steps, 'teacher': teacher}}
-            stage_file = osp.join('experiments', 'distill_stages', f'{name}.yml')
             os.makedirs(osp.dirname(stage_file), exist_ok=True)
             with open(stage_file, 'w') as f:
                 yaml.safe_dump(stage, f, sort_keys=False)

@@ -218,3 +218,10 @@ def test_distillation_trains_resumes_and_tests_through_basicsrs_loop(workdir):
     assert 'Distilling experiments/tiny_student_s2 (DDIM, 2 steps) into 1 steps' in log
     again = run_cli([str(REPO / 'scripts' / 'distill.py'), '-opt', chain, '--steps', '2', '1'], cwd=root).stdout
     assert again.count('done before, skipped') == 2
+    student['diffusion']['parametrization'] = 'v'  # other options under the same name: stop, touch nothing
+    weights = (root / 'experiments' / 'tiny_student_s2' / 'models' / 'net_g_latest.pth').read_bytes()
+    changed = run_cli([str(REPO / 'scripts' / 'distill.py'), '-opt', write_options(root / 'chain.yml', student),
+                       '--steps', '2', '1'], cwd=root, check=False)
+    assert changed.returncode != 0
+    assert 'experiments/tiny_student_s2 exists but was not distilled with these options' in changed.stderr
+    assert (root / 'experiments' / 'tiny_student_s2' / 'models' / 'net_g_latest.pth').read_bytes() == weights
