@@ -7,7 +7,8 @@ The networks of the options file (random weights unless --weights, an experiment
 (LR crop/scale of a scikit-image photograph); the loss is the L1 between the ODE's SR sample and the HR crop.
 Each variant runs in its own process (peak resident memory above the start, polled every 5 ms on CPU; CUDA's
 allocator statistics on a GPU). Reports NFE of the forward solve, seconds, peak MiB, their ratios, and how far the
-two gradients are apart (relative L2 and cosine over all parameters, and the worst tensor). Writes --out/report.md (an earlier report is archived).
+two gradients are apart (relative L2 and cosine over all parameters, and the worst tensor). Writes --out/report.md
+(an earlier report is archived).
 """
 import argparse
 import json
