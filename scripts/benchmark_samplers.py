@@ -68,7 +68,8 @@ def student_runs(folders, pairs, args, metrics):
 def students_grid(pairs, teacher_name, teacher_firsts, students, path):
     """One row per image: the HR, the teacher's first sample and each student's, the same crop."""
     rows = [comparison_grid(hr, [('HR', hr), (teacher_name, tensor2img(teacher_firsts[index]))]
-                            + [(name.split(': ')[-1], tensor2img(firsts[index])) for name, _, firsts in students])
+                            + [(name.split(': ')[0].removeprefix('student '), tensor2img(firsts[index]))
+                               for name, _, firsts in students])  # the folder's name, which ends in _s<steps>
             for index, (_, _, hr) in enumerate(pairs)]
     width = max(row.shape[1] for row in rows)
     cv2.imwrite(path, np.concatenate([np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=255)
