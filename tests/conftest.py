@@ -14,7 +14,22 @@ import srdiff_basicsr  # noqa: F401  (registration)
 from srdiff_basicsr.ops.resize import imresize_uint8
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = Path(os.environ.get('SRDIFF_REFERENCE_DIR', REPO.parent / 'shared' / 'reference'))
+
+
+def reference_dir():
+    """shared/reference: SRDIFF_REFERENCE_DIR, else beside this checkout, else beside the repository it was
+    cloned from (a clone in a temporary folder, as CI makes)."""
+    if 'SRDIFF_REFERENCE_DIR' in os.environ:
+        return Path(os.environ['SRDIFF_REFERENCE_DIR'])
+    beside = REPO.parent / 'shared' / 'reference'
+    origin = subprocess.run(['git', '-C', str(REPO), 'config', '--get', 'remote.origin.url'],
+                            capture_output=True, text=True).stdout.strip()
+    if beside.is_dir() or not origin or not Path(origin).is_dir():
+        return beside
+    return Path(origin).resolve().parent / 'shared' / 'reference'
+
+
+REFERENCE = reference_dir()
 
 # a tiny SRDiff: enough to exercise every code path in seconds
 TINY_ENCODER = dict(type='SRDiffRRDBNet', num_feat=8, num_block=2, num_grow_ch=4)
