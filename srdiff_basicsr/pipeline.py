@@ -51,6 +51,14 @@ def check_precision(precision, device, where):
         raise OptionsError(f'{where}.precision: fp16 needs a CUDA device (bf16 works on CPU)')
 
 
+def distilled_sampler(opt):
+    """The sampler a student of progressive distillation was trained for (DDIM, eta 0, ``distill.steps``
+    steps), or None (the paper's DDPM) for a model that was not distilled."""
+    distill = opt.get('distill')
+    steps = distill.get('steps') if isinstance(distill, dict) else None
+    return None if steps is None else {'type': 'ddim', 'steps': steps, 'eta': 0.0}
+
+
 class SRDiffPipeline:
     """SRDiff sampling from plain ``nn.Module``s: the LR ``encoder`` (``features(lr)``), the noise
     predictor ``unet`` (``project_condition(features, lr_up)``, ``forward(x_t, t, cond)``, ``divisor``) and a
@@ -105,7 +113,8 @@ class SRDiffPipeline:
     def from_pretrained(cls, model, encoder=None, options=None, device='cpu', **kwargs):
         """From an experiment folder (its latest weights, EMA when saved), a folder written by
         ``scripts/convert_official_checkpoint.py``, or a ``net_g_*`` weight file (``encoder``: its encoder's
-        weights, default beside it; ``options``: a file with the network sections, default found with it)."""
+        weights, default beside it; ``options``: a file with the network sections, default found with it).
+        A distilled student samples as it was distilled (DDIM in its ``distill.steps``) unless ``sampler`` says."""
         unet_weights, encoder_weights, options_file = resolve_model_files(model, encoder, options)
         try:
             with open(options_file) as f:
@@ -116,6 +125,8 @@ class SRDiffPipeline:
         if missing:
             raise OptionsError(f'{options_file}: no {" or ".join(missing)} section')
         opt.setdefault('scale', opt['network_g'].get('scale'))
+        if kwargs.get('sampler') is None:
+            kwargs['sampler'] = distilled_sampler(opt)
         return cls.from_options(opt, unet_weights, encoder_weights, device, **kwargs)
 
     # options ---------------------------------------------------------------------------------------

@@ -136,9 +136,10 @@ def save_basicsr_weights(net, path):
     return str(path)
 
 
-def make_experiment(root, timesteps=100, network_g=None, diffusion=None):
+def make_experiment(root, timesteps=100, network_g=None, diffusion=None, **sections):
     """A tiny SRDiff experiment folder as BasicSR leaves it: models/net_*_latest.pth and the options file
-    (``network_g``, ``diffusion``: other sections, e.g. an ECDP's)."""
+    (``network_g``, ``diffusion``: other sections, e.g. an ECDP's; ``sections``: more, e.g. a student's
+    ``distill``)."""
     root = Path(root)
     (root / 'models').mkdir(parents=True)
     torch.manual_seed(0)
@@ -147,7 +148,7 @@ def make_experiment(root, timesteps=100, network_g=None, diffusion=None):
     save_basicsr_weights(build_network(dict(TINY_ENCODER, scale=4)), root / 'models' / 'net_encoder_latest.pth')
     write_options(root / f'{root.name}.yml', dict(name=root.name, model_type='SRDiffModel', scale=4, network_g=unet,
                                                    network_encoder=dict(TINY_ENCODER),
-                                                   diffusion=diffusion or dict(timesteps=timesteps)))
+                                                   diffusion=diffusion or dict(timesteps=timesteps), **sections))
     return root
 
 

@@ -128,3 +128,33 @@ def test_distillation_options_are_checked_against_the_teacher(tmp_path, changes,
     from srdiff_basicsr.errors import OptionsError
     with pytest.raises(OptionsError, match=message):
         distill_model(tmp_path, **changes)
+
+
+def test_a_student_samples_as_it_was_distilled_unless_told_otherwise(tmp_path, monkeypatch):
+    import cv2
+
+    from srdiff_basicsr.infer import main
+    from srdiff_basicsr.pipeline import SRDiffPipeline
+    from tests.conftest import make_experiment
+    student = str(make_experiment(tmp_path / 'student', timesteps=10,
+                                  distill={'teacher': 'experiments/teacher', 'steps': 4}))
+    pipe = SRDiffPipeline.from_pretrained(student)
+    assert pipe.sampler_opt == {'type': 'ddim', 'steps': 4, 'eta': 0.0}
+    assert SRDiffPipeline.from_pretrained(student, sampler={'type': 'ddpm'}).sampler_opt == {'type': 'ddpm'}
+    lq = torch.rand(1, 3, 4, 4)
+    expected = pipe(lq, seed=0)
+    assert pipe.nfe == 4
+    assert torch.equal(expected, SRDiffPipeline.from_pretrained(student)(lq, seed=0, sampler='ddim', steps=4))
+
+    cv2.imwrite(str(tmp_path / 'lr.png'), (lq[0].permute(1, 2, 0).numpy()[..., ::-1] * 255).round().astype('uint8'))
+    steps = []
+    original = SRDiffPipeline.__call__
+
+    def counted(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        steps.append(self.nfe)
+        return result
+    monkeypatch.setattr(SRDiffPipeline, '__call__', counted)
+    for flags, nfe in (([], 4), (['--steps', '2'], 2), (['--sampler', 'ddpm'], 10)):
+        assert main([str(tmp_path / 'lr.png'), '-o', str(tmp_path / f'out{nfe}'), '--model', student] + flags) == 0
+        assert steps[-1] == nfe

@@ -5,7 +5,7 @@ import torch
 
 from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS, Denoiser
 from srdiff_basicsr.diffusion.samplers import (SAMPLERS, describe_sampler, expected_nfe, make_plan,
-                                               sampler_options, trailing_steps)
+                                               sampler_options)
 from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
 from srdiff_basicsr.errors import OptionsError
 from tests.conftest import sample
@@ -36,15 +36,6 @@ def oracle(x0, parametrization='eps'):
         return {'eps': eps, 'x0': x064, 'v': a.sqrt() * eps - (1 - a).sqrt() * x064,
                 'hybrid': torch.cat([eps, x064], dim=1)}[parametrization].float()
     return predict
-
-
-@pytest.mark.parametrize('steps', [1, 7, 20, 30, 100])
-def test_trailing_steps_start_at_the_last_step_and_decrease(steps):
-    timesteps = trailing_steps(100, {'steps': steps}, 99)
-    assert len(timesteps) == steps and timesteps[0] == 99 and timesteps[-1] >= 0
-    assert (timesteps[1:] < timesteps[:-1]).all()
-    if steps == 100:
-        assert list(timesteps) == list(range(99, -1, -1))
 
 
 def test_plans_are_built_outside_the_samplers_and_start_anywhere():

@@ -15,7 +15,6 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
 import torch
 
 from srdiff_basicsr.errors import OptionsError, is_int, is_number
@@ -89,12 +88,20 @@ def every_step(num_timesteps, options, t_start):
 
 
 def trailing_steps(num_timesteps, options, t_start):
-    """``steps`` steps from t_start down, evenly spaced and rounded, ending at 0 ("trailing", Lin et al.
-    2024, Table 2): from T-1 every schedule starts at the last training step."""
+    """``steps`` steps from t_start down, evenly spaced: entry i is round(span (steps - i) / steps) - 1 with
+    span = t_start + 1 ("trailing", Lin et al. 2024, Table 2), so from T-1 every plan starts at the last
+    training step and ends at round(span / steps) - 1, from where the sampler's last update goes to the data.
+    Integer arithmetic (a float ``arange`` gives steps + 1 entries for some counts), rounding half to even
+    as numpy's ``round`` and diffusers' trailing spacing do."""
     span, steps = t_start + 1, options['steps']
     if steps > span:
         raise OptionsError(f'steps: {steps} steps do not fit between step {t_start} and 0')
-    return torch.from_numpy((np.round(np.arange(span, 0, -span / steps)) - 1).astype(np.int64))
+    plan = []
+    for i in range(steps):
+        quotient, remainder = divmod(span * (steps - i), steps)
+        round_up = 2 * remainder > steps or (2 * remainder == steps and quotient % 2 == 1)
+        plan.append(quotient + round_up - 1)
+    return torch.tensor(plan, dtype=torch.int64)
 
 
 def interval(num_timesteps, options, t_start):
@@ -235,17 +242,29 @@ def _split(sampler_opt):
     return SAMPLERS[options.pop('type')], options
 
 
-def make_plan(sampler_opt, num_timesteps, t_start=None):
-    """The steps a (checked) sampler visits, from ``t_start`` (default T-1) to 0."""
+def make_plan(sampler_opt, num_timesteps, t_start=None, where='sampler'):
+    """The steps a (checked) sampler visits, from ``t_start`` (default T-1) down; an error naming
+    ``where.steps`` when they do not fit, or when a builder gave other than ``steps`` strictly decreasing steps
+    from t_start (a plan is never run with an extra or a missing step)."""
     sampler, options = _split(sampler_opt)
-    return sampler.plan(num_timesteps, options, num_timesteps - 1 if t_start is None else t_start)
+    t_start = num_timesteps - 1 if t_start is None else t_start
+    try:
+        plan = sampler.plan(num_timesteps, options, t_start)
+    except OptionsError as error:
+        raise OptionsError(f'{where}.{error}') from None
+    if not plan.is_floating_point():
+        steps = options.get('steps', t_start + 1)
+        if (len(plan) != steps or plan[0] != t_start or plan[-1] < 0 or (plan[1:] >= plan[:-1]).any()):
+            raise OptionsError(f'{where}.steps: the {sampler_opt["type"]} plan of {steps} steps from step {t_start} '
+                               f'is not {steps} decreasing steps from {t_start} to 0 or above: {plan.tolist()}')
+    return plan
 
 
-def run_sampler(sampler_opt, denoiser, schedule, x_T, noise, t_start=None):
+def run_sampler(sampler_opt, denoiser, schedule, x_T, noise, t_start=None, where='sampler'):
     """x0 by the (checked) sampler ``sampler_opt`` from x_T taken as the latent at ``t_start``."""
     sampler, options = _split(sampler_opt)
-    return sampler.function(denoiser, schedule, x_T, make_plan(sampler_opt, schedule.num_timesteps, t_start),
-                            noise, **sampler.function_options(options))
+    plan = make_plan(sampler_opt, schedule.num_timesteps, t_start, where)
+    return sampler.function(denoiser, schedule, x_T, plan, noise, **sampler.function_options(options))
 
 
 def expected_nfe(sampler_opt, num_timesteps):

@@ -39,8 +39,9 @@ def sampler_flags():
 
 def add_sampling_arguments(parser):
     group = parser.add_argument_group('sampling')
-    group.add_argument('--sampler', default='ddpm', choices=sorted(SAMPLERS),
-                       help='; '.join(f'{name}: {sampler.description}' for name, sampler in sorted(SAMPLERS.items())))
+    group.add_argument('--sampler', choices=sorted(SAMPLERS),
+                       help="default: the model's own (DDIM in its steps for a distilled student, else ddpm); " +
+                       '; '.join(f'{name}: {sampler.description}' for name, sampler in sorted(SAMPLERS.items())))
     for name, (kind, text) in sampler_flags().items():
         group.add_argument(f'--{name}', type=kind, help=text)
     group.add_argument('--tile', type=int, default=0,
@@ -51,9 +52,10 @@ def add_sampling_arguments(parser):
                        help='match the colours of the bicubic upsampling: adain (mean/std) or wavelet (low band)')
 
 
-def sampling_options(args):
-    """(sampler options, tile options) of the command line: the options given, for the sampler named."""
-    sampler = {'type': args.sampler}
+def sampling_options(args, model_sampler):
+    """(sampler options, tile options) of the command line: the options given, for the sampler named, or
+    over the model's own sampler ``model_sampler`` (its options kept unless given) when none is named."""
+    sampler = {'type': args.sampler} if args.sampler else dict(model_sampler)
     for name in sampler_flags():
         if getattr(args, name) is not None:
             sampler[name] = getattr(args, name)
@@ -85,7 +87,7 @@ def build_pipeline(args, sampling=True):
         raise ValueError('--half needs a CUDA device (--device cuda)')
     pipe = SRDiffPipeline.from_pretrained(args.model, args.encoder, args.options, device=args.device)
     if sampling:
-        sampler, tile = sampling_options(args)
+        sampler, tile = sampling_options(args, pipe.sampler_opt)
         pipe.set_sampling(sampler, tile, args.colour_fix, where='command line')
     pipe.set_execution(args.device, 'fp16' if args.half else args.precision, args.channels_last, args.compile,
                        where='command line')

@@ -1,0 +1,64 @@
+"""Step plans for every step count: exactly ``steps`` strictly decreasing integer steps from t_start, by the
+trailing rule computed here with exact fractions, and exactly ``steps`` network evaluations when sampled."""
+from fractions import Fraction
+
+import pytest
+import torch
+
+from srdiff_basicsr.diffusion.samplers import SAMPLERS, expected_nfe, make_plan, run_sampler, sampler_options
+from srdiff_basicsr.diffusion.schedule import SCHEDULES, DiscreteSchedule
+from srdiff_basicsr.errors import OptionsError
+
+STEPPED = sorted(name for name, entry in SAMPLERS.items() if 'steps' in entry.options)
+
+
+def trailing_reference(span, steps):
+    """round(span (steps - i) / steps) - 1, exact (Python rounds a Fraction half to even, as numpy)."""
+    return [round(Fraction(span * (steps - i), steps)) - 1 for i in range(steps)]
+
+
+@pytest.mark.parametrize('num_timesteps', [100, 300, 1000])
+def test_every_step_count_gives_that_many_decreasing_steps(num_timesteps):
+    for name in STEPPED:
+        for steps in range(1, num_timesteps + 1):
+            opt = sampler_options({'type': name, 'steps': steps}, num_timesteps)
+            plan = make_plan(opt, num_timesteps).tolist()
+            assert plan == trailing_reference(num_timesteps, steps), (name, steps)
+            assert len(plan) == steps and plan[0] == num_timesteps - 1 and plan[-1] >= 0
+            assert all(a > b for a, b in zip(plan, plan[1:]))
+            assert expected_nfe(opt, num_timesteps) == steps
+        assert make_plan(sampler_options({'type': name, 'steps': num_timesteps}, num_timesteps),
+                         num_timesteps).tolist() == list(range(num_timesteps - 1, -1, -1))
+
+
+def test_plans_from_an_intermediate_step_and_the_ancestral_plan():
+    for t_start in (0, 1, 28, 57, 99):
+        assert make_plan({'type': 'ddpm'}, 100, t_start=t_start).tolist() == list(range(t_start, -1, -1))
+        for steps in range(1, t_start + 2):
+            plan = make_plan({'type': 'ddim', 'steps': steps, 'eta': 0.0}, 100, t_start=t_start).tolist()
+            assert plan == trailing_reference(t_start + 1, steps)
+
+
+def test_a_plan_that_cannot_be_built_names_the_option():
+    with pytest.raises(OptionsError, match=r'^val\.sampler\.steps: 30 steps do not fit between step 9 and 0'):
+        make_plan({'type': 'ddim', 'steps': 30, 'eta': 0.0}, 100, t_start=9, where='val.sampler')
+
+
+@pytest.mark.parametrize('schedule_name', sorted(SCHEDULES))
+def test_every_schedule_evaluates_the_network_once_per_step(schedule_name):
+    schedule = DiscreteSchedule.from_options(schedule_name)
+    num_timesteps = schedule.num_timesteps
+    x_T = torch.randn(1, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    for name in STEPPED:
+        counts = range(1, num_timesteps + 1) if name == 'ddim' else sorted({1, 2, 3, 7, 29, 31, 55, 58, 97,
+                                                                             num_timesteps})
+        for steps in counts:
+            calls = []
+
+            def denoiser(x, t):
+                calls.append(t[0].item())
+                return x.clamp(-1, 1) * 0.5, x
+
+            opt = sampler_options({'type': name, 'steps': steps}, num_timesteps)
+            run_sampler(opt, denoiser, schedule, x_T, lambda k, like: torch.zeros_like(like))
+            assert calls == trailing_reference(num_timesteps, steps), (name, steps)
