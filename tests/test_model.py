@@ -543,3 +543,45 @@ def test_image_quality_with_vgg19_features_loads_the_weights_basicsr_finds(tmp_p
     model.feed_data(batch(lr_size=8))
     model.optimize_parameters(1)
     assert model.log_dict['l_image_quality'] > 0
+
+
+def test_the_collapse_guard_arms_below_the_trivial_level_and_stops_after_intervals_back_at_it():
+    from srdiff_basicsr.errors import DivergenceError
+    from srdiff_basicsr.models.collapse import CollapseGuard
+
+    def run(ratios, intervals=3):
+        guard = CollapseGuard(intervals, 0.95, print_freq=2)
+        for interval, ratio in enumerate(ratios):
+            for step in (1, 2):
+                guard(2 * interval + step, ratio * 0.8, 0.8)
+    run([1.0] * 10)  # never learnt anything: not a collapse
+    run([1.0, 0.5, 1.0, 1.0, 0.6, 1.0, 1.0, 0.9])  # back at the trivial level twice in a row only
+    with pytest.raises(DivergenceError, match=r'^iteration 10: the network collapsed: .* for 3 logged intervals, '
+                                              r'since iteration 5 \(1\.00 x in the last\)'):
+        run([1.0, 0.5, 1.0, 1.0, 1.0, 0.5])
+    with pytest.raises(DivergenceError, match='iteration 6: '):
+        run([0.9, 0.96, 3.0], intervals=2)
+
+
+def test_a_run_whose_network_collapses_stops_naming_the_iteration(tmp_path, encoder_path):
+    """A tiny SRADM that learns at lr 3e-3, then collapses at lr 0.05; train.collapse: ~ lets it go on."""
+    from srdiff_basicsr.errors import DivergenceError
+    sradm = dict(network_g__window_attn_levels=[1], network_g__window_attn_mid=True, network_g__window_size=4,
+                 network_g__window_heads=2, logger={'print_freq': 10})
+
+    def train(model, iterations):
+        torch.manual_seed(0)
+        data = batch(lr_size=8, n=4)
+        for it in range(1, iterations + 1):
+            if it == 61:
+                for group in model.optimizers[0].param_groups:
+                    group['lr'] = 0.05
+            model.feed_data(data)
+            model.optimize_parameters(it)
+        return model
+
+    with pytest.raises(DivergenceError, match=r'^iteration (\d+): the network collapsed') as error:
+        train(make_model(tmp_path, encoder_path, train__optim_g={'type': 'Adam', 'lr': 3e-3}, **sradm), 150)
+    assert 70 <= int(str(error.value).split()[1].rstrip(':')) <= 150
+    train(make_model(tmp_path, encoder_path, train__optim_g={'type': 'Adam', 'lr': 3e-3}, train__collapse=None,
+                     **sradm), 100)

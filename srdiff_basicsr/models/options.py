@@ -148,6 +148,10 @@ def _check_train(train_opt, opt):
             is_number(c) and c > 0 for c in v.values())), 'train.grad_clip', '{norm: c} or {value: c} with c > 0')
     require(train_opt.get('skip_nonfinite', False), lambda v: isinstance(v, bool), 'train.skip_nonfinite',
             'true or false')
+    require(train_opt.get('collapse', {}), lambda v: v is None or (
+        isinstance(v, dict) and set(v) <= {'intervals', 'level'} and is_int(v.get('intervals', 1))
+        and v.get('intervals', 1) >= 1 and is_number(v.get('level', 0.5)) and 0 < v.get('level', 0.5) <= 1),
+        'train.collapse', '~ (off) or {intervals: an integer >= 1, level: a number in (0, 1]}')
 
 
 def _check_head_weights(train_opt, parametrization):

@@ -14,6 +14,7 @@ from srdiff_basicsr import distributed
 from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS, Denoiser
 from srdiff_basicsr.diffusion.samplers import probability_flow
 from srdiff_basicsr.errors import DatasetError, DivergenceError
+from srdiff_basicsr.models.collapse import COLLAPSE_DEFAULT, CollapseGuard
 from srdiff_basicsr.models.evaluation import (apply_protocol, describe_protocol, score_samples, write_metrics_csv,
                                               write_summary)
 from srdiff_basicsr.models.options import check_options
@@ -61,6 +62,9 @@ class SRDiffModel(SRModel):
             most c (``clip_grad_norm_``); ``{value: c}`` clamps each gradient entry to [-c, c] (``clip_grad_value_``,
             as ECDP); with ``norm`` the gradient norm before clipping is logged (``grad_norm``). Warm-up is
             BasicSR's ``train.warmup_iter`` (linear, from 0).
+        train.collapse: ``{intervals: 3, level: 0.95}`` (the default; ``~``: off): a run whose noise loss, having
+            been below ``level`` x the loss of an all-zero output, is back above it for ``intervals`` logged
+            intervals in a row (the network collapsed to ~0) stops naming the iteration.
         train.skip_nonfinite: a non-finite loss or gradient stops training naming the iteration
             (default); true skips such steps instead, counted and logged. A checkpoint with non-finite
             weights is never written.
@@ -137,6 +141,9 @@ class SRDiffModel(SRModel):
         self.skipped_steps = 0
         self.grad_clip = train_opt.get('grad_clip')
         self.image_quality = train_opt.get('image_quality')
+        collapse = train_opt.get('collapse', {})
+        self.collapse_guard = None if collapse is None or self.image_quality else CollapseGuard(
+            **{**COLLAPSE_DEFAULT, **collapse}, print_freq=(self.opt.get('logger') or {}).get('print_freq', 100))
         if self.image_quality:
             self.cri_image_quality = build_loss(dict(self.image_quality['loss'])).to(self.device)
 
@@ -176,6 +183,7 @@ class SRDiffModel(SRModel):
         for optimizer in self.optimizers:
             optimizer.zero_grad()
         features, losses = self._encode()
+        self.trivial_loss = {}
         if self.image_quality:
             losses = {**self._image_quality_losses(features), **losses}
         else:
@@ -201,7 +209,11 @@ class SRDiffModel(SRModel):
             for optimizer in self.optimizers:
                 self.grad_scaler.step(optimizer)
             self.grad_scaler.update()
-        self.log_dict = self.reduce_loss_dict({**losses, **clip_log})
+        self.log_dict = self.reduce_loss_dict({**losses, **clip_log, **self.trivial_loss})
+        trivial = self.log_dict.pop('l_trivial', None)
+        if self.collapse_guard is not None:  # the reduced losses: every rank decides alike
+            self.collapse_guard(current_iter, sum(v for k, v in self.log_dict.items() if k.startswith('l_noise')),
+                                trivial)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
             if hasattr(self, 'net_encoder_ema'):
@@ -219,12 +231,16 @@ class SRDiffModel(SRModel):
                                     schedule.network_time(t), cond).float()
         parametrization = PARAMETRIZATIONS[self.pipeline.parametrization]
         target = parametrization.target(x0, eps, t, schedule)
-        if len(parametrization.heads) == 1:
-            return {'l_noise': self.cri_pix(output, target)}
-        weights, heads = self.opt['train']['head_weights'], parametrization.heads
-        return {f'l_noise_{head}': weights[head] * self.cri_pix(out, goal)
-                for head, out, goal in zip(heads, output.chunk(len(heads), 1), target.chunk(len(heads), 1))
-                if weights[head] > 0}
+        heads = parametrization.heads
+        weights = self.opt['train']['head_weights'] if len(heads) > 1 else {heads[0]: 1}
+        losses, trivial = {}, 0
+        for head, out, goal in zip(heads, output.chunk(len(heads), 1), target.chunk(len(heads), 1)):
+            if weights[head] > 0:
+                losses[f'l_noise_{head}' if len(heads) > 1 else 'l_noise'] = weights[head] * self.cri_pix(out, goal)
+                with torch.no_grad():  # the collapse guard's reference: the loss of an all-zero output
+                    trivial = trivial + weights[head] * self.cri_pix(torch.zeros_like(out), goal)
+        self.trivial_loss = {'l_trivial': trivial}
+        return losses
 
     def _training_targets(self, features):
         """(t, x_t, x0, eps) of a batch: the HR residual x0 noised at random t (DDPM's Algorithm 1)."""
