@@ -35,7 +35,7 @@ MODELS = [  # label, options file, experiment, samplers; in training order (the 
     ('ECDP hybrid + image-quality fine-tuning', 'options/demo_finetune_ecdp_x4.yml', 'demo_finetune_ecdp_x4',
      [ODE, DDIM_20]),
 ]
-TILED = 'ECDP hybrid'  # also sampled tiled: ECDPUNet's GroupNorm sees a tile's statistics, not the image's
+TILED = 'ECDP hybrid'  # also sampled tiled (GroupNorm with the whole image's statistics across the tiles)
 TILE = {'size': 64, 'overlap': 32, 'batch': 4}
 
 
@@ -88,8 +88,8 @@ def main():
                       f"{r['train_s']:.3f} |")
     if tiling:
         report += ['', f"{TILED}, DDIM 20, tiled ({TILE['size']}x{TILE['size']}, overlap {TILE['overlap']}) vs "
-                   f'whole-image sampling of the same noise (0-255): max abs difference {tiling[0]:.1f}, mean '
-                   f'{tiling[1]:.2f}']
+                   f'whole-image sampling of the same noise (0-255): max abs difference {tiling[0]:.2f}, mean '
+                   f'{tiling[1]:.3f}']
     mkdir_and_rename(args.out)
     with open(osp.join(args.out, 'report.md'), 'w') as f:
         f.write('\n'.join(report) + '\n')

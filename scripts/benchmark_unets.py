@@ -22,12 +22,13 @@ import srdiff_basicsr  # noqa: F401  (registration)
 from srdiff_basicsr.benchmark.sampling import load_pairs, run_config
 from srdiff_basicsr.benchmark.scoring import METRIC_COLUMNS, paper_metrics
 from srdiff_basicsr.benchmark.training import comparison_arguments, seconds_per_iteration, train
+from srdiff_basicsr.diffusion.tiling import tile_multiple
 from srdiff_basicsr.pipeline import SRDiffPipeline
 
 MODELS = [('SRDiff', 'options/demo_srdiff_x4.yml', 'demo_srdiff_x4'),
           ('SRDiff + middle attention (use_attn)', 'options/demo_srdiff_attn_x4.yml', 'demo_srdiff_attn_x4'),
           ('SRADM (window attention)', 'options/demo_sradm_x4.yml', 'demo_sradm_x4')]
-TILE = {'size': 64, 'overlap': 32, 'batch': 4}
+TILE = {'size': 64, 'overlap': 32, 'batch': 4}  # size: rounded up to what the model's tiles must be a multiple of
 
 
 def main():
@@ -40,9 +41,11 @@ def main():
         pipe = SRDiffPipeline.from_pretrained(f'experiments/{name}', device=args.device)
         metrics, notes = paper_metrics(pipe.scale, 'paper', 'alex', args.device)
         result, whole = run_config(pipe, pairs, args.num_samples, args.seed, metrics)
-        pipe.set_sampling(tile=TILE)
+        multiple = tile_multiple(pipe.scale, pipe.unet.divisor, pipe.unet.window_grid)
+        tile = dict(TILE, size=-(-TILE['size'] // multiple) * multiple)
+        pipe.set_sampling(tile=tile)
         _, tiled = run_config(pipe, pairs, args.num_samples, args.seed, metrics)
-        tiling.append((label, max((a - b).abs().max().item() for a, b in zip(whole, tiled)) * 255,
+        tiling.append((label, tile['size'], max((a - b).abs().max().item() for a, b in zip(whole, tiled)) * 255,
                        float(np.mean([(a - b).abs().mean().item() for a, b in zip(whole, tiled)])) * 255))
         with open(options_file) as f:
             train_opt = yaml.safe_load(f)['train']
@@ -71,9 +74,9 @@ def main():
     for label, r in rows:
         report.append(f"| {label} | {r['recipe']} | " + ' | '.join(format(r[key], fmt) for key, _, fmt in columns)
                       + f" | {r['params'] / 1e6:.2f}M | {r['train_s']:.3f} | {r['seconds']:.2f} |")
-    report += ['', f"## Tiled ({TILE['size']}x{TILE['size']}, overlap {TILE['overlap']}) vs whole-image sampling, "
-               'same noise (first sample of each image, 0-255)', '', '| model | max abs difference | mean |',
-               '|---|---|---|', *[f'| {label} | {top:.1f} | {mean:.2f} |' for label, top, mean in tiling]]
+    report += ['', f"## Tiled (overlap {TILE['overlap']}) vs whole-image sampling, same noise (first sample of each "
+               'image, 0-255)', '', '| model | tile side | max abs difference | mean |', '|---|---|---|---|',
+               *[f'| {label} | {size} | {top:.2f} | {mean:.3f} |' for label, size, top, mean in tiling]]
     mkdir_and_rename(args.out)
     with open(osp.join(args.out, 'report.md'), 'w') as f:
         f.write('\n'.join(report) + '\n')

@@ -17,6 +17,7 @@ import torch
 import yaml
 from torch.nn import functional as F
 
+from srdiff_basicsr.archs.image_statistics import needs_image_statistics
 from srdiff_basicsr.diffusion.noise import noise_source, randn
 from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS, Denoiser
 from srdiff_basicsr.diffusion.samplers import describe_sampler, run_sampler, sampler_options
@@ -135,7 +136,8 @@ class SRDiffPipeline:
         options), ``tile`` ({size, overlap, batch} in HR pixels, or None for the whole image at once) and
         ``colour_fix`` (none | adain | wavelet); errors name ``where.<option>``."""
         self.sampler_opt = sampler_options(sampler, self.schedule.num_timesteps, f'{where}.sampler')
-        self.tile_opt = tile_options(tile, self.scale, self.unet.divisor, f'{where}.tile')
+        self.tile_opt = tile_options(tile, self.scale, self.unet.divisor, f'{where}.tile',
+                                     getattr(self.unet, 'window_grid', 1))
         check_colour_fix(colour_fix, where)
         self.colour_fix = colour_fix
 
@@ -183,7 +185,8 @@ class SRDiffPipeline:
             cond = self.unet.project_condition(features, lr_up)
             return lambda x_t, t: run(x_t, t, cond).to(x_t.dtype)
         tiled = TiledDenoiser(run, self.unet.project_condition, features, lr_up, self.scale, tile['size'],
-                              tile['overlap'], self.unet.divisor, tile['batch'])
+                              tile['overlap'], self.unet.divisor, tile['batch'], getattr(self.unet, 'window_grid', 1),
+                              needs_image_statistics(self.unet))
         return lambda x_t, t: tiled(x_t, t).to(x_t.dtype)
 
     def _pad(self, lr):

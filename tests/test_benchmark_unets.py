@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, make_experiment, make_pairs
+from tests.conftest import REPO, TINY_UNET, make_experiment, make_pairs
 
 
 def test_unet_comparison_reports_each_model_with_its_logged_training_time(tmp_path, monkeypatch):
@@ -19,7 +19,8 @@ def test_unet_comparison_reports_each_model_with_its_logged_training_time(tmp_pa
                                              f'warmup_iter: {warmup}}}\n')
     make_experiment(tmp_path / 'experiments' / 'demo_rrdb_x4').joinpath('models', 'net_g_latest.pth').touch()
     for seconds, (_, _, name) in zip((0.5, 0.7, 0.9), script.MODELS):
-        make_experiment(tmp_path / 'experiments' / name, timesteps=3)
+        windows = dict(TINY_UNET, window_attn_levels=[1], window_size=12, window_heads=2) if 'sradm' in name else None
+        make_experiment(tmp_path / 'experiments' / name, timesteps=3, network_g=windows)
         (tmp_path / 'experiments' / name / f'train_{name}_20261123.log').write_text(
             f'[iter: 100, time (data): {seconds - 0.1:.3f} (0.001)] l_noise: 1\n'
             f'[iter: 150, time (data): {seconds:.3f} (0.001)] l_noise: 1\n'
@@ -35,4 +36,6 @@ def test_unet_comparison_reports_each_model_with_its_logged_training_time(tmp_pa
     assert [recipe for _, recipe, *_ in rows] == ['0.0005, 0', '0.0005, 500', '0.0005, 0']
     rows = [(label, *rest) for label, _, *rest in rows]
     assert [float(train_s) for _, _, train_s, _ in rows] == pytest.approx([0.5, 0.7, 0.9])
-    assert '| ST-LPIPS ↓ |' in report and '## Tiled (64x64, overlap 32) vs whole-image sampling' in report
+    assert '| ST-LPIPS ↓ |' in report and '## Tiled (overlap 32) vs whole-image sampling' in report
+    sides = re.findall(r'^\| (SR[^|]+?) \| (\d+) \| [\d.]+ \| [\d.]+ \|$', report, re.M)
+    assert [int(side) for _, side in sides] == [64, 64, 72]  # SRADM's: a multiple of its 24-pixel window grid

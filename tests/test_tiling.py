@@ -3,7 +3,7 @@ import pytest
 import torch
 from basicsr.archs import build_network
 
-from srdiff_basicsr.diffusion.tiling import TiledDenoiser, check_tile_options, tile_starts
+from srdiff_basicsr.diffusion.tiling import TiledDenoiser, check_tile_options, tile_cores, tile_spans
 from srdiff_basicsr.errors import TileError
 from tests.conftest import TINY_ENCODER, TINY_UNET
 
@@ -23,15 +23,18 @@ def condition_inputs(encoder, lr):
 
 
 @pytest.mark.parametrize('length,tile,stride,align', [(100, 32, 24, 4), (64, 64, 48, 8), (40, 64, 32, 8),
-                                                      (136, 48, 40, 8)])
-def test_tiles_cover_the_canvas_on_the_grid(length, tile, stride, align):
-    starts = tile_starts(length, tile, stride, align)
-    covered = set()
-    for start in starts:
-        assert start % align == 0 and start + min(tile, length) <= length
-        covered |= set(range(start, start + min(tile, length)))
-    assert covered == set(range(length))
-    assert all(b - a <= stride for a, b in zip(starts, starts[1:]))  # at least tile - stride of overlap
+                                                      (136, 48, 40, 8), (136, 48, 40, 16), (128, 64, 40, 16)])
+def test_tiles_cover_the_canvas_on_the_grid_and_their_cores_partition_it(length, tile, stride, align):
+    spans = tile_spans(length, tile, stride, align)
+    covered = []
+    for start, size in spans:
+        assert start % align == 0 and start + size <= length and min(tile, length) <= size < tile + align
+        covered += range(start, start + size)
+    assert set(covered) == set(range(length))
+    assert all(b - a <= stride for (a, _), (b, _) in zip(spans, spans[1:]))  # at least tile - stride of overlap
+    cores = [start + i for (start, _), (begin, end) in zip(spans, tile_cores(spans, 4)) for i in range(begin, end)]
+    assert cores == list(range(length))  # each pixel in exactly one core
+    assert all(begin % 4 == 0 and end % 4 == 0 for begin, end in tile_cores(spans, 4))
 
 
 def test_tile_conditions_are_exact_crops_of_the_whole_condition(nets):
@@ -41,8 +44,8 @@ def test_tile_conditions_are_exact_crops_of_the_whole_condition(nets):
         whole = unet.project_condition(features, lr_up)
         tiled = TiledDenoiser(unet, unet.project_condition, features, lr_up, 4, tile=32, overlap=8,
                               divisor=unet.divisor)
-        for top, left in tiled.boxes:
-            assert torch.allclose(tiled.tile_condition(top, left), whole[..., top:top + 32, left:left + 32],
+        for top, left, h, w in tiled.boxes:
+            assert torch.allclose(tiled.tile_condition(top, left, h, w), whole[..., top:top + h, left:left + w],
                                   atol=1e-6)
 
 
@@ -89,3 +92,78 @@ def test_tile_options_are_checked():
         check_tile_options(64, 64, 4, 8)
     with pytest.raises(TileError, match='batch'):
         check_tile_options(64, 16, 4, 8, batch=0)
+
+
+def non_local_net(kind):
+    """A network that is pixel-wise but for one non-local op: GroupNorm, the official linear attention, or
+    window attention (8x8 windows): tiles are exact only with the whole image's statistics or window grid."""
+    from srdiff_basicsr.archs.image_statistics import ImageGroupNorm
+    from srdiff_basicsr.archs.srdiff_unet_arch import MidAttention, WindowAttention
+    torch.manual_seed(2)
+    op = {'group_norm': ImageGroupNorm(2, 8), 'linear_attention': MidAttention(8, heads=2, dim_head=4),
+          'window_attention': WindowAttention(8, heads=2, window=8)}[kind]
+    for param in op.parameters():  # a trained op (the attentions start as the identity)
+        torch.nn.init.normal_(param, std=0.5)
+    mix_in, mix_out = torch.nn.Conv2d(3 + 8, 8, 1), torch.nn.Conv2d(8, 3, 1)
+    return lambda x, t, cond: mix_out(op(mix_in(torch.cat([x, cond], 1)) * 3 + 1)), kind == 'window_attention'
+
+
+@pytest.mark.parametrize('kind', ['group_norm', 'linear_attention', 'window_attention'])
+def test_non_local_ops_see_the_whole_image_in_tiles(nets, kind):
+    encoder, unet = nets
+    net, windowed = non_local_net(kind)
+    with torch.no_grad():
+        features, lr_up = condition_inputs(encoder, torch.rand(1, 3, 32, 36))
+        x, t = torch.randn(2, 3, 128, 144), torch.tensor([7, 7])
+        whole = net(x, t, unet.project_condition(features, lr_up).expand(2, -1, -1, -1))
+        exact = dict(grid=8) if windowed else dict(image_statistics=True)
+        tiled = TiledDenoiser(net, unet.project_condition, features, lr_up, 4, tile=48, overlap=20, divisor=4,
+                              **exact)
+        assert len(tiled.boxes) >= 9 and len(tiled.batches) == (len(tiled.boxes) if windowed else 1)
+        assert (tiled(x, t) - whole).abs().max() < 1e-4
+        per_tile = TiledDenoiser(net, unet.project_condition, features, lr_up, 4, tile=48, overlap=20, divisor=4)
+        assert (per_tile(x, t) - whole).abs().max() > 1e-2  # what the tiles gave before
+
+
+TILE_ARCHS = {
+    'srdiff': dict(type='SRDiffUNet', dim=8, dim_mults=[1, 2]),
+    'srdiff_use_attn': dict(type='SRDiffUNet', dim=8, dim_mults=[1, 2], use_attn=True),
+    'sradm': dict(type='SRDiffUNet', dim=8, dim_mults=[1, 2], window_attn_levels=[0, 1], window_attn_mid=True,
+                  window_size=8, window_heads=2),
+    'ecdp': dict(type='ECDPUNet', channels=[8, 16], num_blocks=1, time_dim=16, feature_blocks=[0, 1], num_out_ch=6),
+}
+
+
+@pytest.mark.parametrize('arch', sorted(TILE_ARCHS))
+def test_every_arch_denoises_a_canvas_of_tiles_as_the_whole_image(nets, arch):
+    """One step of each arch (its attention switched on) on 3x3 tiles of a photograph's canvas against the whole
+    canvas; without the whole image's statistics and window grid, the non-local archs differ 5 times more."""
+    from srdiff_basicsr.archs.image_statistics import needs_image_statistics
+    from tests.conftest import photo_crops
+    encoder, _ = nets
+    torch.manual_seed(1)
+    unet = build_network(dict(TILE_ARCHS[arch], scale=4, encoder_num_feat=8, encoder_num_block=2)).eval()
+    with torch.no_grad():
+        for module in unet.modules():  # attention as trained, not the identity it starts as
+            if hasattr(module, 'gate'):
+                module.gate.fill_(1.0)
+            if type(module).__name__ == 'WindowAttention':
+                torch.nn.init.normal_(module.to_out.weight, std=0.3)
+        lr = torch.from_numpy(photo_crops(1, 32)[0]).permute(2, 0, 1)[None].float() / 255
+        features, lr_up = condition_inputs(encoder, lr)
+        x = torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))
+        exact = dict(grid=unet.window_grid, image_statistics=needs_image_statistics(unet))
+        for step in (10, 60):
+            t = torch.tensor([step])
+            whole = unet(x, t, unet.project_condition(features, lr_up))
+            tiled = TiledDenoiser(unet, unet.project_condition, features, lr_up, 4, tile=64, overlap=32,
+                                  divisor=unet.divisor, **exact)
+            assert len(tiled.boxes) == 9
+            error = (tiled(x, t) - whole).abs().max()
+            # what is left: the zero padding at a tile's borders, faded by the weights (and, through the windows
+            # near a border, a little further for SRADM)
+            assert error < (5e-3 if arch == 'sradm' else 1e-3) * whole.abs().max(), (error, whole.abs().max())
+            if arch != 'srdiff':
+                per_tile = TiledDenoiser(unet, unet.project_condition, features, lr_up, 4, tile=64, overlap=24,
+                                         divisor=unet.divisor)
+                assert (per_tile(x, t) - whole).abs().max() > 5 * error

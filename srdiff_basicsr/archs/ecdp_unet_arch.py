@@ -3,6 +3,7 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
+from srdiff_basicsr.archs.image_statistics import ImageGroupNorm
 from srdiff_basicsr.archs.srdiff_unet_arch import SinusoidalTimeEmbedding
 
 
@@ -16,7 +17,7 @@ def _conv(dim_in, dim_out, kernel, stride=1, init_scale=1.0):
 
 
 def _norm(channels):
-    return nn.GroupNorm(min(channels // 4, 32), channels)
+    return ImageGroupNorm(min(channels // 4, 32), channels)  # the whole image's statistics in tiles too
 
 
 class ECDPResBlock(nn.Module):
@@ -99,6 +100,7 @@ class ECDPUNet(nn.Module):
                 self.ups.append(nn.Sequential(nn.Upsample(scale_factor=2, mode='nearest'), _conv(dim, dim, 3)))
         self.out = nn.Sequential(_norm(dim), nn.SiLU(), _conv(dim, num_out_ch, 3))
         self.divisor = 2**(len(channels) - 1)
+        self.window_grid = 1  # no window attention
 
     def project_condition(self, features, lr_up):
         """The HR-size condition, once per image: the chosen blocks' maps (``features[b]``) concatenated and

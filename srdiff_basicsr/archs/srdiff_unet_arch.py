@@ -5,6 +5,8 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
+from srdiff_basicsr.archs.image_statistics import tile_reduction
+
 
 class SinusoidalTimeEmbedding(nn.Module):
     """Transformer-style embedding of the integer step t (0-based, not rescaled)."""
@@ -60,10 +62,19 @@ class MidAttention(nn.Module):
         self.to_out = nn.Conv2d(heads * dim_head, dim, 1)
         self.gate = nn.Parameter(torch.zeros(1))
 
+    image_statistics = True  # the keys' softmax and the context run over every pixel of the image
+
     def forward(self, x):
         b, _, h, w = x.shape
         q, k, v = self.to_qkv(x).reshape(b, 3, self.heads, -1, h * w).unbind(1)
-        context = torch.einsum('bhdn,bhen->bhde', k.softmax(dim=-1), v)
+        reduction = tile_reduction()
+        if reduction is None:
+            context = torch.einsum('bhdn,bhen->bhde', k.softmax(dim=-1), v)
+        else:  # the softmax over the whole image's pixels: each tile's core, one shift for all tiles
+            weights = (k - reduction.combine(k.amax(-1, keepdim=True), 'amax')).exp()
+            weights = weights * reduction.mask(h, w, x.device, x.dtype).reshape(b, 1, 1, h * w)
+            context = reduction.combine(torch.einsum('bhdn,bhen->bhde', weights, v))
+            context = context / reduction.combine(weights.sum(-1, keepdim=True))
         out = torch.einsum('bhde,bhdn->bhen', context, q).reshape(b, -1, h, w)
         return x + self.gate * self.to_out(out)
 
@@ -213,6 +224,9 @@ class SRDiffUNet(nn.Module):
 
         self.final_conv = nn.Sequential(Block(dim, dim), nn.Conv2d(dim, num_out_ch, 1))
         self.divisor = 2**(len(dim_mults) - 1)  # HR sizes must be multiples of this
+        # HR pixels between window-grid lines of every window attention: tiles start and end on them
+        mid_level = [len(dim_mults) - 1] if window_attn_mid else []
+        self.window_grid = math.lcm(1, *(window_size * 2**level for level in [*window_attn_levels, *mid_level]))
 
     def project_condition(self, features, lr_up):
         """The HR-size condition, the same at every step: projected from the encoder's feature maps (all

@@ -4,22 +4,41 @@ At every step each tile of the HR canvas is denoised with the condition of its o
 tiles' noise predictions are averaged with Gaussian weights (highest at a tile's centre, where the
 U-Net sees the most context); the sampler then takes one step on the whole canvas (the tiled
 aggregation of StableSR, Wang et al. 2023). Any sampler works unchanged: this is a ``denoise_fn``.
-The network's memory is that of one batch of tiles, whatever the image size.
+The network's memory is that of one batch of tiles, whatever the image size, except for a network with
+whole-image statistics (GroupNorm, global attention), whose tiles run in one batch to share them.
+
+Exact where the network is (to float round-off, away from the tiles' borders, whose convolutions see zero
+padding and which the Gaussian weights fade out): each tile's condition is a crop of the whole image's, tiles
+start on the grid of every window attention, and whole-image statistics are computed across the tiles.
 """
 import math
 
 import torch
 
+from srdiff_basicsr.archs.image_statistics import TileReduction, reducing_over_tiles
 from srdiff_basicsr.errors import TileError
 
 
-def tile_starts(length, tile, stride, align):
-    """Starts of tiles of size ``tile`` covering [0, length): every ``stride`` (rounded down to a
-    multiple of ``align``), the last one flush with the end (``length - tile``, also a multiple)."""
+def tile_spans(length, tile, stride, align):
+    """(start, size) of tiles of size ``tile`` covering [0, length), every ``stride`` (rounded down to a multiple
+    of ``align``), each start a multiple of ``align``: the last one flush with the end when ``length - tile`` is
+    one, else at the last multiple before it and as much longer (less than ``align``) as reaches the end."""
     if tile >= length:
-        return [0]
+        return [(0, length)]
     starts = list(range(0, length - tile, max(stride // align * align, align)))
-    return starts + [length - tile]
+    last = (length - tile) // align * align
+    starts = [start for start in starts if start < last] + [last]
+    return [(start, tile) for start in starts[:-1]] + [(last, length - last)]
+
+
+def tile_cores(spans, align):
+    """(begin, end) of each tile's core, relative to its start: a partition of the canvas, split in the middle
+    of each overlap (on a multiple of ``align``), for the statistics of the whole image."""
+    bounds = [0]
+    for (start, _), (prev_start, prev_size) in zip(spans[1:], spans[:-1]):
+        bounds.append(max(start, (start + prev_start + prev_size) // 2 // align * align))
+    bounds.append(spans[-1][0] + spans[-1][1])
+    return [(begin - start, end - start) for (start, _), begin, end in zip(spans, bounds[:-1], bounds[1:])]
 
 
 def gaussian_weight(height, width, device, dtype):
@@ -42,56 +61,77 @@ class TiledDenoiser:
         features (list[Tensor]): the encoder's feature maps of the whole LR image.
         lr_up (Tensor): the bicubic upsampling of the whole LR image, as the network takes it.
         scale (int): HR / LR size ratio; tile corners are on the LR grid.
-        tile (int): tile side in HR pixels (a multiple of ``divisor`` and of ``scale``).
+        tile (int): tile side in HR pixels (a multiple of ``divisor``, ``grid`` and ``scale``).
         overlap (int): HR pixels shared by neighbouring tiles.
         divisor (int): the U-Net's size divisor.
         batch (int): tiles per network call.
+        grid (int): HR pixels between the window-grid lines of the network's window attention (1: none); tiles
+            start on them, so each tile's windows are the whole image's.
+        image_statistics (bool): the network reduces over the whole image (GroupNorm, global attention): all
+            tiles run in one batch, each counting its core (``archs.image_statistics``), so the statistics
+            are the whole image's; memory is then that of the whole canvas.
     """
 
-    def __init__(self, net, project_condition, features, lr_up, scale, tile, overlap, divisor, batch=1):
-        check_tile_options(tile, overlap, scale, divisor, batch)
+    def __init__(self, net, project_condition, features, lr_up, scale, tile, overlap, divisor, batch=1, grid=1,
+                 image_statistics=False):
+        check_tile_options(tile, overlap, scale, divisor, batch, grid=grid)
         self.net, self.project_condition, self.features, self.lr_up = net, project_condition, features, lr_up
-        self.scale, self.batch = scale, batch
+        self.scale = scale
         lr_h, lr_w = features[0].shape[-2:]
         height, width = lr_h * scale, lr_w * scale
-        self.tile_h, self.tile_w = min(tile, height), min(tile, width)
-        align = scale * divisor // math.gcd(scale, divisor)  # on the LR grid, and the U-Net's phase kept
-        self.boxes = [(top, left) for top in tile_starts(height, self.tile_h, tile - overlap, align)
-                      for left in tile_starts(width, self.tile_w, tile - overlap, align)]
-        self.weight = gaussian_weight(self.tile_h, self.tile_w, features[0].device, features[0].dtype)
+        align = tile_multiple(scale, divisor, grid)  # on the LR grid and the window grid, the U-Net's phase kept
+        rows = tile_spans(height, tile, tile - overlap, align)
+        cols = tile_spans(width, tile, tile - overlap, align)
+        self.boxes = [(top, left, h, w) for top, h in rows for left, w in cols]
+        self.cores = [(*row, *col) for row in tile_cores(rows, divisor) for col in tile_cores(cols, divisor)]
+        by_shape = {}
+        for index, (_, _, h, w) in enumerate(self.boxes):
+            by_shape.setdefault((h, w), []).append(index)
+        if image_statistics and len(by_shape) > 1:
+            raise TileError(f'tile: a network with both window attention and whole-image statistics needs the '
+                            f'image ({height}x{width} HR pixels) minus the tile size to be a multiple of {align}')
+        self.batches = []  # tile indices per network call, of one shape
+        for group in by_shape.values():
+            size = len(group) if image_statistics else batch
+            self.batches += [group[i:i + size] for i in range(0, len(group), size)]
+        self.image_statistics = image_statistics
         self.calls = 0
 
-    def tile_condition(self, top, left):
+    def tile_condition(self, top, left, h, w):
         s = self.scale
         lr_top, lr_left = top // s, left // s
         lr_h, lr_w = self.features[0].shape[-2:]
         y0, x0 = max(lr_top - 1, 0), max(lr_left - 1, 0)
-        y1, x1 = min(lr_top + self.tile_h // s + 1, lr_h), min(lr_left + self.tile_w // s + 1, lr_w)
+        y1, x1 = min(lr_top + h // s + 1, lr_h), min(lr_left + w // s + 1, lr_w)
         cond = self.project_condition([f[..., y0:y1, x0:x1] for f in self.features],
                                       self.lr_up[..., y0 * s:y1 * s, x0 * s:x1 * s])
         dy, dx = (lr_top - y0) * s, (lr_left - x0) * s
-        return cond[..., dy:dy + self.tile_h, dx:dx + self.tile_w]
+        return cond[..., dy:dy + h, dx:dx + w]
 
     def __call__(self, x_t, t):
         eps = None  # the blended output, as many channels as the network gives (6 for two heads)
         total = torch.zeros(x_t.shape[-2:], device=x_t.device, dtype=x_t.dtype)
         n = x_t.shape[0]
-        for i in range(0, len(self.boxes), self.batch):
-            boxes = self.boxes[i:i + self.batch]
-            crops = torch.cat([x_t[..., top:top + self.tile_h, left:left + self.tile_w] for top, left in boxes])
-            conds = torch.cat([self.tile_condition(top, left).expand(n, -1, -1, -1) for top, left in boxes])
-            out = self.net(crops, t.repeat(len(boxes)), conds)
+        for indices in self.batches:
+            boxes = [self.boxes[i] for i in indices]
+            _, _, h, w = boxes[0]
+            crops = torch.cat([x_t[..., top:top + h, left:left + w] for top, left, h, w in boxes])
+            conds = torch.cat([self.tile_condition(*box).expand(n, -1, -1, -1) for box in boxes])
+            reduction = TileReduction([self.cores[i] for i in indices], n, h, w) if self.image_statistics else None
+            with reducing_over_tiles(reduction):
+                out = self.net(crops, t.repeat(len(boxes)), conds)
             self.calls += 1
             if eps is None:
                 eps = x_t.new_zeros(n, out.shape[1], *x_t.shape[-2:])
-            for k, (top, left) in enumerate(boxes):
-                region = (..., slice(top, top + self.tile_h), slice(left, left + self.tile_w))
-                eps[region] += out[k * n:(k + 1) * n] * self.weight
-                total[region[1:]] += self.weight
+            weight = gaussian_weight(h, w, x_t.device, x_t.dtype)
+            for k, (top, left, _, _) in enumerate(boxes):
+                region = (..., slice(top, top + h), slice(left, left + w))
+                eps[region] += out[k * n:(k + 1) * n] * weight
+                total[region[1:]] += weight
         return eps / total
 
 
-def tile_options(tile, scale, divisor, where='val.tile'):
+def tile_options(tile, scale, divisor, where='val.tile', grid=1):
     """``{size, overlap, batch}`` (HR pixels; overlap 0 and batch 1 by default) checked against the model,
     or None for None (the whole image at once)."""
     if tile is None:
@@ -104,14 +144,21 @@ def tile_options(tile, scale, divisor, where='val.tile'):
     if 'size' not in tile:
         raise TileError(f'{where}.size: missing (tile side in HR pixels)')
     tile = {'overlap': 0, 'batch': 1, **tile}
-    check_tile_options(tile['size'], tile['overlap'], scale, divisor, tile['batch'], where)
+    check_tile_options(tile['size'], tile['overlap'], scale, divisor, tile['batch'], where, grid)
     return tile
 
 
-def check_tile_options(tile, overlap, scale, divisor, batch=1, where='tile'):
-    if not isinstance(tile, int) or tile <= 0 or tile % divisor or tile % scale:
-        raise TileError(f'{where}.size: must be a positive multiple of {divisor} (the U-Net halves it) and of the '
-                        f'scale {scale}, got {tile!r}')
+def tile_multiple(scale, divisor, grid=1):
+    """What a tile's side must be a multiple of: the U-Net's divisor, the scale and the window grid."""
+    return math.lcm(divisor, scale, grid)
+
+
+def check_tile_options(tile, overlap, scale, divisor, batch=1, where='tile', grid=1):
+    multiple = tile_multiple(scale, divisor, grid)
+    if not isinstance(tile, int) or tile <= 0 or tile % multiple:
+        why = f' and of the window grid {grid}' if grid > 1 else ''
+        raise TileError(f'{where}.size: must be a positive multiple of {multiple} (of {divisor}, as the U-Net halves '
+                        f'it, of the scale {scale}{why}), got {tile!r}')
     if not isinstance(overlap, int) or not 0 <= overlap < tile:
         raise TileError(f'{where}.overlap: must be an integer from 0 to size - 1 ({tile - 1}), got {overlap!r}')
     if not isinstance(batch, int) or batch < 1:
