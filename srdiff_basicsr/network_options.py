@@ -12,9 +12,10 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS
 from srdiff_basicsr.diffusion.schedule import SCHEDULES
 from srdiff_basicsr.errors import OptionsError, is_int, is_number, require
+from srdiff_basicsr.ops.resize import UPSAMPLERS
 
-DIFFUSION_DEFAULTS = dict(schedule='cosine', res_rescale=2.0, clip_x0=True, parametrization='eps')  # and the
-# schedule's own: timesteps and its options (SCHEDULES)
+# and the schedule's own: timesteps and its options (SCHEDULES); lr_up: ops.resize.UPSAMPLERS
+DIFFUSION_DEFAULTS = dict(schedule='cosine', res_rescale=2.0, clip_x0=True, parametrization='eps', lr_up='matlab')
 
 
 def diffusion_options(section):
@@ -40,6 +41,7 @@ def diffusion_options(section):
     for key in ('res_rescale', *entry.options):
         require(options[key], lambda v: is_number(v) and v > 0, f'diffusion.{key}', 'a number > 0')
     require(options['clip_x0'], lambda v: isinstance(v, bool), 'diffusion.clip_x0', 'true or false')
+    require(options['lr_up'], lambda v: v in UPSAMPLERS, 'diffusion.lr_up', f'one of {sorted(UPSAMPLERS)}')
     return options
 
 

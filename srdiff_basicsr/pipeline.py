@@ -28,7 +28,7 @@ from srdiff_basicsr.model_files import resolve_model_files
 from srdiff_basicsr.network_options import (build_arch, complete_network_options, diffusion_options,
                                             schedule_options)
 from srdiff_basicsr.ops.colour import COLOUR_FIXES, colour_fix
-from srdiff_basicsr.ops.resize import imresize
+from srdiff_basicsr.ops.resize import UPSAMPLERS
 from srdiff_basicsr.weights import load_weights
 
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -72,6 +72,8 @@ class SRDiffPipeline:
         res_rescale (float): the residual is multiplied by this before diffusion (SRDiff: 2).
         clip_x0 (bool): clamp the residual x0 to [-1, 1]: in training, and the predicted one at every step
             (SRDiff does; ECDP, whose residual goes beyond, does not).
+        lr_up (str): the upsampling the residual is over (``ops.resize.UPSAMPLERS``: matlab, SRDiff's;
+            bicubic_antialias, ECDP's torchvision resize).
         parametrization (str): what ``unet`` predicts (see ``diffusion.parametrization``).
         sampler (dict | None): default sampler options (``{'type': 'ddim', 'steps': 20}``; default the
             paper's 100-step DDPM); ``tile``, ``colour_fix``: see ``set_sampling``.
@@ -80,10 +82,13 @@ class SRDiffPipeline:
 
     def __init__(self, encoder, unet, schedule, scale, res_rescale=2.0, clip_x0=True, parametrization='eps',
                  sampler=None, tile=None, colour_fix='none', device=None, precision='fp32', channels_last=False,
-                 compile=False):
+                 compile=False, lr_up='matlab'):
         if parametrization not in PARAMETRIZATIONS:
             raise OptionsError(f'parametrization: must be one of {sorted(PARAMETRIZATIONS)}, got {parametrization!r}')
+        if lr_up not in UPSAMPLERS:
+            raise OptionsError(f'lr_up: must be one of {sorted(UPSAMPLERS)}, got {lr_up!r}')
         self.encoder, self.unet, self.schedule, self.scale = encoder, unet, schedule, scale
+        self.lr_up_method = lr_up
         self.res_rescale, self.clip_x0, self.parametrization = res_rescale, clip_x0, parametrization
         self.nfe = 0  # network evaluations of the last call
         self.set_execution(device or next(unet.parameters()).device, precision, channels_last, compile)
@@ -96,7 +101,7 @@ class SRDiffPipeline:
         diffusion = diffusion_options(diffusion)
         return cls(encoder, unet, DiscreteSchedule.from_options(**schedule_options(diffusion)), scale,
                    res_rescale=diffusion['res_rescale'], clip_x0=diffusion['clip_x0'],
-                   parametrization=diffusion['parametrization'], **kwargs)
+                   parametrization=diffusion['parametrization'], lr_up=diffusion['lr_up'], **kwargs)
 
     @classmethod
     def from_options(cls, opt, unet_weights, encoder_weights, device='cpu', param_key='params_ema', **kwargs):
@@ -161,6 +166,10 @@ class SRDiffPipeline:
         return describe_sampler(self.sampler_opt, self.schedule.num_timesteps)
 
     # the data path ---------------------------------------------------------------------------------
+    def upsample(self, lr):
+        """lr_up: the upsampling of the LR batch the residual is taken against (``diffusion.lr_up``)."""
+        return UPSAMPLERS[self.lr_up_method](lr, self.scale)
+
     def residual(self, hr, lr_up):
         """x0 = (hr - lr_up) * res_rescale, images in [-1, 1] as in the paper; clamped to [-1, 1] with
         ``clip_x0`` (SRDiff), left whole without it (ECDP)."""
@@ -220,7 +229,7 @@ class SRDiffPipeline:
         pad_h, pad_w = self._pad(lr)
         if pad_h or pad_w:
             lr = F.pad(lr, (0, pad_w, 0, pad_h), mode='replicate')
-        lr_up = imresize(lr, self.scale)
+        lr_up = self.upsample(lr)
         was_training = self.unet.training, self.encoder.training
         self.unet.eval(), self.encoder.eval()
         with autocast(self.device, self.precision):

@@ -107,7 +107,7 @@ def test_an_ecdp_experiment_samples_with_the_ode_and_its_temperature(tmp_path):
 def test_errors_are_one_line_with_exit_status_2(experiment, folder, tmp_path, capsys):
     inputs, _, _ = folder
     cases = [(['--half'], '--half needs a CUDA device'),
-             (['--tile', '30'], 'command line.tile.size: must be a positive multiple of 2'),
+             (['--tile', '30'], 'command line.tile.size: must be a positive multiple of 4 (of 2, as the U-Net halves it, of the scale 4)'),
              (['--sampler', 'ddim', '--steps', '0'], 'command line.sampler.steps: must be an integer from 1 to 10'),
              (['--model', str(tmp_path / 'none')], '--model: no such file or folder')]
     for extra, message in cases:

@@ -501,16 +501,18 @@ ECDP_TINY = dict(diffusion={'schedule': 'vp', 'timesteps': 10, 'parametrization'
                             'clip_x0': False}, network_g__num_out_ch=6)
 
 
-def test_image_quality_fine_tuning_scores_the_ode_sample_and_trains_the_unet(tmp_path, encoder_path):
+@pytest.mark.parametrize('flow,sampler', [('ode', {}), ('ode_vp', {'t_end': 0.1})])
+def test_image_quality_fine_tuning_scores_the_ode_sample_and_trains_the_unet(tmp_path, encoder_path, flow, sampler):
     ode = {'rtol': 1e-2, 'atol': 1e-2}
-    model = make_model(tmp_path, encoder_path, train__image_quality={'loss': {'type': 'L1Loss'}, **ode}, **ECDP_TINY)
+    model = make_model(tmp_path, encoder_path,
+                       train__image_quality={'loss': {'type': 'L1Loss'}, 'flow': flow, **sampler, **ode}, **ECDP_TINY)
     before = copy.deepcopy(model.pipeline)  # its networks as they are before the step
     model.feed_data(batch())
     torch.manual_seed(5)
     model.optimize_parameters(1)
     torch.manual_seed(5)  # the step's prior noise, the first draw
     x_T = torch.randn_like(model.lr_up)
-    sr = before(model.lq, sampler={'type': 'ode', **ode}, start=(x_T, 9))
+    sr = before(model.lq, sampler={'type': flow, **sampler, **ode}, start=(x_T, 9))
     assert model.log_dict['l_image_quality'] == pytest.approx(torch.nn.functional.l1_loss(sr, model.gt).item(),
                                                               rel=1e-4)
     assert 'l_noise_eps' not in model.log_dict

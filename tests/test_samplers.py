@@ -131,10 +131,12 @@ def test_samplers_are_chosen_by_options_and_seeded():
 
 
 def test_the_table_fills_defaults_checks_options_and_describes():
-    assert sampler_options(None, 100) == {'type': 'ddpm'}
+    assert sampler_options(None, 100) == {'type': 'ddpm', 'variance': 'posterior', 'end_step': 0}
     assert sampler_options({'type': 'ddim'}, 100) == {'type': 'ddim', 'steps': 20, 'eta': 0.0}
     assert describe_sampler(sampler_options({'type': 'ddim', 'steps': 10}, 100), 100) == 'DDIM, 10 steps, eta 0.0'
     assert describe_sampler({'type': 'ddpm'}, 100) == 'DDPM, 100 steps'
+    assert describe_sampler({'type': 'ddpm', 'variance': 'beta', 'end_step': 5}, 300) == \
+        'DDPM, 295 steps, variance beta_t, ending at step 5'
     assert expected_nfe(sampler_options({'type': 'ode'}, 100), 100) is None
     for bad, message in [({'type': 'euler'}, 'val.sampler.type: unknown sampler'),
                          ({'type': 'ddim', 'steps': 101}, r'val.sampler.steps: must be an integer from 1 to 100'),
@@ -145,7 +147,7 @@ def test_the_table_fills_defaults_checks_options_and_describes():
                          ({'type': 'dpmpp_2m', 'eta': 0.5}, r"unknown option\(s\) \['eta'\] for dpmpp_2m")]:
         with pytest.raises(OptionsError, match=message):
             sampler_options(bad, 100)
-    assert set(SAMPLERS) == {'ddpm', 'ddim', 'dpmpp_2m', 'ode'}
+    assert set(SAMPLERS) == {'ddpm', 'ddim', 'dpmpp_2m', 'ode', 'ode_vp'}
 
 
 def test_the_hybrid_combination_is_the_eps_head_at_low_noise_and_the_x0_heads_eps_at_high_noise():

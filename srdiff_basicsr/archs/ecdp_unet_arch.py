@@ -47,11 +47,14 @@ class ECDPUNet(nn.Module):
     wiring (every block's output is a skip; ``num_blocks + 1`` blocks per level on the way up), the
     up/down layers and where the condition enters all differ, so little but the time embedding is shared.
 
-    The condition (:meth:`project_condition`, once per image) is the concatenated maps brought to HR size
-    bilinearly; each level resizes it bilinearly to its own size (ECDP resizes the LR maps directly: the
-    same at HR size, a different low-pass below; resizing the HR map keeps tiles local to their region).
-    The LR image itself is not an input, as in ECDP. Outputs ``num_out_ch`` channels: 6 for the hybrid
-    parametrization's two heads (eps, then x0), 3 for eps-only or x0-only.
+    The condition (:meth:`project_condition`, once per image) is the concatenated maps; each block resizes
+    them bilinearly to its own size. ``condition_resize: lr`` (ECDP's) resizes the LR-size maps directly
+    (with torchvision's antialias by default, as ECDP's ``FV.resize`` on torchvision >= 0.17: at the levels
+    below LR size it low-passes); ``hr`` (this project's default) first brings them to HR size, and each
+    level resizes that map: the same at HR size, a different low-pass below, and local, so a tile's condition
+    is exactly the whole image's. The LR image itself is not an input, as in ECDP. Outputs ``num_out_ch``
+    channels: 6 for the hybrid parametrization's two heads (eps, then x0), 3 for eps-only or x0-only. On the
+    way up a map is cropped to its skip's size, as ECDP's, for sizes the U-Net does not divide.
 
     Args:
         channels (list[int]): widths per level (ECDP: 64, 128, 256, 256); the input conv has channels[0].
@@ -63,11 +66,18 @@ class ECDPUNet(nn.Module):
         feature_blocks (list[int]): the RRDB blocks (0-based) whose outputs condition the U-Net (ECDP:
             1, 8, 15, 22 of 23; 1, 3, 5, 7 of 8).
         num_in_ch, num_out_ch (int): channels of x_t and of the output.
+        condition_resize (str): hr (resized from an HR-size map; tile-exact) | lr (from the LR maps, ECDP's).
+        condition_antialias (bool): with ``lr``, resize with antialias (ECDP on torchvision >= 0.17; false as
+            on torchvision <= 0.16).
     """
 
     def __init__(self, channels=(64, 128, 256, 256), num_blocks=2, time_dim=128, scale=4, encoder_num_feat=64,
-                 encoder_num_block=23, feature_blocks=(1, 8, 15, 22), num_in_ch=3, num_out_ch=6):
+                 encoder_num_block=23, feature_blocks=(1, 8, 15, 22), num_in_ch=3, num_out_ch=6,
+                 condition_resize='hr', condition_antialias=True):
         super().__init__()
+        if condition_resize not in ('hr', 'lr'):
+            raise ValueError(f'ECDPUNet: condition_resize must be hr or lr, got {condition_resize!r}')
+        self.condition_resize, self.condition_antialias = condition_resize, bool(condition_antialias)
         if time_dim % 2:
             raise ValueError(f'ECDPUNet: time_dim must be even, got {time_dim}')
         outside = [b for b in feature_blocks if b >= encoder_num_block]
@@ -103,10 +113,20 @@ class ECDPUNet(nn.Module):
         self.window_grid = 1  # no window attention
 
     def project_condition(self, features, lr_up):
-        """The HR-size condition, once per image: the chosen blocks' maps (``features[b]``) concatenated and
-        upsampled bilinearly. ``lr_up`` is not used (ECDP does not condition on the LR image)."""
+        """The condition, once per image: the chosen blocks' maps (``features[b]``) concatenated, upsampled
+        bilinearly to HR size with ``condition_resize: hr``. ``lr_up`` is not used (ECDP does not condition on
+        the LR image)."""
         cond = torch.cat([features[b] for b in self.feature_blocks], dim=1)
+        if self.condition_resize == 'lr':
+            return cond
         return F.interpolate(cond, scale_factor=self.scale, mode='bilinear', align_corners=False)
+
+    def resize_condition(self, cond, size):
+        """The condition at a level of ``size`` (itself at its own size, as torchvision's resize)."""
+        if size == tuple(cond.shape[-2:]):
+            return cond
+        antialias = self.condition_resize == 'lr' and self.condition_antialias
+        return F.interpolate(cond, size=size, mode='bilinear', align_corners=False, antialias=antialias)
 
     def forward(self, x, t, cond):
         t_emb = self.time_mlp(self.time_emb(t))
@@ -115,8 +135,7 @@ class ECDPUNet(nn.Module):
         def at(h):  # the condition at h's size, resized once per level
             size = tuple(h.shape[-2:])
             if size not in level_conds:
-                level_conds[size] = cond if size == tuple(cond.shape[-2:]) else F.interpolate(
-                    cond, size=size, mode='bilinear', align_corners=False)
+                level_conds[size] = self.resize_condition(cond, size)
             return level_conds[size]
 
         h = self.in_conv(x)
@@ -128,7 +147,8 @@ class ECDPUNet(nn.Module):
             h = block(h, t_emb, at(h))
         for layer in self.ups:
             if isinstance(layer, ECDPResBlock):
-                h = torch.cat([h, skips.pop()], dim=1)
+                skip = skips.pop()
+                h = torch.cat([h[..., :skip.shape[-2], :skip.shape[-1]], skip], dim=1)
                 h = layer(h, t_emb, at(h))
             else:
                 h = layer(h)

@@ -33,7 +33,7 @@ class Option:
 class Sampler:
     function: Callable
     plan: Callable  # (num_timesteps, options, t_start) -> the steps to visit
-    label: str  # str.format'ed with the options (and ``steps``) for reports and logs
+    label: str | Callable  # str.format'ed with the options (and ``steps``), or called with them, for reports
     description: str
     options: dict = field(default_factory=dict)
     nfe: Callable | None = len  # plan -> network evaluations per sample; None: decided while sampling
@@ -83,8 +83,11 @@ STEPS = Option(20, 'network evaluations', _steps)
 
 # step plans --------------------------------------------------------------------------------------
 def every_step(num_timesteps, options, t_start):
-    """t_start, t_start - 1, ..., 0."""
-    return torch.arange(t_start, -1, -1)
+    """t_start, t_start - 1, ..., ``end_step`` (default 0)."""
+    end_step = options.get('end_step', 0)
+    if end_step > t_start:
+        raise OptionsError(f'end_step: {end_step} is after the first step {t_start}')
+    return torch.arange(t_start, end_step - 1, -1)
 
 
 def trailing_steps(num_timesteps, options, t_start):
@@ -114,18 +117,44 @@ def _batch_t(value, x):
     return torch.full((x.shape[0], ), int(value), device=x.device, dtype=torch.long)
 
 
-@register_sampler('ddpm', every_step, 'DDPM, {steps} steps',
-                  "ancestral DDPM over every step: the paper's sampler (100 network evaluations)")
+def _variance(value, num_timesteps):
+    if value not in ('posterior', 'beta'):
+        return "posterior (beta~_t, DDPM's and SRDiff's) or beta (beta_t, ECDP's)"
+
+
+def _end_step(value, num_timesteps):
+    if not is_int(value) or not 0 <= value < num_timesteps:
+        return f'an integer from 0 to {num_timesteps - 1}'
+
+
+def _ddpm_label(options):
+    steps = options['steps'] - options.get('end_step', 0)
+    variance = ', variance beta_t' if options.get('variance') == 'beta' else ''
+    end = f", ending at step {options['end_step']}" if options.get('end_step') else ''
+    return f'DDPM, {steps} steps{variance}{end}'
+
+
+@register_sampler('ddpm', every_step, _ddpm_label,
+                  "ancestral DDPM over every step: the paper's sampler (100 network evaluations)",
+                  options={'variance': Option('posterior', 'DDPM noise variance: posterior (beta~_t) or beta (beta_t, '
+                                              'ECDP)', _variance),
+                           'end_step': Option(0, "DDPM's last step, whose x0 estimate is the sample (ECDP: 5)",
+                                              _end_step)})
 @torch.no_grad()
-def ddpm(denoiser, schedule, x_T, plan, noise):
-    """DDPM Algorithm 2 via the posterior: x0 from the denoiser, the posterior mean, plus
-    sqrt(posterior variance) * z except at t = 0."""
+def ddpm(denoiser, schedule, x_T, plan, noise, variance='posterior'):
+    """DDPM Algorithm 2 via the posterior: x0 from the denoiser, the posterior mean, plus sqrt(variance) z with
+    the posterior's variance beta~_t (or beta_t, Ho et al.'s other choice and ECDP's); at the plan's last step the
+    denoiser's x0 (at step 0 the posterior mean is x0 itself). The k-th step draws noise k (the last one too,
+    unused, as ECDP's)."""
     x = x_T
     for k, step in enumerate(plan.tolist()):
         t = _batch_t(step, x)
         x0, _ = denoiser(x, t)
+        if k == len(plan) - 1:
+            return x0
         mean, log_variance = schedule.q_posterior(x0, x, t)
-        x = mean + (0.5 * log_variance).exp() * noise(k, x) if step > 0 else mean
+        std = (0.5 * log_variance).exp() if variance == 'posterior' else schedule.betas[step].sqrt()
+        x = mean + std * noise(k, x)
     return x
 
 
@@ -217,6 +246,51 @@ def ode(denoiser, schedule, x_T, plan, noise, rtol=1e-3, atol=1e-3, method='dopr
     return denoiser(x, torch.full((x.shape[0], ), float(plan[-1]), device=x.device, dtype=x.dtype))[0]
 
 
+def vp_probability_flow(denoiser, schedule, x_T, t_start, t_end, rtol=1e-3, atol=1e-3, method='dopri5',
+                        adjoint_params=None):
+    """x at network time ``t_end`` from x_T at step ``t_start`` along the VP SDE's probability-flow ODE in the
+    network's time tau (Song et al. 2021, eq. 13): dx/dtau = -beta(tau) / 2 (x - eps / sqrt(1 - alpha_bar(tau)))
+    / t_max, ECDP's (300 to 0.1): the state in x's dtype, the time in float64 as torchdiffeq keeps it, the last
+    step ending exactly at t_end (``jump_t``). Needs the VP schedule. Differentiable as ``probability_flow``
+    (``adjoint_params``: by the adjoint method)."""
+    from torchdiffeq import odeint, odeint_adjoint
+
+    if not hasattr(schedule, 'beta_of_time'):
+        raise OptionsError('the VP probability flow (ode_vp) needs diffusion.schedule vp (a VP SDE in continuous time)')
+
+    def velocity(tau, x):
+        step = schedule.step_of_time(tau).to(x.dtype).expand(x.shape[0])
+        _, eps = denoiser(x, step)
+        sqrt_1m_ab = schedule.coefficients(step, x)[1]
+        return -0.5 * schedule.beta_of_time(tau).to(x.dtype) * (x - eps / sqrt_1m_ab) / schedule.t_max
+
+    tau_start = schedule.network_time(torch.tensor([float(t_start)], dtype=torch.float64))[0]
+    times = torch.tensor([float(tau_start), float(t_end)], dtype=torch.float64, device=x_T.device)
+    options = {'rtol': rtol, 'atol': atol, 'method': method, 'options': {'jump_t': times[1:]}}
+    if adjoint_params is None:
+        return odeint(velocity, x_T, times, **options)[-1]
+    return odeint_adjoint(velocity, x_T, times, adjoint_params=tuple(adjoint_params), **options)[-1]
+
+
+@register_sampler('ode_vp', interval,
+                  'probability-flow ODE in VP time, {method}, rtol {rtol}, atol {atol}, to time {t_end}',
+                  "ECDP's probability-flow ODE: the VP SDE's in its own time (torchdiffeq's adaptive solver, "
+                  'from t_max to --t_end), its state there as the sample',
+                  options={'rtol': Option(1e-3, 'ODE solver relative tolerance', _positive),
+                           'atol': Option(1e-3, 'ODE solver absolute tolerance', _positive),
+                           'method': Option('dopri5', f'adaptive ODE solver, one of {ODE_METHODS}', _ode_method),
+                           't_end': Option(0.1, 'network time where ode_vp stops (ECDP: 0.1)', _positive),
+                           'temperature': Option(1.0, 'scale of the prior noise x_T (ECDP; 1: the model\'s prior)',
+                                                 _non_negative)},
+                  nfe=None)
+@torch.no_grad()
+def ode_vp(denoiser, schedule, x_T, plan, noise, rtol=1e-3, atol=1e-3, method='dopri5', t_end=0.1,
+           temperature=1.0):
+    """``vp_probability_flow`` from plan[0] to network time ``t_end`` starting at temperature * x_T; its state
+    there is the sample (no final denoise), as ECDP's."""
+    return vp_probability_flow(denoiser, schedule, x_T * temperature, plan[0], t_end, rtol, atol, method)
+
+
 # using the table ---------------------------------------------------------------------------------
 def sampler_options(sampler_opt, num_timesteps, where='val.sampler'):
     """``{'type': name, **options}`` with the defaults filled in, every option checked; an error naming
@@ -253,7 +327,7 @@ def make_plan(sampler_opt, num_timesteps, t_start=None, where='sampler'):
     except OptionsError as error:
         raise OptionsError(f'{where}.{error}') from None
     if not plan.is_floating_point():
-        steps = options.get('steps', t_start + 1)
+        steps = options.get('steps', t_start + 1 - options.get('end_step', 0))
         if (len(plan) != steps or plan[0] != t_start or plan[-1] < 0 or (plan[1:] >= plan[:-1]).any()):
             raise OptionsError(f'{where}.steps: the {sampler_opt["type"]} plan of {steps} steps from step {t_start} '
                                f'is not {steps} decreasing steps from {t_start} to 0 or above: {plan.tolist()}')
@@ -276,4 +350,5 @@ def expected_nfe(sampler_opt, num_timesteps):
 def describe_sampler(sampler_opt, num_timesteps):
     """E.g. 'DDIM, 20 steps, eta 0.0' (the label of the sampler's table entry)."""
     sampler, options = _split(sampler_opt)
-    return sampler.label.format(**{'steps': num_timesteps, **options})
+    options = {'steps': num_timesteps, **options}
+    return sampler.label(options) if callable(sampler.label) else sampler.label.format(**options)

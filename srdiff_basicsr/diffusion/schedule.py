@@ -172,6 +172,14 @@ class VPSchedule(DiscreteSchedule):
     def network_time(self, t):
         return (t + 1).to(torch.get_default_dtype()) * (self.t_max / self.num_timesteps)
 
+    def step_of_time(self, tau):
+        """The real step at network time ``tau``: the inverse of ``network_time``."""
+        return tau * (self.num_timesteps / self.t_max) - 1
+
+    def beta_of_time(self, tau):
+        """beta(s) = beta_min + (beta_max - beta_min) s at s = tau / t_max."""
+        return self.beta_min + (self.beta_max - self.beta_min) * tau / self.t_max
+
     def training_steps(self, batch, device):
         return torch.rand(batch, device=device, dtype=torch.float64) * self.num_timesteps - 1
 

@@ -105,8 +105,9 @@ class TiledDenoiser:
         y1, x1 = min(lr_top + h // s + 1, lr_h), min(lr_left + w // s + 1, lr_w)
         cond = self.project_condition([f[..., y0:y1, x0:x1] for f in self.features],
                                       self.lr_up[..., y0 * s:y1 * s, x0 * s:x1 * s])
-        dy, dx = (lr_top - y0) * s, (lr_left - x0) * s
-        return cond[..., dy:dy + h, dx:dx + w]
+        f = cond.shape[-1] // (x1 - x0)  # s for an HR-size condition, 1 for an LR-size one (ECDP's own)
+        dy, dx = (lr_top - y0) * f, (lr_left - x0) * f
+        return cond[..., dy:dy + h * f // s, dx:dx + w * f // s]
 
     def __call__(self, x_t, t):
         eps = None  # the blended output, as many channels as the network gives (6 for two heads)

@@ -14,7 +14,10 @@ from srdiff_basicsr.errors import OptionsError, is_number, require
 IMAGE_QUALITY_DEFAULTS = {
     'loss': {'type': 'PerceptualLoss', 'layer_weights': {'conv5_4': 1.0}, 'vgg_type': 'vgg19', 'use_input_norm': True,
              'range_norm': False, 'perceptual_weight': 0.5, 'style_weight': 0.0, 'criterion': 'l1'},
-    'rtol': 1e-3, 'atol': 1e-3, 'method': 'dopri5', 'adjoint': True}
+    'rtol': 1e-3, 'atol': 1e-3, 'method': 'dopri5', 'adjoint': True, 'flow': 'ode', 't_end': 0.1}
+# flow: the sampler whose solve is back-propagated: ode (this project's, to step 0 and the denoiser's x0 there) or
+# ode_vp (ECDP's: in the VP SDE's time to t_end, its state there)
+FLOWS = ('ode', 'ode_vp')
 
 
 def vgg_weight_files(vgg_type):
@@ -33,7 +36,7 @@ def check_image_quality(train_opt):
     if section is None:
         return
     require(section, lambda v: isinstance(v, dict), 'train.image_quality',
-            'a mapping (loss, rtol, atol, method, adjoint), e.g. {} for ECDP\'s VGG19 loss')
+            'a mapping (loss, rtol, atol, method, adjoint, flow, t_end), e.g. {} for ECDP\'s VGG19 loss')
     unknown = sorted(set(section) - set(IMAGE_QUALITY_DEFAULTS))
     if unknown:
         raise OptionsError(f'train.image_quality: unknown option(s) {unknown}; known: {sorted(IMAGE_QUALITY_DEFAULTS)}')
@@ -46,6 +49,8 @@ def check_image_quality(train_opt):
         require(section[key], lambda v: is_number(v) and v > 0, f'train.image_quality.{key}', 'a number > 0')
     require(section['method'], lambda v: v in ODE_METHODS, 'train.image_quality.method', f'one of {ODE_METHODS}')
     require(section['adjoint'], lambda v: isinstance(v, bool), 'train.image_quality.adjoint', 'true or false')
+    require(section['flow'], lambda v: v in FLOWS, 'train.image_quality.flow', f'one of {FLOWS}')
+    require(section['t_end'], lambda v: is_number(v) and v > 0, 'train.image_quality.t_end', 'a number > 0')
     if loss_type == 'PerceptualLoss':
         vgg_type = section['loss'].get('vgg_type', 'vgg19')
         files, url = vgg_weight_files(vgg_type)

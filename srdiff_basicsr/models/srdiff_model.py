@@ -12,13 +12,12 @@ from tqdm import tqdm
 
 from srdiff_basicsr import distributed
 from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS, Denoiser
-from srdiff_basicsr.diffusion.samplers import probability_flow
+from srdiff_basicsr.diffusion.samplers import probability_flow, vp_probability_flow
 from srdiff_basicsr.errors import DatasetError, DivergenceError
 from srdiff_basicsr.models.collapse import COLLAPSE_DEFAULT, CollapseGuard
 from srdiff_basicsr.models.evaluation import (apply_protocol, describe_protocol, score_samples, write_metrics_csv,
                                               write_summary)
 from srdiff_basicsr.models.options import check_options
-from srdiff_basicsr.ops.resize import imresize
 from srdiff_basicsr.pipeline import SRDiffPipeline, autocast
 from srdiff_basicsr.resume import state_extended
 from srdiff_basicsr.weights import load_weights
@@ -57,7 +56,8 @@ class SRDiffModel(SRModel):
             default ECDP's L1 between VGG19 conv5_4 features, ``PerceptualLoss`` with perceptual_weight 0.5) between
             the HR and an SR sample of the probability-flow ODE (``rtol``, ``atol``, ``method``: 1e-3, 1e-3,
             dopri5), back-propagated through the solve by the adjoint method (``adjoint``: true; false: plain
-            back-propagation, memory growing with the steps). ECDP: lr 1e-5, ema_decay 0.9, about 1k steps.
+            back-propagation, memory growing with the steps); ``flow``: ode (to step 0, then the denoiser's x0) or
+            ode_vp (ECDP's: in VP time to ``t_end``, 0.1). ECDP: lr 1e-5, ema_decay 0.9, about 1k steps.
         train.grad_clip: ``{norm: c}`` scales the gradients of all trained networks to a total L2 norm of at
             most c (``clip_grad_norm_``); ``{value: c}`` clamps each gradient entry to [-c, c] (``clip_grad_value_``,
             as ECDP); with ``norm`` the gradient norm before clipping is logged (``grad_norm``). Warm-up is
@@ -172,7 +172,7 @@ class SRDiffModel(SRModel):
                 where = f' ({data["lq_path"][0]}, {data["gt_path"][0]})' if 'lq_path' in data else ''
                 raise DatasetError(f'HR size {tuple(self.gt.shape[-2:])} is not scale {scale} x LR size '
                                    f'{tuple(self.lq.shape[-2:])}{where}')
-        self.lr_up = imresize(self.lq, scale)
+        self.lr_up = self.pipeline.upsample(self.lq)
 
     # training --------------------------------------------------------------------------------
     def optimize_parameters(self, current_iter):
@@ -270,8 +270,12 @@ class SRDiffModel(SRModel):
         if iq['adjoint']:
             adjoint_params = [p for p in unet.parameters() if p.requires_grad] + ([cond] if cond.requires_grad else [])
         last = schedule.num_timesteps - 1
-        x = probability_flow(denoiser, schedule, x_T, last, 0, iq['rtol'], iq['atol'], iq['method'], adjoint_params)
-        x0, _ = denoiser(x, torch.zeros(x.shape[0], device=x.device, dtype=x.dtype))
+        if iq['flow'] == 'ode_vp':  # ECDP's: its state at t_end is the sample
+            x0 = vp_probability_flow(denoiser, schedule, x_T, last, iq['t_end'], iq['rtol'], iq['atol'], iq['method'],
+                                     adjoint_params)
+        else:
+            x = probability_flow(denoiser, schedule, x_T, last, 0, iq['rtol'], iq['atol'], iq['method'], adjoint_params)
+            x0, _ = denoiser(x, torch.zeros(x.shape[0], device=x.device, dtype=x.dtype))
         loss = self.cri_image_quality(self.pipeline.image_from_residual(x0, self.lr_up), self.gt)
         return {'l_image_quality': loss[0] if isinstance(loss, tuple) else loss}  # PerceptualLoss: (percep, style)
 

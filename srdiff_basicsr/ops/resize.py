@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 
 def _cubic(x):
@@ -63,3 +64,15 @@ def imresize_uint8(img, scale):
     back to uint8, as SR datasets store their LR images."""
     tensor = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).double() / 255
     return (imresize(tensor, scale).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+
+
+def _torch_bicubic(antialias):
+    def upsample(lr, scale):
+        return F.interpolate(lr, scale_factor=scale, mode='bicubic', align_corners=False, antialias=antialias)
+    return upsample
+
+
+# ``diffusion.lr_up``: the upsampling the residual is taken against. bicubic_antialias is torchvision's
+# ``resize(..., BICUBIC)`` since 0.17 (ECDP's; the a = -0.5 kernel even when upsampling), bicubic its resize
+# before 0.17 (a = -0.75), matlab MATLAB's imresize (SRDiff's, and this project's default)
+UPSAMPLERS = {'matlab': imresize, 'bicubic': _torch_bicubic(False), 'bicubic_antialias': _torch_bicubic(True)}

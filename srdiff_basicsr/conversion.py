@@ -1,0 +1,48 @@
+"""What the checkpoint converters (scripts/convert_*_checkpoint.py) share: their output flags and the folder
+they write: ``net_g_official``, ``net_encoder_official`` (``.pth`` or ``.safetensors``) and
+``network_options.yml``, which ``SRDiffPipeline.from_pretrained`` and ``srdiff-infer --model`` read."""
+import os
+import sys
+from os import path as osp
+
+import yaml
+
+from srdiff_basicsr.weights import write_state_dict
+
+
+def add_output_arguments(parser):
+    parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument('--allow-pickle', action='store_true',
+                        help='load with full unpickling (only for files you trust) if the safe loader refuses')
+    parser.add_argument('--format', choices=['pth', 'safetensors'], default='pth',
+                        help="pth: BasicSR's {'params': state_dict}; safetensors: the flat state dict")
+    parser.add_argument('--force', action='store_true', help='overwrite existing output files')
+
+
+def fail(message):
+    print(f'error: {message}', file=sys.stderr)
+    sys.exit(2)
+
+
+def check_output_folder(args):
+    """Before any work: ``--out`` must be a folder (or not exist) and hold no earlier output unless --force."""
+    if osp.exists(args.out) and not osp.isdir(args.out):
+        fail(f'--out {args.out} is a file; it must name a folder (created if missing)')
+    names = [f'net_g_official.{args.format}', f'net_encoder_official.{args.format}', 'network_options.yml']
+    existing = [name for name in names if osp.exists(osp.join(args.out, name))]
+    if existing and not args.force:
+        fail(f'{", ".join(existing)} already in {args.out}; pass --force to overwrite')
+
+
+def write_converted(args, unet_sd, encoder_sd, options):
+    try:
+        os.makedirs(args.out, exist_ok=True)
+        write_state_dict(unet_sd, osp.join(args.out, f'net_g_official.{args.format}'))
+        write_state_dict(encoder_sd, osp.join(args.out, f'net_encoder_official.{args.format}'))
+        with open(osp.join(args.out, 'network_options.yml'), 'w') as f:
+            yaml.safe_dump(options, f, sort_keys=False, default_flow_style=None)
+    except OSError as error:
+        fail(f'--out {args.out}: cannot write there ({error.strerror or error})')
+    print(yaml.safe_dump(options, sort_keys=False, default_flow_style=None))
+    print(f'wrote net_g_official.{args.format}, net_encoder_official.{args.format} and network_options.yml to '
+          f'{args.out}')
