@@ -3,7 +3,9 @@ options checked right after BasicSR parses them (before it creates folders, data
 user error in one line, not a traceback."""
 import functools
 import os
+import re
 import sys
+from os import path as osp
 
 import yaml
 
@@ -27,7 +29,7 @@ def run_pipeline(pipeline):
 
 def parse_and_check(parse_options, *args, **kwargs):
     """BasicSR's ``parse_options`` with the command line and the options checked (``check_run_options``)."""
-    check_force_yml(sys.argv[1:])
+    check_command_line(sys.argv[1:])
     try:
         opt, parsed_args = parse_options(*args, **kwargs)
     except yaml.YAMLError as error:
@@ -67,8 +69,12 @@ def one_line(error):
     return last.split(': ', 1)[1] if ': ' in last else last
 
 
-def check_force_yml(argv):
-    """BasicSR splits each ``--force_yml`` entry at '=' and fails with a bare ValueError when there is none."""
+def check_command_line(argv):
+    """What BasicSR's ``parse_options`` would fail on deep inside, or run: ``-opt`` that is not a file; a
+    ``--force_yml`` entry without '=' (a bare ValueError) or whose keys are not plain names (BasicSR pastes
+    them into code it ``exec``s)."""
+    if '-opt' in argv[:-1] and osp.isdir(argv[argv.index('-opt') + 1]):
+        raise OptionsError(f'-opt {argv[argv.index("-opt") + 1]}: is a folder; give the options file (.yml)')
     if '--force_yml' not in argv:
         return
     for entry in argv[argv.index('--force_yml') + 1:]:
@@ -76,3 +82,6 @@ def check_force_yml(argv):
             break
         if '=' not in entry:
             raise OptionsError(f'--force_yml {entry}: expected key:subkey=value, e.g. train:total_iter=1000')
+        keys = entry.split('=', 1)[0].strip()
+        if not re.fullmatch(r'[\w.-]+(:[\w.-]+)*', keys):
+            raise OptionsError(f'--force_yml {entry}: the keys must be option names separated by ":"')

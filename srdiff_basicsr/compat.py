@@ -10,6 +10,7 @@ import glob
 import os
 import sys
 import warnings
+from collections import OrderedDict
 from os import path as osp
 
 from srdiff_basicsr.files import atomic_write
@@ -48,9 +49,40 @@ def after_basicsr_import():
     # "unpredictable behaviour"; the names it patches are patched in __main__ too (see parse_options below)
     warnings.filterwarnings('ignore', message="'basicsr.train' found in sys.modules", category=RuntimeWarning)
     _wrap(basicsr.utils.options, 'parse_options', _with_root_outside_site_packages)
+    basicsr.utils.options.ordered_yaml = safe_ordered_yaml
+    basicsr.utils.options._postprocess_yml_value = literal_yml_value
     _wrap(BaseModel, 'save_network', _with_atomic_torch_save)
     _wrap(BaseModel, 'save_training_state', lambda method: _with_atomic_torch_save(resume.saving_position(method)))
     _wrap(BaseModel, 'validation', resume.validating_on_forked_rng)
+
+
+def safe_ordered_yaml():
+    """BasicSR's ``ordered_yaml`` returns yaml's full ``Loader``, so an options file with
+    ``!!python/object/apply:os.system [...]`` runs that command when BasicSR parses it. Options are data:
+    a safe loader that keeps the order (OrderedDict mappings, as BasicSR's), and BasicSR's Dumper."""
+    import yaml
+
+    class OrderedSafeLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node):
+        loader.flatten_mapping(node)
+        return OrderedDict(loader.construct_pairs(node))
+
+    OrderedSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return OrderedSafeLoader, yaml.SafeDumper
+
+
+def literal_yml_value(value):
+    """``--force_yml key=value``'s value as YAML reads it (None for none, as BasicSR), where BasicSR's
+    ``_postprocess_yml_value`` runs ``eval`` on anything that starts with '['."""
+    import yaml
+    if value.lower() == 'none':
+        return None
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
 
 
 def _wrap(owner, name, wrapper):

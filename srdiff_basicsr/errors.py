@@ -2,6 +2,7 @@
 
 Entry points catch ``USER_ERRORS`` and print one line instead of a traceback.
 """
+import math
 
 
 class OptionsError(ValueError):
@@ -52,4 +53,5 @@ def is_int(value):
 
 
 def is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float (inf and nan are never a valid option value here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

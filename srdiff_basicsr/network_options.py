@@ -79,7 +79,22 @@ def complete_network_options(opt):
         if unet.get(unet_key) != encoder.get(encoder_key):
             raise OptionsError(f'network_g.{unet_key} ({unet.get(unet_key)}) must equal '
                                f'network_encoder.{encoder_key} ({encoder.get(encoder_key)})')
+    try:  # again with the sizes taken from the encoder
+        meta_network(unet)
+    except OptionsError as error:
+        raise OptionsError(f'network_g (its encoder sizes those of network_encoder): {error}') from None
     return opt
+
+
+def meta_network(arch_opt):
+    """The network of an ``network_*`` section of ours on the meta device (no memory): its constructor's checks
+    as an OptionsError, and its attributes (``divisor``, ``window_grid``) for other checks."""
+    cls = ARCH_REGISTRY.get(arch_opt['type'])
+    try:
+        with torch.device('meta'):
+            return cls(**{key: value for key, value in arch_opt.items() if key != 'type'})
+    except ValueError as error:
+        raise OptionsError(str(error)) from None
 
 
 def _default(arch_type, option):
@@ -115,9 +130,8 @@ def check_arch_options(section, arch_opt):
                 require(value, lambda v: isinstance(v, (list, tuple)) and all(is_int(m) and m >= 0 for m in v),
                         f'{section}.{key}', 'a list of integers >= 0')
         try:  # the constructor's own checks (sizes that do not fit together), on the meta device: no memory used
-            with torch.device('meta'):
-                cls(**{key: value for key, value in arch_opt.items() if key != 'type'})
-        except ValueError as error:
+            meta_network(arch_opt)
+        except OptionsError as error:
             raise OptionsError(f'{section}: {error}') from None
 
 

@@ -54,6 +54,18 @@ TRAINING_MISTAKES = [
     ('val.protocol', 'ycbcr', "val.protocol: must be one of ['basicsr', 'paper'], got 'ycbcr'"),
     ('val.sampler', {'type': 'euler'}, "val.sampler.type: unknown sampler 'euler'"),
     ('train.precision', 'fp16', 'train.precision: fp16 needs a CUDA device'),
+    ('val.sampler', {'type': 'ddim', 'eta': float('inf')}, 'val.sampler.eta: must be a number >= 0, got inf'),
+    ('val.sampler', {'type': 'ode', 'rtol': float('inf')}, 'val.sampler.rtol: must be a number > 0, got inf'),
+    ('network_encoder.num_block', 1, 'network_g (its encoder sizes those of network_encoder): SRDiffUNet: '
+     'encoder_num_block must be at least 2, got 1'),
+    ('model_type', 'SRDifModel', "model_type: no model named 'SRDifModel'; did you mean 'SRDiffModel'?"),
+    ('train.optim_g.type', 'Adamm', "train.optim_g.type: no optimizer named 'Adamm'; did you mean 'Adam'?"),
+    ('train.pixel_opt', {'type': 'L1Los'}, "train.pixel_opt.type: no loss named 'L1Los'; did you mean 'L1Loss'?"),
+    ('val.tile', {'size': 16, 'overlap': 16}, 'val.tile.overlap: must be an integer from 0 to size - 1 (15), got 16'),
+    ('scale', 2, 'is 16x16 and'),
+    ('datasets.train.gt_size', 18, 'datasets.train.gt_size: must be an integer multiple of the scale 4'),
+    ('datasets.train.gt_size', None, 'datasets.train.gt_size: must be an integer multiple of the scale 4'),
+    ('datasets.train.gt_size', 64, 'datasets.train.gt_size: 64 is larger than'),
 ]
 
 
@@ -240,3 +252,34 @@ def test_stock_basicsr_entries_check_options_and_end_errors_in_one_line(tiny):
         assert result.returncode == status and 'Traceback' not in result.stderr, result.stderr[-2000:]
         assert result.stderr.splitlines()[-1].startswith(f'error: {message}'), result.stderr[-2000:]
     assert not (root / 'experiments' / 'stock_bad').exists() and not (root / 'results' / 'stock_untrained').exists()
+
+
+def test_options_are_data_and_names_stay_inside_experiments(tiny, monkeypatch, capsys):
+    """An options file or --force_yml value that would run code is refused (no command runs), through our entry
+    and stock basicsr.train through the hook; a name that leaves experiments/ is refused before any folder."""
+    from tests.conftest import run_cli
+    root, lr_dir, hr_dir, encoder = tiny
+    marker = root / 'ran'
+    (root / 'evil.yml').write_text(f"name: !!python/object/apply:os.system ['touch {marker}']\n")
+    for module in ('srdiff_basicsr.train', 'basicsr.train'):
+        result = run_cli(['-m', module, '-opt', str(root / 'evil.yml')], cwd=root, check=False)
+        assert result.returncode == 2 and "could not determine a constructor for the tag" in result.stderr
+        assert not marker.exists()
+    good = write_options(root / 'good.yml', srdiff_options('good', lr_dir, hr_dir, encoder, total_iter=1))
+    monkeypatch.chdir(root)
+    for argv, message in (
+            (['--force_yml', f'train:total_iter=[__import__("os").system("touch {marker}")]'],
+             "train.total_iter: must be a number >= 1, got ['__import__"),
+            (['--force_yml', 'train"]=1;import os;os.system("x");#:a=1'], 'the keys must be option names'),
+            (['--force_yml', 'name=../victim'], "name: must be a plain folder name"),
+            (['--force_yml', f'name={root}/abs'], "name: must be a plain folder name")):
+        monkeypatch.setattr(sys, 'argv', ['srdiff', '-opt', good, *argv])
+        with pytest.raises(SystemExit) as exit_info:
+            train_entry.main()
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and 'error: ' in err and message in err and 'Traceback' not in err, err
+    assert not marker.exists() and not (root / 'victim').exists() and not (root / 'abs').exists()
+    monkeypatch.setattr(sys, 'argv', ['srdiff', '-opt', str(root)])
+    with pytest.raises(SystemExit):
+        train_entry.main()
+    assert f'error: -opt {root}: is a folder; give the options file (.yml)' in capsys.readouterr().err
