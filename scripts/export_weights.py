@@ -29,7 +29,8 @@ def main(argv=None):
         if osp.exists(out) and not args.force:
             raise WeightsError(f'{out} exists; --force to overwrite')
         # params_ema falls back to params when absent, as BasicSR's loader does
-        state_dict = read_state_dict(args.weights, args.key or 'params_ema', option=args.weights)
+        state_dict = read_state_dict(args.weights, args.key or 'params_ema', option=args.weights,
+                                     fallback=args.key is None)  # a --key given is that key or an error
         write_state_dict(state_dict, out)
     except WeightsError as error:
         print(f'error: {error}', file=sys.stderr)

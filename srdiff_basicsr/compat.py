@@ -184,11 +184,13 @@ def load_resume_state(opt):
 
 
 def _remove_temporary_files(opt):
-    """A run killed while saving leaves the atomic writer's temporary file (``net_g_8.pth.tmp``,
-    ``8.state.tmp``); the next start of the same experiment removes them."""
+    """A run killed while saving leaves the atomic writer's temporary file (``.net_g_8.pth.<random>.tmp``,
+    ``.8.state.<random>.tmp``; ``net_g_8.pth.tmp`` from earlier versions); the next start of the same experiment
+    removes them."""
     for key in ('models', 'training_states'):
         folder = opt['path'].get(key)
-        for path in glob.glob(osp.join(folder, '*.tmp')) if folder else []:
+        leftovers = glob.glob(osp.join(folder, '.*.tmp')) + glob.glob(osp.join(folder, '*.tmp')) if folder else []
+        for path in leftovers:
             with contextlib.suppress(FileNotFoundError):  # another rank was first
                 os.remove(path)
 

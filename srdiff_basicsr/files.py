@@ -2,6 +2,7 @@
 never leaves half a file."""
 import contextlib
 import os
+import tempfile
 from os import path as osp
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
@@ -28,12 +29,15 @@ def check_image_complete(path):
 
 @contextlib.contextmanager
 def atomic_write(path, keep_extension=False):
-    """Yields a temporary name beside ``path``: ``path.tmp``, so that no ``*.pth``/``*.state`` pattern matches
-    it, or with ``keep_extension`` ``name.tmp.ext`` (OpenCV picks the format from the extension). Once the
-    block has written it, it replaces ``path``. On an error ``path`` is untouched and the temporary file
-    removed, so a killed or failed run never leaves a truncated file under the real name."""
-    root, ext = osp.splitext(os.fspath(path))
-    tmp = f'{root}.tmp{ext}' if keep_extension else f'{os.fspath(path)}.tmp'
+    """Yields a temporary name beside ``path``, new and unique (``.name.<random>.tmp``, so that no file of the user's
+    is ever taken for it and no ``*.pth``/``*.state``/image pattern matches it; with ``keep_extension``
+    ``.name.<random>.tmp.ext``, as OpenCV picks the format from the extension). Once the block has written it,
+    it replaces ``path``. On an error ``path`` is untouched and the temporary file removed, so a killed or failed
+    run never leaves a truncated file under the real name."""
+    folder, name = osp.split(os.fspath(path))
+    suffix = '.tmp' + (osp.splitext(name)[1] if keep_extension else '')
+    handle, tmp = tempfile.mkstemp(prefix=f'.{name}.', suffix=suffix, dir=folder or '.')
+    os.close(handle)
     try:
         yield tmp
         os.replace(tmp, path)

@@ -66,12 +66,18 @@ def run_super_resolution(args):
         raise FileNotFoundError(f'input: no images in {args.input}')
     if osp.exists(args.output) and not osp.isdir(args.output):
         raise ValueError(f'-o {args.output}: exists and is a file; -o must name a folder (created if missing)')
+    if osp.isdir(args.input) and osp.isdir(args.output) and osp.samefile(args.input, args.output):
+        raise ValueError(f'-o {args.output}: is the input folder; its outputs would be taken as inputs by a rerun '
+                         '(or replace them): choose another output folder')
     for path in inputs:
         if any(osp.exists(o) and osp.samefile(o, path) for o in output_paths(path, args.output, args.num_samples)):
             raise ValueError(f'-o {args.output}: the output of {path} would replace the input itself; '
                              'choose another output folder')
     pipe = build_pipeline(args)
-    os.makedirs(args.output, exist_ok=True)  # only once the model loads: a bad --model leaves nothing behind
+    try:  # only once the model loads: a bad --model leaves nothing behind
+        os.makedirs(args.output, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f'-o {args.output}: cannot make this folder ({error.strerror or error})') from None
     done, skipped, failed = 0, 0, []
     pending = {}  # image size -> images waiting for a full batch
     with tqdm(total=len(inputs), unit='image', desc='images', disable=len(inputs) == 1) as progress:
@@ -134,6 +140,10 @@ def main(argv=None):
     except (*USER_ERRORS, FileExistsError, ValueError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print('interrupted: the outputs written so far are complete; the same command goes on with the rest',
+              file=sys.stderr)
+        return 130
 
 
 def entry_point():

@@ -60,6 +60,19 @@ def distilled_sampler(opt):
     return None if steps is None else {'type': 'ddim', 'steps': steps, 'eta': 0.0}
 
 
+def check_lr(lr):
+    """An LR batch the pipeline can super-resolve: (N, 3, h, w), finite, in [0, 1] (not 0..255)."""
+    if not torch.is_tensor(lr) or lr.dim() != 4 or lr.shape[1] != 3 or not lr.is_floating_point():
+        raise ValueError(f'lr: expected a float (N, 3, h, w) tensor in [0, 1], got '
+                         f'{tuple(lr.shape) if torch.is_tensor(lr) else type(lr).__name__}')
+    if not torch.isfinite(lr).all():
+        raise ValueError(f'lr: {int((~torch.isfinite(lr)).sum())} values are NaN or infinite')
+    low, high = lr.min().item(), lr.max().item()
+    if low < -1e-3 or high > 1 + 1e-3:
+        hint = ' (8-bit values? divide by 255)' if high > 2 else ''
+        raise ValueError(f'lr: values must be in [0, 1], got {low:.4g} to {high:.4g}{hint}')
+
+
 class SRDiffPipeline:
     """SRDiff sampling from plain ``nn.Module``s: the LR ``encoder`` (``features(lr)``), the noise
     predictor ``unet`` (``project_condition(features, lr_up)``, ``forward(x_t, t, cond)``, ``divisor``) and a
@@ -153,9 +166,18 @@ class SRDiffPipeline:
         the U-Net, once)."""
         device = torch.device(device or self.device)
         check_precision(precision, device, where)
+        if device.type == 'cuda' and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+            raise OptionsError(f'{where}.device: {device} is not on this machine (CUDA GPUs: '
+                               f'{torch.cuda.device_count() if torch.cuda.is_available() else 0})')
+        previous = getattr(self, 'device', None)
+        try:
+            for module in (self.encoder, self.unet, self.schedule):
+                module.to(device)
+        except (RuntimeError, AssertionError):  # the networks stay usable where they were
+            for module in (self.encoder, self.unet, self.schedule):
+                module.to(previous or 'cpu')
+            raise
         self.device = device
-        for module in (self.encoder, self.unet, self.schedule):
-            module.to(device)
         if channels_last:
             self.unet.to(memory_format=torch.channels_last)
         self.precision, self.channels_last = precision, bool(channels_last)
@@ -222,6 +244,7 @@ class SRDiffPipeline:
         The number of network evaluations is left in ``self.nfe``.
         """
         sampler_opt = self._sampler_for_call(sampler, sampler_opt)
+        check_lr(lr)
         if generator is None and seed is not None:
             generator = torch.Generator(self.device).manual_seed(seed)
         lr = lr.to(self.device)

@@ -10,9 +10,10 @@ from srdiff_basicsr.files import atomic_write
 WEIGHT_EXTENSIONS = ('.pth', '.safetensors')
 
 
-def read_state_dict(path, param_key='params', option='path'):
+def read_state_dict(path, param_key='params', option='path', fallback=True):
     """The state dict of a ``.safetensors`` file, or the one stored under ``param_key`` in a ``.pth``
-    (BasicSR's ``{param_key: state_dict}`` layout; ``params`` when ``param_key`` is absent, as BasicSR)."""
+    (BasicSR's ``{param_key: state_dict}`` layout; ``params`` when ``param_key`` is absent, as BasicSR, unless
+    not ``fallback``: then an error naming the keys the file has)."""
     if not osp.isfile(path):
         raise WeightsError(f'{option}: no such weight file: {path}')
     try:
@@ -25,6 +26,9 @@ def read_state_dict(path, param_key='params', option='path'):
         raise WeightsError(f'{option}: cannot read {path} as a weight file: {error}') from None
     if param_key is not None and isinstance(loaded, dict) and param_key in loaded:
         loaded = loaded[param_key]
+    elif not fallback and isinstance(loaded, dict) and any(isinstance(v, dict) for v in loaded.values()):
+        raise WeightsError(f'{option}: {path} has no {param_key!r}; it has '
+                           f'{", ".join(sorted(k for k, v in loaded.items() if isinstance(v, dict)))}')
     elif isinstance(loaded, dict) and 'params' in loaded:
         loaded = loaded['params']  # BasicSR's fallback when e.g. params_ema is absent
     if not isinstance(loaded, dict) or not all(torch.is_tensor(v) for v in loaded.values()):

@@ -37,7 +37,7 @@ def kill_while_saving(file_name):
     save = torch.save
 
     def save_or_die(obj, f, *args, **kwargs):
-        if isinstance(f, (str, os.PathLike)) and os.path.basename(f).startswith(file_name):
+        if isinstance(f, (str, os.PathLike)) and os.path.basename(f).lstrip('.').startswith(file_name):
             buffer = io.BytesIO()
             save(obj, buffer, *args, **kwargs)
             with open(f, 'wb') as out:

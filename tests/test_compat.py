@@ -73,7 +73,8 @@ def test_auto_resume_skips_a_state_whose_network_files_are_missing(tmp_path):
 def test_the_next_start_removes_the_temporary_files_of_a_killed_save(tmp_path):
     opt = resume_opt(tmp_path)
     opt['auto_resume'] = False
-    leftovers = [tmp_path / 'models' / 'net_g_8.pth.tmp', tmp_path / 'training_states' / '8.state.tmp']
+    leftovers = [tmp_path / 'models' / 'net_g_8.pth.tmp', tmp_path / 'models' / '.net_g_8.pth.k2x_9a.tmp',
+                 tmp_path / 'training_states' / '.8.state.0qz1lm.tmp']
     kept = [tmp_path / 'models' / 'net_g_6.pth', tmp_path / 'training_states' / '6.state']
     for path in leftovers + kept:
         path.write_bytes(b'x')

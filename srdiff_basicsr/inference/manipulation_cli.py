@@ -91,6 +91,8 @@ def run_fuse(args):
         top, left, height, width = (int(v) for v in args.box.split(','))
     except ValueError:
         raise ValueError(f'--box: expected TOP,LEFT,HEIGHT,WIDTH integers, got {args.box!r}') from None
+    if min(top, left) < 0 or min(height, width) < 1:
+        raise ValueError(f'--box {args.box}: TOP and LEFT must be >= 0 and HEIGHT and WIDTH >= 1')
     _check_output(args.output, args.force, (args.target, args.source, args.lr))
     pipe = build_pipeline(args, sampling=False)  # the paper's DDPM from t_bar, whole images
     hr_b, hr_a = _rgb(args.target, pipe.device), _rgb(args.source, pipe.device)
