@@ -10,6 +10,7 @@ from os import path as osp
 import yaml
 
 from srdiff_basicsr.errors import USER_ERRORS, OptionsError
+from srdiff_basicsr.experiment_lock import running_pid
 from srdiff_basicsr.models.options import check_run_options
 
 
@@ -35,6 +36,11 @@ def parse_and_check(parse_options, *args, **kwargs):
     except yaml.YAMLError as error:
         raise OptionsError(f'-opt: not a valid YAML options file ({" ".join(str(error).split())})') from None
     check_run_options(opt)
+    root = opt['path'].get('experiments_root') if opt.get('is_train') and opt.get('rank', 0) == 0 else None
+    pid = running_pid(root) if root else None
+    if pid is not None:
+        raise OptionsError(f'name: {opt["name"]}: experiments/{opt["name"]} belongs to a training that is running '
+                           f'(process {pid}); wait for it to end, or choose another name')
     return opt, parsed_args
 
 

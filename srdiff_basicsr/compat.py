@@ -7,6 +7,7 @@ the imported modules. Both are idempotent.
 import contextlib
 import functools
 import glob
+import math
 import os
 import sys
 import warnings
@@ -96,11 +97,34 @@ def _wrap(owner, name, wrapper):
 
 def _replace_in_train_script(module):
     """BasicSR's training script (``basicsr.train``, or a checkout's ``basicsr/train.py`` run as
-    ``__main__``) reads the resume state and builds the data prefetcher through names of its own."""
-    from srdiff_basicsr import resume
+    ``__main__``) reads the resume state, makes the experiment folder, counts the epochs and builds the data
+    prefetcher through names of its own."""
+    from srdiff_basicsr import experiment_lock, resume
     module.load_resume_state = load_resume_state
     for name in ('CPUPrefetcher', 'CUDAPrefetcher'):
         _wrap(module, name, resume.tracked)
+    _wrap(module, 'create_train_val_dataloader', _with_epochs_of_the_loader)
+    _wrap(module, 'make_exp_dirs', experiment_lock.claiming)
+
+
+def _with_epochs_of_the_loader(create):
+    """BasicSR counts an epoch as ceil(images / batch) iterations, but its training loader drops the last,
+    incomplete batch: with 3 images in batches of 2, ``total_iter: 40`` ran 20 epochs of one iteration and
+    stopped at iteration 21. Here the epochs are counted from the loader's own length, so every run reaches
+    ``total_iter``."""
+
+    @functools.wraps(create)
+    def wrapper(opt, logger):
+        train_loader, train_sampler, val_loaders, total_epochs, total_iters = create(opt, logger)
+        if train_loader is not None:
+            if len(train_loader) == 0:
+                from srdiff_basicsr.errors import OptionsError
+                raise OptionsError(f"datasets.train.batch_size_per_gpu: {opt['datasets']['train']['batch_size_per_gpu']}"
+                                   f' is more than the {len(train_sampler)} training samples of a process')
+            total_epochs = math.ceil(total_iters / len(train_loader))
+        return train_loader, train_sampler, val_loaders, total_epochs, total_iters
+
+    return wrapper
 
 
 def _with_root_outside_site_packages(parse_options):
@@ -151,7 +175,7 @@ def load_resume_state(opt):
     import torch
     from basicsr.utils import check_resume
 
-    from srdiff_basicsr import resume
+    from srdiff_basicsr import experiment_lock, resume
 
     if torch.cuda.is_available() and opt.get('num_gpu', 0) != 0:
         map_location = f'cuda:{torch.cuda.current_device()}'
@@ -162,16 +186,22 @@ def load_resume_state(opt):
     state = None
     if opt['auto_resume']:
         state_dir = opt['path'].get('training_states') or osp.join('experiments', opt['name'], 'training_states')
+        unreadable = []
         for state_path in _training_states_newest_first(state_dir):
             try:
                 candidate = torch.load(state_path, map_location=map_location)
             except Exception as error:  # a state cut short by a kill: try the previous one
                 resume.POSITION.warnings.append(f'Skipping unreadable training state {state_path}: {error}')
+                unreadable.append(f'{state_path} ({type(error).__name__})')
                 continue
             if _network_files_exist(opt, candidate['iter']):
                 opt['path']['resume_state'] = state_path
                 state = candidate
                 break
+        if state is None and unreadable:  # starting over would archive the run's folder as if it were old
+            from srdiff_basicsr.errors import OptionsError
+            raise OptionsError(f'--auto_resume: no training state loads ({", ".join(unreadable)} unreadable); move '
+                               'them away to train from the start, or resume from a copy with path.resume_state')
     elif opt['path'].get('resume_state'):
         state_path = opt['path']['resume_state']
         if not osp.isfile(state_path):
@@ -180,6 +210,7 @@ def load_resume_state(opt):
     if state is not None:
         check_resume(opt, state['iter'])
         resume.restore_position(state, opt)
+        experiment_lock.claim(opt)  # the folder is kept: mark it as this run's
     return state
 
 
@@ -222,15 +253,22 @@ def atomic_torch_save():
     import torch
     original = torch.save
 
+    failures = {}  # path -> the error of its last attempt, while it has not been written
+
     def save(obj, f, *args, **kwargs):
         if not isinstance(f, (str, os.PathLike)):
             return original(obj, f, *args, **kwargs)
-        with atomic_write(f) as tmp:
-            original(obj, tmp, *args, **kwargs)
+        try:
+            with atomic_write(f) as tmp:
+                original(obj, tmp, *args, **kwargs)
+        except Exception as error:
+            failures[os.fspath(f)] = error
+            raise
+        failures.pop(os.fspath(f), None)
 
     torch.save = save
     try:
-        yield
+        yield failures
     finally:
         torch.save = original
 
@@ -242,7 +280,13 @@ def _with_atomic_torch_save(method):
 
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
-        with atomic_torch_save():
-            return method(*args, **kwargs)
+        with atomic_torch_save() as failures:
+            result = method(*args, **kwargs)
+        if failures:  # BasicSR retried, logged "Still cannot save" and would train on without checkpoints
+            from srdiff_basicsr.errors import CheckpointError
+            path, error = next(iter(failures.items()))
+            raise CheckpointError(f'cannot write the checkpoint {path} ({error}); training stopped. Free the space '
+                                  '(or fix the folder) and go on with --auto_resume')
+        return result
 
     return wrapper

@@ -33,8 +33,12 @@ class DivergenceError(RuntimeError):
     """Training produced a non-finite loss, gradient or weight; named with the iteration."""
 
 
+class CheckpointError(OSError):
+    """A checkpoint that could not be written (a full disk, a read-only folder): training stops, naming the file."""
+
+
 USER_ERRORS = (OptionsError, DatasetError, WeightsError, ImageReadError, LauncherError, DivergenceError,
-               FileNotFoundError)
+               CheckpointError, FileNotFoundError)
 
 
 def require(value, ok, where, must):

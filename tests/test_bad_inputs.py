@@ -1,6 +1,7 @@
 """A catalogue of user mistakes, each through the entry point a user runs: exit status 2, one `error:` line
 naming the option, never a traceback. (In-process, on one shared tiny dataset, to stay fast.)"""
 import copy
+import os
 import sys
 
 import pytest
@@ -283,3 +284,82 @@ def test_options_are_data_and_names_stay_inside_experiments(tiny, monkeypatch, c
     with pytest.raises(SystemExit):
         train_entry.main()
     assert f'error: -opt {root}: is a folder; give the options file (.yml)' in capsys.readouterr().err
+
+
+def test_a_dataset_without_lr_images_for_a_model_that_makes_none_is_one_line(tiny, monkeypatch, capsys):
+    root, lr_dir, hr_dir, encoder = tiny
+    opt = srdiff_options('realesrgan', lr_dir, hr_dir, encoder, total_iter=1)
+    opt['datasets']['train'] = dict(name='df2k', type='RealESRGANDataset', dataroot_gt=hr_dir, meta_info=None,
+                                    io_backend={'type': 'disk'}, batch_size_per_gpu=1)
+    code, err = run(train_entry, opt, root, monkeypatch, capsys)
+    assert code == 2 and 'Traceback' not in err
+    assert ("error: datasets.train.type: RealESRGANDataset gives HR crops and blur kernels but no LR ('lq'), and "
+            'model_type SRDiffModel makes no LR on the fly') in err
+    assert not (root / 'experiments' / 'realesrgan').exists()
+
+
+def test_a_run_reaches_total_iter_when_the_last_batch_of_an_epoch_is_dropped(tiny, monkeypatch, capsys):
+    """3 images in batches of 2: BasicSR counted 2 iterations an epoch where its loader gives 1."""
+    root, lr_dir, hr_dir, encoder = tiny
+    opt = srdiff_options('full_count', lr_dir, hr_dir, encoder, total_iter=5)
+    opt['datasets']['train'].update(batch_size_per_gpu=2, dataset_enlarge_ratio=1)
+    make_pairs(root / 'three', count=3, hr_size=16)
+    opt['datasets']['train'].update(dataroot_gt=str(root / 'three' / 'HR'), dataroot_lq=str(root / 'three' / 'LR'))
+    opt['logger'].update(save_checkpoint_freq=5, print_freq=1)
+    opt.pop('val', None)
+    path = write_options(root / 'full_count.yml', opt)
+    monkeypatch.chdir(root)
+    monkeypatch.setattr(sys, 'argv', ['srdiff', '-opt', path])
+    train_entry.main()
+    assert (root / 'experiments' / 'full_count' / 'models' / 'net_g_5.pth').is_file()
+
+
+def test_a_checkpoint_that_cannot_be_written_stops_the_run(tmp_path, monkeypatch):
+    from srdiff_basicsr.errors import CheckpointError
+    from tests.test_model import make_model
+    torch.manual_seed(0)
+    from basicsr.archs import build_network
+
+    from tests.conftest import TINY_ENCODER, save_basicsr_weights
+    encoder = save_basicsr_weights(build_network(dict(TINY_ENCODER, scale=4)), tmp_path / 'encoder.pth')
+    model = make_model(tmp_path, encoder)
+
+    def full_disk(obj, f, *args, **kwargs):
+        raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(torch, 'save', full_disk)
+    with pytest.raises(CheckpointError, match=r'cannot write the checkpoint .*net_\w+_7\.pth \(\[Errno 28\] No space '
+                                              r'left on device\); training stopped'):
+        model.save(0, 7)
+
+
+def test_a_second_run_of_a_running_experiment_is_refused(tiny, monkeypatch, capsys):
+    import subprocess
+    root, lr_dir, hr_dir, encoder = tiny
+    (root / 'experiments' / 'busy').mkdir(parents=True)
+    sleeper = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+    try:
+        (root / 'experiments' / 'busy' / '.running').write_text(str(sleeper.pid))
+        code, err = run(train_entry, srdiff_options('busy', lr_dir, hr_dir, encoder, total_iter=1), root,
+                        monkeypatch, capsys)
+        assert code == 2 and f'belongs to a training that is running (process {sleeper.pid})' in err
+        assert sorted(p.name for p in (root / 'experiments').iterdir() if p.name.startswith('busy')) == ['busy']
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # its process is gone: the folder is free (archived by BasicSR, as any old run's), and the run trains
+    path = write_options(root / 'busy.yml', srdiff_options('busy', lr_dir, hr_dir, encoder, total_iter=1))
+    monkeypatch.setattr(sys, 'argv', ['srdiff', '-opt', path])
+    train_entry.main()
+    assert (root / 'experiments' / 'busy' / 'models' / 'net_g_latest.pth').is_file()
+    assert (root / 'experiments' / 'busy' / '.running').read_text() == str(os.getpid())  # its own, until it exits
+
+
+def test_auto_resume_with_only_unreadable_states_stops_instead_of_starting_over(tmp_path):
+    from srdiff_basicsr import compat
+    from srdiff_basicsr.errors import OptionsError
+    (tmp_path / 'training_states').mkdir()
+    (tmp_path / 'training_states' / '8.state').write_bytes(b'cut short')
+    opt = {'name': 'x', 'auto_resume': True, 'num_gpu': 0,
+           'path': {'training_states': str(tmp_path / 'training_states'), 'models': str(tmp_path / 'models')}}
+    with pytest.raises(OptionsError, match=r'--auto_resume: no training state loads \(.*8\.state \(\w+\) unreadable\)'):
+        compat.load_resume_state(opt)

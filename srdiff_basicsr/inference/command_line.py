@@ -43,7 +43,8 @@ def add_sampling_arguments(parser):
                        help="default: the model's own (DDIM in its steps for a distilled student, else ddpm); " +
                        '; '.join(f'{name}: {sampler.description}' for name, sampler in sorted(SAMPLERS.items())))
     for name, (kind, text) in sampler_flags().items():
-        group.add_argument(f'--{name}', type=kind, help=text)
+        flags = dict.fromkeys([f'--{name.replace("_", "-")}', f'--{name}'])  # --end-step and --end_step
+        group.add_argument(*flags, dest=name, type=kind, help=text)
     group.add_argument('--tile', type=int, default=0,
                        help='tile side in output pixels for large images (0: whole image at once)')
     group.add_argument('--tile-overlap', type=int, default=64, help='output pixels shared by neighbouring tiles')

@@ -83,6 +83,11 @@ def check_run_options(opt):
         if metric_type not in METRIC_REGISTRY:
             raise OptionsError(f'val.metrics.{name}.type: no metric named {metric_type!r} is registered; known: '
                                f'{sorted(name for name, _ in METRIC_REGISTRY)}')
+    for name, dataset_opt in (opt.get('datasets') or {}).items():
+        if dataset_opt.get('type') in HR_ONLY_DATASETS and opt.get('model_type') in BASE_MODELS:
+            raise OptionsError(f"datasets.{name}.type: {dataset_opt['type']} gives HR crops and blur kernels but no LR "
+                               f"('lq'), and model_type {opt['model_type']} makes no LR on the fly (it has no "
+                               'degradation stage); use a paired dataset (CheckedPairedImageDataset) or BicubicSRDataset')
     if opt.get('model_type') == 'SRDiffModel':
         check_options(copy.deepcopy(opt))
     elif opt.get('model_type') == 'SRDiffDistillModel':
@@ -138,6 +143,8 @@ def _first_pair(gt_dir, lq_dir):
 # what BasicSR 1.4.2's BaseModel builds (get_optimizer, setup_schedulers), for its models and ours
 BASICSR_OPTIMIZERS, BASICSR_SCHEDULERS = ('Adam', ), ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
 BASE_MODELS = ('SRModel', 'SRDiffModel', 'SRDiffDistillModel')
+# datasets whose batches have no 'lq': Real-ESRGAN's model degrades the HR on the fly
+HR_ONLY_DATASETS = ('RealESRGANDataset', )
 
 
 def _known(kind, value, known, where):
