@@ -108,3 +108,16 @@ def test_export_weights_refuses_a_key_the_file_does_not_have(tmp_path, capsys):
     assert "has no 'params_emaa'; it has params, params_ema" in capsys.readouterr().err
     assert not (tmp_path / 'net_g.safetensors').exists()
     assert script.main([str(tmp_path / 'net_g.pth')]) == 0  # the default: params_ema
+
+
+def test_a_file_name_that_is_not_utf8_is_super_resolved_like_any_other(experiment, tmp_path):
+    import os
+    folder, out = tmp_path / 'in', tmp_path / 'out'
+    folder.mkdir()
+    image(folder / 'good.png')
+    odd = os.fsdecode(bytes(folder) + b'/caf\xe9.png')  # Latin-1 bytes, as an old camera or archive names it
+    with open(odd, 'wb') as f:
+        f.write((folder / 'good.png').read_bytes())
+    assert main([str(folder), '-o', str(out), '--model', experiment]) == 0  # OpenCV's imread crashed (status 139)
+    assert sorted(os.listdir(out)) == sorted(['good.png', os.path.basename(odd)])
+    assert (out / 'good.png').read_bytes() == open(os.path.join(out, os.path.basename(odd)), 'rb').read()

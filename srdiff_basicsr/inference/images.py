@@ -27,7 +27,8 @@ class LoadedImage:
 
 def read_image(path):
     check_image_complete(path)
-    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    # decoded from the bytes: OpenCV's own file functions crash on names that are not valid UTF-8
+    image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageReadError(f'{path}: not a readable image')
     if image.dtype == np.uint8:
@@ -70,11 +71,14 @@ def to_array(sr_rgb, alpha, grayscale, max_value):
 
 
 def write_image(path, array):
-    """Written to ``path`` through a temporary file, so an interrupted run leaves no half image."""
+    """Written to ``path`` through a temporary file, so an interrupted run leaves no half image; encoded in
+    memory (any file name, as ``read_image``)."""
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.lower().endswith(('.jpg', '.jpeg')) else []
+    ok, encoded = cv2.imencode(osp.splitext(path)[1] or '.png', array, params)
+    if not ok:
+        raise OSError(f'{path}: could not be encoded as {osp.splitext(path)[1]}')
     with atomic_write(path, keep_extension=True) as tmp:
-        if not cv2.imwrite(tmp, array, params):
-            raise OSError(f'{path}: could not be written')
+        encoded.tofile(tmp)
 
 
 def list_inputs(input_path):
