@@ -27,7 +27,8 @@ _UNET_RENAMES = [  # Residual(Rezero(LinearAttention)) -> MidAttention
 ]
 
 
-def _renamed(official_key, renames):
+def renamed(official_key, renames):
+    """The key after the first (pattern, replacement) of ``renames`` that matches it (``re.subn``), else itself."""
     for pattern, repl in renames:
         key, count = re.subn(pattern, repl, official_key)
         if count:
@@ -63,9 +64,9 @@ def convert_official_state_dict(state_dict):
     unet_sd, encoder_sd = {}, {}
     for key, value in fold_weight_norm(state_dict).items():
         if key.startswith('denoise_fn.'):
-            unet_sd[_renamed(key[len('denoise_fn.'):], _UNET_RENAMES)] = value
+            unet_sd[renamed(key[len('denoise_fn.'):], _UNET_RENAMES)] = value
         elif key.startswith('rrdb.'):
-            encoder_sd[_renamed(key[len('rrdb.'):], _ENCODER_RENAMES)] = value
+            encoder_sd[renamed(key[len('rrdb.'):], _ENCODER_RENAMES)] = value
     if not encoder_sd:
         raise ValueError('the checkpoint has no rrdb.* (encoder) weights: it is not a complete SRDiff checkpoint '
                          '(the official code saves the encoder with the U-Net; was it trained with use_rrdb: false?)')

@@ -14,6 +14,7 @@ import re
 import torch
 
 from srdiff_basicsr.diffusion.schedule import vp_log_alpha_bar
+from srdiff_basicsr.official import renamed
 
 _UNET_RENAMES = [
     (r'^time_in\.(\d)\.', r'time_mlp.\1.'),
@@ -30,21 +31,13 @@ _ENCODER_RENAMES = [(r'^blocks\.(\d+)\.block(\d)\.', r'body.\1.rdb\2.')]
 FEATURE_BLOCKS = {23: [1, 8, 15, 22], 8: [1, 3, 5, 7]}
 
 
-def _renamed(key, renames):
-    for pattern, repl in renames:
-        new, count = re.subn(pattern, repl, key)
-        if count:
-            return new
-    return key
-
-
 def rename_ecdp_key(key):
     """(section, key) of ours for an ECDP key without the leading ``model.``: section ``network_g`` or
     ``network_encoder``, or None for the schedule buffers and anything else."""
     if key.startswith('diffusion.network.'):
-        return 'network_g', _renamed(key[len('diffusion.network.'):], _UNET_RENAMES)
+        return 'network_g', renamed(key[len('diffusion.network.'):], _UNET_RENAMES)
     if key.startswith('lr_feats.'):
-        return 'network_encoder', _renamed(key[len('lr_feats.'):], _ENCODER_RENAMES)
+        return 'network_encoder', renamed(key[len('lr_feats.'):], _ENCODER_RENAMES)
     return None, key
 
 

@@ -36,12 +36,17 @@ TINY_ENCODER = dict(type='SRDiffRRDBNet', num_feat=8, num_block=2, num_grow_ch=4
 TINY_UNET = dict(type='SRDiffUNet', dim=8, dim_mults=[1, 2])
 
 
-@pytest.fixture(scope='session')
-def golden():
-    path = REFERENCE / 'golden' / 'srdiff_official_tiny.pt'
+def load_golden(name):
+    """shared/reference/golden/<name>, data recorded from an official implementation."""
+    path = REFERENCE / 'golden' / name
     if not path.is_file():
         raise FileNotFoundError(f'golden data not found at {path}; set SRDIFF_REFERENCE_DIR to shared/reference')
     return torch.load(path, weights_only=False)
+
+
+@pytest.fixture(scope='session')
+def golden():
+    return load_golden('srdiff_official_tiny.pt')
 
 
 def photo_crops(count, size, seed=0):

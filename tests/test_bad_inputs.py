@@ -262,12 +262,16 @@ def test_options_are_data_and_names_stay_inside_experiments(tiny, monkeypatch, c
     root, lr_dir, hr_dir, encoder = tiny
     marker = root / 'ran'
     (root / 'evil.yml').write_text(f"name: !!python/object/apply:os.system ['touch {marker}']\n")
-    for module in ('srdiff_basicsr.train', 'basicsr.train'):
-        result = run_cli(['-m', module, '-opt', str(root / 'evil.yml')], cwd=root, check=False)
-        assert result.returncode == 2 and "could not determine a constructor for the tag" in result.stderr
-        assert not marker.exists()
+    result = run_cli(['-m', 'basicsr.train', '-opt', str(root / 'evil.yml')], cwd=root, check=False)  # the hook's
+    assert result.returncode == 2 and "could not determine a constructor for the tag" in result.stderr
+    assert not marker.exists()
     good = write_options(root / 'good.yml', srdiff_options('good', lr_dir, hr_dir, encoder, total_iter=1))
     monkeypatch.chdir(root)
+    monkeypatch.setattr(sys, 'argv', ['srdiff', '-opt', str(root / 'evil.yml')])
+    with pytest.raises(SystemExit) as exit_info:
+        train_entry.main()
+    assert exit_info.value.code == 2 and 'could not determine a constructor' in capsys.readouterr().err
+    assert not marker.exists()
     for argv, message in (
             (['--force_yml', f'train:total_iter=[__import__("os").system("touch {marker}")]'],
              "train.total_iter: must be a number >= 1, got ['__import__"),

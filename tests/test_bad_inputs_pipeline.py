@@ -70,7 +70,7 @@ def test_output_folder_mistakes_are_one_line_and_touch_nothing(experiment, tmp_p
             ([str(folder), '-o', str(tmp_path / 'a_file' / 'below')], 'cannot make this folder')):
         assert main([*args, '--model', experiment]) == 2
         err = capsys.readouterr().err
-        assert f'error: -o ' in err and message in err and 'Traceback' not in err, err
+        assert 'error: -o ' in err and message in err and 'Traceback' not in err, err
     assert sorted(p.name for p in folder.iterdir()) == ['a.png']
 
 

@@ -16,17 +16,14 @@ from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
 from srdiff_basicsr.network_options import schedule_options
 from srdiff_basicsr.official_ecdp import convert_ecdp_state_dict
 from srdiff_basicsr.pipeline import SRDiffPipeline
-from tests.conftest import REFERENCE
+from tests.conftest import load_golden
 
 CONFIGS = ['df2k', 'celeba']
 
 
 @pytest.fixture(scope='module')
 def golden():
-    path = REFERENCE / 'golden' / 'ecdp_official.pt'
-    if not path.is_file():
-        raise FileNotFoundError(f'golden data not found at {path}; set SRDIFF_REFERENCE_DIR to shared/reference')
-    return torch.load(path, weights_only=False)
+    return load_golden('ecdp_official.pt')
 
 
 def official_weights(case):
@@ -251,27 +248,36 @@ def test_the_training_loss_and_its_gradients_with_the_recorded_draws(golden, tmp
         close(param.grad, expected, atol=1e-4, rtol=1e-3)
 
 
-def test_the_converter_script_writes_a_folder_the_pipeline_samples_as_ecdp(golden, tmp_path):
-    import subprocess
+def test_the_converter_script_writes_a_folder_the_pipeline_samples_as_ecdp(golden, tmp_path, monkeypatch, capsys):
+    import importlib.util
     import sys
 
     from tests.conftest import REPO
+    spec = importlib.util.spec_from_file_location('convert_ecdp', REPO / 'scripts' / 'convert_ecdp_checkpoint.py')
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    def convert(*args):
+        monkeypatch.setattr(sys, 'argv', ['convert_ecdp_checkpoint.py', *map(str, args)])
+        try:
+            script.main()
+        except SystemExit as exit_info:
+            return exit_info.code, capsys.readouterr().err
+        return 0, capsys.readouterr().err
+
     case = golden['celeba']
-    weights = official_weights(case)
-    torch.save({'model': {k: torch.zeros_like(v) for k, v in weights.items()}, 'model_avg': weights,
-                'optimizer': {}}, tmp_path / 'ecdp.pt')
-    script = [sys.executable, str(REPO / 'scripts' / 'convert_ecdp_checkpoint.py'), str(tmp_path / 'ecdp.pt')]
-    done = subprocess.run(script + ['--scale', '8', '--out', str(tmp_path / 'out')], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    pipe = SRDiffPipeline.from_pretrained(str(tmp_path / 'out'))  # model_avg: the EMA weights
+    torch.save({'model': {'model.diffusion.network.in_conv.network.bias': torch.zeros(64)},
+                'model_avg': official_weights(case), 'optimizer': {}}, tmp_path / 'ecdp.pt')  # model_avg: the EMA
+    code, err = convert(tmp_path / 'ecdp.pt', '--scale', '8', '--out', tmp_path / 'out')
+    assert code == 0, err
+    pipe = SRDiffPipeline.from_pretrained(str(tmp_path / 'out'))
     assert pipe.lr_up_method == 'bicubic_antialias' and pipe.parametrization == 'hybrid' and not pipe.clip_x0
     with torch.no_grad():
         cond = pipe.unet.project_condition(pipe.encoder.features(case['lr']), None)
         close(pipe.unet(case['unet_xt'], torch.full((2, ), 150.0), cond), case['unet_out']['float_150.0'], atol=2e-5)
-    again = subprocess.run(script + ['--scale', '8', '--out', str(tmp_path / 'out')], capture_output=True, text=True)
-    assert again.returncode == 2 and 'already in' in again.stderr and '--force' in again.stderr
-    torch.save({'model_avg': {**weights, 'model.extra.weight': torch.zeros(1)}}, tmp_path / 'bad.pt')
-    bad = subprocess.run([*script[:2], str(tmp_path / 'bad.pt'), '--scale', '8', '--out', str(tmp_path / 'o2')],
-                         capture_output=True, text=True)
-    assert bad.returncode == 2 and bad.stderr.strip() == \
-        "error: unexpected keys in the ECDP checkpoint: ['extra.weight']"
+    code, err = convert(tmp_path / 'ecdp.pt', '--scale', '8', '--out', tmp_path / 'out')
+    assert code == 2 and 'already in' in err and '--force' in err
+    torch.save({'model_avg': {'model.diffusion.network.in_conv.network.bias': torch.zeros(64),
+                              'model.extra.weight': torch.zeros(1)}}, tmp_path / 'bad.pt')
+    code, err = convert(tmp_path / 'bad.pt', '--scale', '8', '--out', tmp_path / 'o2')
+    assert code == 2 and err.strip() == "error: unexpected keys in the ECDP checkpoint: ['extra.weight']"
