@@ -23,14 +23,18 @@ class TileReduction:
 
     def __init__(self, cores, samples, height, width):
         self.cores, self.samples, self.height, self.width = cores, samples, height, width
+        self._masks = {}  # one per level: every normalisation of the level asks again
 
     def mask(self, height, width, device, dtype):
         """(rows, 1, height, width): 1 on each row's core at a level of this size, 0 elsewhere."""
-        factor = self.height // height  # the level's downscaling; tiles are multiples of the U-Net's divisor
-        mask = torch.zeros(len(self.cores), 1, height, width, device=device, dtype=dtype)
-        for i, (top, bottom, left, right) in enumerate(self.cores):
-            mask[i, :, top // factor:bottom // factor, left // factor:right // factor] = 1
-        return mask.repeat_interleave(self.samples, dim=0)
+        key = (height, width, device, dtype)
+        if key not in self._masks:
+            factor = self.height // height  # the level's downscaling; tiles are multiples of the U-Net's divisor
+            mask = torch.zeros(len(self.cores), 1, height, width, device=device, dtype=dtype)
+            for i, (top, bottom, left, right) in enumerate(self.cores):
+                mask[i, :, top // factor:bottom // factor, left // factor:right // factor] = 1
+            self._masks[key] = mask.repeat_interleave(self.samples, dim=0)
+        return self._masks[key]
 
     def combine(self, x, op='sum'):
         """Per-row values (rows, ...) combined (summed, or their maximum) over the tiles of each sample and given

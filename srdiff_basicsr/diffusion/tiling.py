@@ -83,7 +83,8 @@ class TiledDenoiser:
         rows = tile_spans(height, tile, tile - overlap, align)
         cols = tile_spans(width, tile, tile - overlap, align)
         self.boxes = [(top, left, h, w) for top, h in rows for left, w in cols]
-        self.cores = [(*row, *col) for row in tile_cores(rows, divisor) for col in tile_cores(cols, divisor)]
+        row_cores, col_cores = tile_cores(rows, divisor), tile_cores(cols, divisor)
+        self.cores = [(*row, *col) for row in row_cores for col in col_cores]
         by_shape = {}
         for index, (_, _, h, w) in enumerate(self.boxes):
             by_shape.setdefault((h, w), []).append(index)
@@ -94,6 +95,7 @@ class TiledDenoiser:
         for group in by_shape.values():
             size = len(group) if image_statistics else batch
             self.batches += [group[i:i + size] for i in range(0, len(group), size)]
+        self.weights = {shape: gaussian_weight(*shape, features[0].device, features[0].dtype) for shape in by_shape}
         self.image_statistics = image_statistics
         self.calls = 0
 
@@ -124,7 +126,7 @@ class TiledDenoiser:
             self.calls += 1
             if eps is None:
                 eps = x_t.new_zeros(n, out.shape[1], *x_t.shape[-2:])
-            weight = gaussian_weight(h, w, x_t.device, x_t.dtype)
+            weight = self.weights[(h, w)]
             for k, (top, left, _, _) in enumerate(boxes):
                 region = (..., slice(top, top + h), slice(left, left + w))
                 eps[region] += out[k * n:(k + 1) * n] * weight
