@@ -52,6 +52,24 @@ def check_precision(precision, device, where):
         raise OptionsError(f'{where}.precision: fp16 needs a CUDA device (bf16 works on CPU)')
 
 
+def check_device(name, where):
+    """``name`` as this machine has it: cpu, cuda or cuda:N with N below the number of GPUs; errors name ``where``
+    (``--device``, ``val.device``)."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise OptionsError(f'{where} {name}: not a device name (cpu, cuda or cuda:N)') from None
+    if device.type == 'cuda':
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise OptionsError(f'{where} {name}: this machine has no CUDA GPU; use cpu')
+        if device.index is not None and device.index >= count:
+            raise OptionsError(f'{where} {name}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}')
+    elif device.type != 'cpu':
+        raise OptionsError(f'{where} {name}: only cpu, cuda and cuda:N are supported')
+    return device
+
+
 def distilled_sampler(opt):
     """The sampler a student of progressive distillation was trained for (DDIM, eta 0, ``distill.steps``
     steps), or None (the paper's DDPM) for a model that was not distilled."""
@@ -165,10 +183,9 @@ class SRDiffPipeline:
         ``channels_last`` memory format (faster convolutions on recent GPUs) and ``compile`` (torch.compile of
         the U-Net, once)."""
         device = torch.device(device or self.device)
+        if device.type == 'cuda':  # other types (mps, meta, ...) are the caller's to know
+            check_device(device, f'{where}.device')
         check_precision(precision, device, where)
-        if device.type == 'cuda' and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
-            raise OptionsError(f'{where}.device: {device} is not on this machine (CUDA GPUs: '
-                               f'{torch.cuda.device_count() if torch.cuda.is_available() else 0})')
         previous = getattr(self, 'device', None)
         try:
             for module in (self.encoder, self.unet, self.schedule):

@@ -39,7 +39,7 @@ def test_a_failed_move_leaves_the_pipeline_where_it_was(experiment):
     pipe = SRDiffPipeline.from_pretrained(experiment)
     if torch.cuda.is_available():
         pytest.skip('this machine has CUDA')
-    with pytest.raises(OptionsError, match=r'val.device: cuda is not on this machine'):
+    with pytest.raises(OptionsError, match=r'val.device cuda: this machine has no CUDA GPU'):
         pipe.set_execution('cuda')
     assert pipe.device == torch.device('cpu') and next(pipe.unet.parameters()).device.type == 'cpu'
     assert pipe(torch.rand(1, 3, 4, 4), seed=0).shape == (1, 3, 16, 16)

@@ -7,7 +7,7 @@ import torch
 from srdiff_basicsr.diffusion.samplers import SAMPLERS
 from srdiff_basicsr.errors import OptionsError
 from srdiff_basicsr.ops.colour import COLOUR_FIXES
-from srdiff_basicsr.pipeline import PRECISIONS, SRDiffPipeline
+from srdiff_basicsr.pipeline import PRECISIONS, SRDiffPipeline, check_device
 
 
 def add_model_arguments(parser):
@@ -64,27 +64,10 @@ def sampling_options(args, model_sampler):
     return sampler, tile
 
 
-def check_device(name):
-    """``--device`` as this machine has it: cpu, cuda or cuda:N with N below the number of GPUs."""
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise OptionsError(f'--device {name}: not a device name (cpu, cuda or cuda:N)') from None
-    if device.type == 'cuda':
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise OptionsError(f'--device {name}: this machine has no CUDA GPU; use --device cpu')
-        if device.index is not None and device.index >= count:
-            raise OptionsError(f'--device {name}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}')
-    elif device.type != 'cpu':
-        raise OptionsError(f'--device {name}: only cpu, cuda and cuda:N are supported')
-    return device
-
-
 def build_pipeline(args, sampling=True):
     """The pipeline of ``--model`` with the command line's execution options, and its sampling options when
     ``sampling`` (else the paper's sampler on whole images)."""
-    if check_device(args.device).type != 'cuda' and args.half:
+    if check_device(args.device, '--device').type != 'cuda' and args.half:
         raise ValueError('--half needs a CUDA device (--device cuda)')
     pipe = SRDiffPipeline.from_pretrained(args.model, args.encoder, args.options, device=args.device)
     if sampling:
