@@ -563,6 +563,10 @@ def test_the_collapse_guard_arms_below_the_trivial_level_and_stops_after_interva
         run([1.0, 0.5, 1.0, 1.0, 1.0, 0.5])
     with pytest.raises(DivergenceError, match='iteration 6: '):
         run([0.9, 0.96, 3.0], intervals=2)
+    guard = CollapseGuard(1, 0.5, print_freq=1)
+    guard(1, 0.2, 0.8)  # armed
+    with pytest.raises(DivergenceError, match='iteration 2: '):
+        guard(2, 0.4, 0.8)  # exactly the level counts as the trivial level
 
 
 def test_a_run_whose_network_collapses_stops_naming_the_iteration(tmp_path, encoder_path):
