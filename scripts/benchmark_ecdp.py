@@ -1,6 +1,6 @@
 """SRDiff and ECDP (eps-only, x0-only, hybrid, hybrid after image-quality fine-tuning) on the demo data.
 
-    python scripts/benchmark_ecdp.py [--num-samples 3] [--retrain] [--out results/benchmark_ecdp]
+    python scripts/benchmark_ecdp.py [--num-samples 3] [--retrain] [--models EXPERIMENT ...] [--out results/benchmark_ecdp]
 
 Each model is trained by BasicSR's loop (``python -m srdiff_basicsr.train``) with the demo's data, frozen
 encoder, budget and seed (options/demo_srdiff_x4.yml, demo_ecdp_eps_x4.yml, demo_ecdp_x0_x4.yml,
@@ -40,11 +40,11 @@ TILE = {'size': 64, 'overlap': 32, 'batch': 4}
 
 
 def main():
-    args = comparison_arguments(__doc__, 'results/benchmark_ecdp')
+    args = comparison_arguments(__doc__, 'results/benchmark_ecdp', [model[2] for model in MODELS])
     pairs = load_pairs(args.lr_dir, args.hr_dir)
 
     rows, tiling = [], None
-    for label, options_file, name, samplers in MODELS:
+    for label, options_file, name, samplers in [model for model in MODELS if model[2] in args.models]:
         train(options_file, name, args.retrain)
         pipe = SRDiffPipeline.from_pretrained(f'experiments/{name}', device=args.device)
         metrics, notes = paper_metrics(pipe.scale, 'paper', 'alex', args.device)

@@ -1,6 +1,6 @@
 """SRDiff, SRDiff with the official middle attention, and SRADM side by side on the demo data.
 
-    python scripts/benchmark_unets.py [--num-samples 3] [--retrain] [--out results/benchmark_unets]
+    python scripts/benchmark_unets.py [--num-samples 3] [--retrain] [--models EXPERIMENT ...] [--out results/benchmark_unets]
 
 Each model is trained by BasicSR's loop (``python -m srdiff_basicsr.train``) with the same data, encoder,
 budget and seed (options/demo_srdiff_x4.yml, demo_srdiff_attn_x4.yml, demo_sradm_x4.yml); a model whose
@@ -32,11 +32,11 @@ TILE = {'size': 64, 'overlap': 32, 'batch': 4}  # size: rounded up to what the m
 
 
 def main():
-    args = comparison_arguments(__doc__, 'results/benchmark_unets')
+    args = comparison_arguments(__doc__, 'results/benchmark_unets', [model[2] for model in MODELS])
     pairs = load_pairs(args.lr_dir, args.hr_dir)
 
     rows, tiling = [], []
-    for label, options_file, name in MODELS:
+    for label, options_file, name in [model for model in MODELS if model[2] in args.models]:
         train(options_file, name, args.retrain)
         pipe = SRDiffPipeline.from_pretrained(f'experiments/{name}', device=args.device)
         metrics, notes = paper_metrics(pipe.scale, 'paper', 'alex', args.device)

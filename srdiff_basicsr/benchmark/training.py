@@ -13,9 +13,9 @@ import torch
 DEMO_ENCODER = 'experiments/demo_rrdb_x4/models/net_g_latest.pth'
 
 
-def comparison_arguments(description, out):
-    """The command line of a demo comparison (held-out images, samples, seed, --retrain, device, report folder);
-    exits when the demo's encoder is missing."""
+def comparison_arguments(description, out, experiments):
+    """The command line of a demo comparison (held-out images, samples, seed, --retrain, device, report folder,
+    --models: a subset of ``experiments`` to run, all by default); exits when the demo's encoder is missing."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--lr-dir', default='datasets/demo/val/LR_bicubic/X4')
     parser.add_argument('--hr-dir', default='datasets/demo/val/HR')
@@ -24,6 +24,8 @@ def comparison_arguments(description, out):
     parser.add_argument('--retrain', action='store_true')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--out', default=out)
+    parser.add_argument('--models', nargs='+', choices=experiments, default=experiments, metavar='EXPERIMENT',
+                        help=f'the experiments to train (or reuse) and compare: {", ".join(experiments)}')
     args = parser.parse_args()
     if not osp.isfile(DEMO_ENCODER):
         sys.exit(f'no demo encoder at {DEMO_ENCODER}: run bash scripts/demo.sh first')
