@@ -74,6 +74,7 @@ def run_super_resolution(args):
             raise ValueError(f'-o {args.output}: the output of {path} would replace the input itself; '
                              'choose another output folder')
     pipe = build_pipeline(args)
+    print(f'{pipe.describe()}; {pipe.describe_execution()}', file=sys.stderr)
     try:  # only once the model loads: a bad --model leaves nothing behind
         os.makedirs(args.output, exist_ok=True)
     except OSError as error:

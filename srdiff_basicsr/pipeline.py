@@ -11,7 +11,6 @@ sr = lr_up + x0 / res_rescale. (The official data loader divided by 256 instead 
 lr_up; here lr_up is the plain bicubic of the LR image.)
 """
 import math
-from contextlib import nullcontext
 
 import torch
 import yaml
@@ -24,6 +23,7 @@ from srdiff_basicsr.diffusion.samplers import describe_sampler, run_sampler, sam
 from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
 from srdiff_basicsr.diffusion.tiling import TiledDenoiser, tile_options
 from srdiff_basicsr.errors import OptionsError
+from srdiff_basicsr.execution import autocast, check_precision, compiled, resolve_execution
 from srdiff_basicsr.model_files import resolve_model_files
 from srdiff_basicsr.network_options import (build_arch, complete_network_options, diffusion_options,
                                             schedule_options)
@@ -31,25 +31,9 @@ from srdiff_basicsr.ops.colour import COLOUR_FIXES, colour_fix
 from srdiff_basicsr.ops.resize import UPSAMPLERS
 from srdiff_basicsr.weights import load_weights
 
-PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
-
-
-def autocast(device, precision):
-    """The autocast context of a precision name (none for fp32)."""
-    dtype = PRECISIONS[precision]
-    return nullcontext() if dtype is None else torch.autocast(torch.device(device).type, dtype)
-
-
 def check_colour_fix(colour_fix, where):
     if colour_fix not in COLOUR_FIXES:
         raise OptionsError(f'{where}.colour_fix: must be one of {COLOUR_FIXES}, got {colour_fix!r}')
-
-
-def check_precision(precision, device, where):
-    if precision not in PRECISIONS:
-        raise OptionsError(f'{where}.precision: must be one of {sorted(PRECISIONS)}, got {precision!r}')
-    if precision == 'fp16' and torch.device(device).type != 'cuda':
-        raise OptionsError(f'{where}.precision: fp16 needs a CUDA device (bf16 works on CPU)')
 
 
 def check_device(name, where):
@@ -112,7 +96,7 @@ class SRDiffPipeline:
     """
 
     def __init__(self, encoder, unet, schedule, scale, res_rescale=2.0, clip_x0=True, parametrization='eps',
-                 sampler=None, tile=None, colour_fix='none', device=None, precision='fp32', channels_last=False,
+                 sampler=None, tile=None, colour_fix='none', device=None, precision='auto', channels_last=None,
                  compile=False, lr_up='matlab'):
         if parametrization not in PARAMETRIZATIONS:
             raise OptionsError(f'parametrization: must be one of {sorted(PARAMETRIZATIONS)}, got {parametrization!r}')
@@ -177,11 +161,12 @@ class SRDiffPipeline:
         check_colour_fix(colour_fix, where)
         self.colour_fix = colour_fix
 
-    def set_execution(self, device=None, precision='fp32', channels_last=False, compile=False, where='val'):
+    def set_execution(self, device=None, precision='auto', channels_last=None, compile=False, where='val'):
         """Where and how the networks run: ``device`` (e.g. ``cuda:1``; the networks and schedule move there),
-        autocast ``precision`` (fp32 | bf16 | fp16, fp16 on CUDA only; the sampler's state stays float32),
-        ``channels_last`` memory format (faster convolutions on recent GPUs) and ``compile`` (torch.compile of
-        the U-Net, once)."""
+        autocast ``precision`` (auto | fp32 | bf16 | fp16, fp16 on CUDA only; the sampler's state stays float32;
+        auto: bf16 where the device computes it natively, else fp32, see ``execution``), ``channels_last``
+        memory format (None: with auto's bf16) and ``compile`` (torch.compile of the U-Net, once; its kernels
+        cached across runs). ``self.precision``, ``self.channels_last``: what was picked."""
         device = torch.device(device or self.device)
         if device.type == 'cuda':  # other types (mps, meta, ...) are the caller's to know
             check_device(device, f'{where}.device')
@@ -195,14 +180,21 @@ class SRDiffPipeline:
                 module.to(previous or 'cpu')
             raise
         self.device = device
-        if channels_last:
+        self.precision, self.channels_last = resolve_execution(precision, channels_last, device)
+        if self.channels_last:
             self.unet.to(memory_format=torch.channels_last)
-        self.precision, self.channels_last = precision, bool(channels_last)
-        self._run_unet = torch.compile(self.unet) if compile else self.unet
+        self._run_unet = compiled(self.unet) if compile else self.unet
 
     def describe(self):
         """E.g. 'DDIM, 20 steps, eta 0.0' for the default sampler."""
         return describe_sampler(self.sampler_opt, self.schedule.num_timesteps)
+
+    def describe_execution(self):
+        """E.g. 'bf16 autocast, channels_last, on cpu'."""
+        precision = 'fp32' if self.precision == 'fp32' else f'{self.precision} autocast'
+        layout = ', channels_last' if self.channels_last else ''
+        compiled_unet = ', compiled' if self._run_unet is not self.unet else ''
+        return f'{precision}{layout}{compiled_unet}, on {self.device}'
 
     # the data path ---------------------------------------------------------------------------------
     def upsample(self, lr):

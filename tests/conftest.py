@@ -30,6 +30,11 @@ def reference_dir():
 
 
 REFERENCE = reference_dir()
+# SRDIFF_TEST_DEVICE=cuda runs the golden tests on a GPU (scripts/gpu_check.sh), with TF32 off
+TEST_DEVICE = torch.device(os.environ.get('SRDIFF_TEST_DEVICE', 'cpu'))
+if TEST_DEVICE.type == 'cuda':
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
 
 # a tiny SRDiff: enough to exercise every code path in seconds
 TINY_ENCODER = dict(type='SRDiffRRDBNet', num_feat=8, num_block=2, num_grow_ch=4)
@@ -37,11 +42,17 @@ TINY_UNET = dict(type='SRDiffUNet', dim=8, dim_mults=[1, 2])
 
 
 def load_golden(name):
-    """shared/reference/golden/<name>, data recorded from an official implementation."""
+    """shared/reference/golden/<name>, data recorded from an official implementation, on TEST_DEVICE."""
     path = REFERENCE / 'golden' / name
     if not path.is_file():
         raise FileNotFoundError(f'golden data not found at {path}; set SRDIFF_REFERENCE_DIR to shared/reference')
-    return torch.load(path, weights_only=False)
+    return torch.load(path, weights_only=False, map_location=TEST_DEVICE)
+
+
+@pytest.fixture(autouse=True)
+def fp32_by_default(monkeypatch):
+    """``precision: auto`` is fp32 in the suite on any machine (its tests choose what the device offers)."""
+    monkeypatch.setattr('srdiff_basicsr.execution.native_bf16', lambda device: False)
 
 
 @pytest.fixture(scope='session')

@@ -16,7 +16,7 @@ from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
 from srdiff_basicsr.network_options import schedule_options
 from srdiff_basicsr.official_ecdp import convert_ecdp_state_dict
 from srdiff_basicsr.pipeline import SRDiffPipeline
-from tests.conftest import load_golden
+from tests.conftest import TEST_DEVICE, load_golden
 
 CONFIGS = ['df2k', 'celeba']
 
@@ -53,7 +53,8 @@ def ecdp(request, golden):
     unet, encoder = build_network(dict(options['network_g'])), build_network(dict(options['network_encoder']))
     unet.load_state_dict(unet_sd, strict=True)
     encoder.load_state_dict(encoder_sd, strict=True)
-    pipe = SRDiffPipeline.from_networks(encoder.eval(), unet.eval(), case['sr_factor'], options['diffusion'])
+    pipe = SRDiffPipeline.from_networks(encoder.eval(), unet.eval(), case['sr_factor'], options['diffusion'],
+                                        device=TEST_DEVICE, precision='fp32')  # SRDIFF_TEST_DEVICE: on a GPU too
     return case, pipe, options
 
 
@@ -103,7 +104,8 @@ def test_the_unet_at_the_recorded_times(ecdp):
     for name, expected in case['unet_out'].items():
         kind, *times = name.split('_')
         times = [float(t) for t in times]
-        t = torch.tensor(times * (2 // len(times)), dtype=torch.float32 if kind != 'long' else torch.int64)
+        t = torch.tensor(times * (2 // len(times)), dtype=torch.float32 if kind != 'long' else torch.int64,
+                         device=TEST_DEVICE)
         close(pipe.unet(case['unet_xt'], t, cond), expected, atol=2e-5)
 
 
@@ -270,7 +272,7 @@ def test_the_converter_script_writes_a_folder_the_pipeline_samples_as_ecdp(golde
                 'model_avg': official_weights(case), 'optimizer': {}}, tmp_path / 'ecdp.pt')  # model_avg: the EMA
     code, err = convert(tmp_path / 'ecdp.pt', '--scale', '8', '--out', tmp_path / 'out')
     assert code == 0, err
-    pipe = SRDiffPipeline.from_pretrained(str(tmp_path / 'out'))
+    pipe = SRDiffPipeline.from_pretrained(str(tmp_path / 'out'), precision='fp32')
     assert pipe.lr_up_method == 'bicubic_antialias' and pipe.parametrization == 'hybrid' and not pipe.clip_x0
     with torch.no_grad():
         cond = pipe.unet.project_condition(pipe.encoder.features(case['lr']), None)

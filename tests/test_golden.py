@@ -7,7 +7,7 @@ from basicsr.archs import build_network
 from srdiff_basicsr.archs.srdiff_unet_arch import MidAttention
 from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
 from srdiff_basicsr.official import convert_official_state_dict
-from tests.conftest import REFERENCE, sample
+from tests.conftest import TEST_DEVICE, load_golden, sample
 
 TOL = 1e-4
 CASES = ['x4', 'x8', 'x4_attn', 'x4_up_input', 'x8_attn_up_input_wn']
@@ -15,8 +15,7 @@ CASES = ['x4', 'x8', 'x4_attn', 'x4_up_input', 'x8_attn_up_input_wn']
 
 @pytest.fixture(scope='module')
 def cases(golden):
-    variants = torch.load(REFERENCE / 'golden' / 'srdiff_official_variants_tiny.pt', weights_only=False)
-    return {**golden, **variants}
+    return {**golden, **load_golden('srdiff_official_variants_tiny.pt')}
 
 
 def build(case):
@@ -24,7 +23,8 @@ def build(case):
     unet, encoder = build_network(options['network_g']), build_network(options['network_encoder'])
     unet.load_state_dict(unet_sd)
     encoder.load_state_dict(encoder_sd)
-    return unet.eval(), encoder.eval(), DiscreteSchedule.from_options(**options['diffusion'])
+    return (unet.to(TEST_DEVICE).eval(), encoder.to(TEST_DEVICE).eval(),
+            DiscreteSchedule.from_options(**options['diffusion']).to(TEST_DEVICE))
 
 
 def max_diff(a, b):
@@ -74,6 +74,7 @@ def test_converted_checkpoint_matches_official_outputs(cases, name):
 def test_schedule_tables_match_official_buffers(golden, scale):
     official = golden[scale]['checkpoint']['state_dict']['model']
     diffusion = DiscreteSchedule.from_options('cosine', golden[scale]['config']['timesteps'], cosine_s=0.008)
+    diffusion.to(TEST_DEVICE)
     for name in ('betas', 'alphas_cumprod', 'alphas_cumprod_prev', 'sqrt_alphas_cumprod',
                  'sqrt_one_minus_alphas_cumprod', 'sqrt_recip_alphas_cumprod', 'sqrt_recipm1_alphas_cumprod',
                  'posterior_variance', 'posterior_log_variance_clipped', 'posterior_mean_coef1',

@@ -70,7 +70,7 @@ def test_convert_script_writes_basicsr_weights_that_reproduce_the_official_encod
     assert (features[-1] - golden['x8']['rrdb_features'][-1]).abs().max() < 1e-4
 
     # srdiff-infer --model <converted folder> builds the same networks
-    pipe = SRDiffPipeline.from_pretrained(str(out))
+    pipe = SRDiffPipeline.from_pretrained(str(out), precision='fp32')
     case = golden['x8']
     with torch.no_grad():
         cond = pipe.unet.project_condition(pipe.encoder.features((case['img_lr'] + 1) / 2), case['img_lr_up'])
@@ -89,7 +89,7 @@ def test_convert_script_writes_basicsr_weights_that_reproduce_the_official_encod
     flat = load_file(out_st / 'net_g_official.safetensors')
     assert set(flat) == set(unet_file['params'])
     assert all(torch.equal(v, unet_file['params'][k]) for k, v in flat.items())
-    pipe_st = SRDiffPipeline.from_pretrained(str(out_st))
+    pipe_st = SRDiffPipeline.from_pretrained(str(out_st), precision='fp32')
     with torch.no_grad():
         cond = pipe_st.unet.project_condition(pipe_st.encoder.features((case['img_lr'] + 1) / 2), case['img_lr_up'])
         assert torch.equal(pipe_st.unet(case['x_t'], case['t'], cond), eps)
@@ -132,7 +132,7 @@ def test_convert_script_recognises_the_official_unet_options_from_the_keys(tmp_p
     assert options['network_g']['use_attn'] is True and options['network_g']['up_input'] is True
     weights = torch.load(tmp_path / 'out' / 'net_g_official.pth', weights_only=True)['params']
     assert not [k for k in weights if k.endswith(('weight_g', 'weight_v'))]  # weight norm folded
-    pipe = SRDiffPipeline.from_pretrained(str(tmp_path / 'out'))
+    pipe = SRDiffPipeline.from_pretrained(str(tmp_path / 'out'), precision='fp32')
     with torch.no_grad():
         cond = pipe.unet.project_condition(pipe.encoder.features((case['img_lr'] + 1) / 2), case['img_lr_up'])
         assert (pipe.unet(case['x_t'], case['t'], cond) - case['eps_pred']).abs().max() < 1e-4

@@ -2,12 +2,15 @@
 
 The sampler flags are read off the sampler table: a new sampler or sampler option appears here by itself.
 """
+import argparse
+
 import torch
 
 from srdiff_basicsr.diffusion.samplers import SAMPLERS
 from srdiff_basicsr.errors import OptionsError
 from srdiff_basicsr.ops.colour import COLOUR_FIXES
-from srdiff_basicsr.pipeline import PRECISIONS, SRDiffPipeline, check_device
+from srdiff_basicsr.execution import PRECISION_CHOICES
+from srdiff_basicsr.pipeline import SRDiffPipeline, check_device
 
 
 def add_model_arguments(parser):
@@ -19,10 +22,12 @@ def add_model_arguments(parser):
     group.add_argument('--options', help='options file with network_g/network_encoder (default: found with --model)')
     group.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
                        help='cpu, cuda or cuda:N')
-    group.add_argument('--precision', default='fp32', choices=sorted(PRECISIONS),
-                       help='autocast precision of the networks (fp16 on CUDA only)')
+    group.add_argument('--precision', default='auto', choices=PRECISION_CHOICES,
+                       help='autocast precision of the networks (auto: bf16 where the device computes it natively, '
+                            'else fp32; fp16 on CUDA only)')
     group.add_argument('--half', action='store_true', help='the same as --precision fp16 (CUDA only)')
-    group.add_argument('--channels-last', action='store_true', help='channels_last memory format (GPU speed)')
+    group.add_argument('--channels-last', action=argparse.BooleanOptionalAction,
+                       help='channels_last memory format (default: on with the bf16 that auto picks)')
     group.add_argument('--compile', action='store_true', help='torch.compile the U-Net (pays off on many images)')
     group.add_argument('--seed', type=int, default=0, help='sampling seed (same seed, same output)')
 

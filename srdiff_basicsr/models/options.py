@@ -18,7 +18,8 @@ from srdiff_basicsr.models.evaluation import PROTOCOL_NAMES
 from srdiff_basicsr.models.image_quality import check_image_quality
 from srdiff_basicsr.network_options import (check_arch_options, complete_network_options, diffusion_options,
                                             meta_network)
-from srdiff_basicsr.pipeline import check_colour_fix, check_precision
+from srdiff_basicsr.execution import check_precision
+from srdiff_basicsr.pipeline import check_colour_fix
 
 NOISE_LOSS_DEFAULT = {'type': 'L1Loss', 'loss_weight': 1.0}  # the paper's
 # the official auxiliary L1 of a trained encoder, on [-1, 1] images: twice the L1 on BasicSR's [0, 1]
@@ -228,7 +229,7 @@ def _check_train(train_opt, opt):
         raise OptionsError('train.perceptual_opt: SRDiff is trained on the noise prediction, where a perceptual '
                            'loss does not apply; use train.pixel_opt (L1Loss or MSELoss)')
     train_opt.setdefault('pixel_opt', dict(NOISE_LOSS_DEFAULT))
-    check_precision(train_opt.get('precision', 'fp32'), _device(opt), 'train')
+    check_precision(train_opt.get('precision', 'auto'), _device(opt), 'train')
     require(train_opt.get('ema_decay', 0), lambda v: is_number(v) and 0 <= v < 1, 'train.ema_decay',
             'a number from 0 (no EMA) to below 1')
     for optim in ('optim_g', 'optim_encoder') if 'optim_encoder' in train_opt else ('optim_g', ):
@@ -290,7 +291,7 @@ def _check_val(val_opt, num_timesteps, device):
     require(protocol, lambda v: v is None or v in PROTOCOL_NAMES, 'val.protocol', f'one of {sorted(PROTOCOL_NAMES)}')
     sampler_options(val_opt.get('sampler'), num_timesteps, 'val.sampler')
     check_colour_fix(val_opt.get('colour_fix', 'none'), 'val')
-    check_precision(val_opt.get('precision', 'fp32'), device, 'val')
+    check_precision(val_opt.get('precision', 'auto'), device, 'val')
 
 
 def _check_against_training_options(opt, diffusion):

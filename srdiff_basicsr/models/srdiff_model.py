@@ -18,7 +18,8 @@ from srdiff_basicsr.models.collapse import COLLAPSE_DEFAULT, CollapseGuard
 from srdiff_basicsr.models.evaluation import (apply_protocol, describe_protocol, score_samples, write_metrics_csv,
                                               write_summary)
 from srdiff_basicsr.models.options import check_options
-from srdiff_basicsr.pipeline import SRDiffPipeline, autocast
+from srdiff_basicsr.execution import autocast, compiled, resolve_execution
+from srdiff_basicsr.pipeline import SRDiffPipeline
 from srdiff_basicsr.resume import state_extended
 from srdiff_basicsr.weights import load_weights
 
@@ -47,8 +48,9 @@ class SRDiffModel(SRModel):
             network_g predicts).
         train.pixel_opt: the loss between network_g's output and its target, from BasicSR's loss
             registry (default ``{type: L1Loss, loss_weight: 1.0}``, the paper's; ``MSELoss`` for L2).
-        train.precision (fp32 | bf16 | fp16, autocast; fp16 with a gradient scaler, CUDA only),
-            train.channels_last, train.compile: speed of the training step (weights, EMA and
+        train.precision (auto | fp32 | bf16 | fp16, autocast; auto: bf16 where the device computes it
+            natively, else fp32; fp16 with a gradient scaler, CUDA only), train.channels_last (default: with
+            auto's bf16), train.compile: speed of the training step (weights, EMA, optimizer state and
             checkpoints stay fp32).
         train.head_weights: for a network with several heads (hybrid: ``{eps: 1, x0: 1}``, ECDP's unweighted
             sum), the weight of each head's ``train.pixel_opt`` loss (``l_noise_<head>``); 0 leaves a head untrained.
@@ -98,8 +100,9 @@ class SRDiffModel(SRModel):
         self.pipeline = SRDiffPipeline.from_networks(
             sampling_encoder, sampling_unet, opt['scale'], opt.get('diffusion'), sampler=val_opt.get('sampler'),
             tile=val_opt.get('tile'), colour_fix=val_opt.get('colour_fix', 'none'), device=self.device,
-            precision=val_opt.get('precision', 'fp32'), channels_last=val_opt.get('channels_last', False),
+            precision=val_opt.get('precision', 'auto'), channels_last=val_opt.get('channels_last'),
             compile=val_opt.get('compile', False))
+        get_root_logger().info(f'Sampling: {self.pipeline.describe_execution()}')
 
     def _build_encoder(self):
         """``network_encoder`` from ``path.pretrain_network_encoder``: frozen, or trained with network_g when
@@ -132,12 +135,15 @@ class SRDiffModel(SRModel):
         self._build_encoder()  # before SRModel's set-up, which makes the optimizers
         super().init_training_settings()
         train_opt = self.opt['train']
-        self.train_precision = train_opt.get('precision', 'fp32')
+        self.train_precision, channels_last = resolve_execution(train_opt.get('precision', 'auto'),
+                                                                train_opt.get('channels_last'), self.device)
         self.grad_scaler = torch.amp.GradScaler('cuda') if self.train_precision == 'fp16' else None
-        if train_opt.get('channels_last', False):
+        if channels_last:
             self.net_g.to(memory_format=torch.channels_last)
-        self.train_memory_format = torch.channels_last if train_opt.get('channels_last') else torch.contiguous_format
-        self.train_net = torch.compile(self.net_g) if train_opt.get('compile', False) else self.net_g
+        self.train_memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.train_net = compiled(self.net_g) if train_opt.get('compile', False) else self.net_g
+        get_root_logger().info(f'Training step: {self.train_precision}{", channels_last" if channels_last else ""}'
+                               f'{", compiled" if self.train_net is not self.net_g else ""}')
         self.skipped_steps = 0
         self.grad_clip = train_opt.get('grad_clip')
         self.image_quality = train_opt.get('image_quality')
