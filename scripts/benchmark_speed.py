@@ -1,116 +1,129 @@
-"""What each execution option buys, against fp32, in one run: SRDiff's training step and sampling step at
-the paper's CelebA x8 size, and what precision costs in the loss curve.
+"""How fast SRDiff trains and samples here, against the machine's limit and the official code, in one run.
 
-Builds the paper's CelebA x8 networks (U-Net 10.5M, encoder 1.5M; random encoder weights, as speed does
-not depend on them) and measures, in one process (ratios are comparable; absolute times depend on load):
-- seconds per training iteration (batch --batch, 160x160 HR, 20x20 LR), the model's real training step,
-  with train.precision fp32 | bf16 (| fp16 on CUDA), train.channels_last, train.compile (--compile);
-- seconds per sampling step (network evaluation) of a 160x160 image, with the same options under val.*;
-- the condition projected once per image (ours) against at every step (the official U-Net);
+Builds the paper's CelebA x8 networks (U-Net 10.5M, encoder 1.5M; random encoder weights, as speed does not
+depend on them) and measures, in one process (ratios are comparable; absolute times depend on load):
+- FLOPs of one training iteration (batch --batch, --hr-size HR crops) and of one sampling step (one U-Net
+  evaluation of one --hr-size image), by torch's FLOP counter;
+- seconds per training iteration (the model's real step) and per sampling step for each execution option
+  (fp32, bf16, channels_last, bf16 + channels_last, fp16 on CUDA, torch.compile with --compile), the GFLOP/s
+  they achieve and their share of the device's nominal peak; which of them ``precision: auto`` (the default
+  of srdiff-infer and basicsr.train) picks here;
+- with --official PATH (a checkout of LeiaLi/SRDiff): the official code's own training iteration
+  (GaussianDiffusion.forward, backward, Adam) and reverse step (p_sample) at the same size, with its defaults,
+  and how many times faster ours is, with its defaults and at best;
 - the loss curves of --curve-iters training iterations in fp32 and bf16 from the same seed and batches
   (photographs shipped with scikit-image), so a user sees what bf16 costs.
-Writes a Markdown report.
+Writes a Markdown report (the README's "Speed" section).
 
-    python scripts/benchmark_speed.py [--out results/benchmark_speed.md] [--device cuda:0] [--compile]
+    python scripts/benchmark_speed.py [--out results/benchmark_speed.md] [--official ../SRDiff] [--compile]
 """
 import argparse
 import os
-import platform
+import sys
 import tempfile
-import time
 
 import numpy as np
 import torch
-from basicsr.models import build_model
 
 import srdiff_basicsr  # noqa: F401  (registration)
-from srdiff_basicsr.diffusion.noise import noise_source
-from srdiff_basicsr.diffusion.parametrization import Denoiser
-from srdiff_basicsr.diffusion.samplers import run_sampler, sampler_options
+from srdiff_basicsr.benchmark.speed import (SCALE, count_flops, machine, nominal_peak_gflops, paper_encoder,
+                                            paper_model, photo_batches, timed)
+from srdiff_basicsr.execution import resolve_execution
 from srdiff_basicsr.network_options import build_arch
-from srdiff_basicsr.ops.resize import imresize, imresize_uint8
-
-ENCODER = dict(type='SRDiffRRDBNet', scale=8, num_feat=32, num_block=8, num_grow_ch=16)
-
-
-def paper_model(encoder_path, device, train_opt=None, val_opt=None):
-    """SRDiffModel with the paper's CelebA x8 networks; ``train_opt``/``val_opt`` add execution options."""
-    opt = dict(name='benchmark', model_type='SRDiffModel', scale=8, num_gpu=1 if device.startswith('cuda') else 0,
-               device=device, is_train=True, dist=False, rank=0, world_size=1, manual_seed=0,
-               network_g=dict(type='SRDiffUNet', dim=64, dim_mults=[1, 2, 2, 4]), network_encoder=dict(ENCODER),
-               path=dict(pretrain_network_g=None, pretrain_network_encoder=encoder_path,
-                         models=os.path.dirname(encoder_path), training_states=os.path.dirname(encoder_path)),
-               train=dict(optim_g=dict(type='Adam', lr=2e-4), total_iter=10,
-                          scheduler=dict(type='MultiStepLR', milestones=[100000], gamma=0.5), **(train_opt or {})),
-               val=dict(seed=0, **(val_opt or {})))
-    torch.manual_seed(0)  # the same initial U-Net for every configuration
-    return build_model(opt)
-
-
-def photo_batches(count, batch, device):
-    """``count`` batches of 160x160 HR crops of scikit-image photographs and their x8 bicubic LR."""
-    from skimage import data
-    photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket()]
-    rng = np.random.default_rng(0)
-    batches = []
-    for _ in range(count):
-        crops = []
-        for _ in range(batch):
-            photo = photos[rng.integers(len(photos))]
-            top, left = rng.integers(0, photo.shape[0] - 160), rng.integers(0, photo.shape[1] - 160)
-            crops.append(np.ascontiguousarray(photo[top:top + 160, left:left + 160]))
-        to_tensor = lambda images: torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div(255)  # noqa: E731
-        batches.append({'gt': to_tensor(crops).to(device),
-                        'lq': to_tensor([imresize_uint8(c, 1 / 8) for c in crops]).to(device)})
-    return batches
-
-
-def synchronize(device):
-    if device.startswith('cuda'):
-        torch.cuda.synchronize()
-
-
-def timed(fn, repeats, device):
-    fn()  # warm-up (and compilation)
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    synchronize(device)
-    return (time.perf_counter() - start) / repeats
-
+from srdiff_basicsr.ops.resize import imresize
 
 def configurations(device, compile):
-    configs = [('fp32', {}), ('bf16', {'precision': 'bf16'}), ('channels_last', {'channels_last': True})]
+    """(label, execution options) of every row; the same options go to train.* and val.*."""
+    configs = [('fp32', {'precision': 'fp32'}), ('bf16', {'precision': 'bf16'}),
+               ('channels_last', {'precision': 'fp32', 'channels_last': True}),
+               ('bf16 + channels_last', {'precision': 'bf16', 'channels_last': True})]
     if device.startswith('cuda'):
         configs.insert(2, ('fp16', {'precision': 'fp16'}))
-        configs.append(('bf16 + channels_last', {'precision': 'bf16', 'channels_last': True}))
     if compile:
-        configs.append(('compile', {'compile': True}))
+        configs.append(('bf16 + channels_last + compile',
+                        {'precision': 'bf16', 'channels_last': True, 'compile': True}))
     return configs
+
+
+def auto_label(device):
+    precision, channels_last = resolve_execution('auto', None, device)
+    return {('fp32', False): 'fp32', ('bf16', True): 'bf16 + channels_last'}[precision, channels_last]
+
+
+def official_steps(path, args, batch, lq):
+    """(training s/iter, sampling s/step) of the official code in ``path`` at this run's size and batch: its
+    GaussianDiffusion with the CelebA config's hyper-parameters, frozen encoder, Adam over the U-Net."""
+    sys.path.insert(0, os.path.abspath(path))
+    try:
+        from models.diffsr_modules import RRDBNet, Unet
+        from models.diffusion import GaussianDiffusion
+        from utils.hparams import hparams
+    except ImportError as error:
+        sys.exit(f'--official {path}: not a checkout of the official SRDiff code ({error})')
+    hparams.update(sr_scale=SCALE, rrdb_num_block=8, rrdb_num_feat=args.encoder_feat, hidden_size=args.dim,
+                   use_attn=False, res=True, up_input=False, use_wn=False, weight_init=False, use_rrdb=True,
+                   fix_rrdb=True, aux_l1_loss=False, aux_ssim_loss=False, aux_percep_loss=False,
+                   beta_schedule='cosine', beta_s=0.008, timesteps=100, clip_input=True, res_rescale=2.0)
+    torch.manual_seed(0)
+    model = GaussianDiffusion(Unet(args.dim, out_dim=3, cond_dim=args.encoder_feat, dim_mults=(1, 2, 2, 4)),
+                              RRDBNet(3, 3, args.encoder_feat, 8, args.encoder_feat // 2), timesteps=100,
+                              loss_type='l1').to(args.device)
+    optimizer = torch.optim.Adam([p for name, p in model.named_parameters() if 'rrdb' not in name], lr=2e-4)
+    img_hr, img_lr = batch['gt'] * 2 - 1, batch['lq'] * 2 - 1
+    img_lr_up = imresize(batch['lq'], SCALE) * 2 - 1
+
+    def train_step():
+        optimizer.zero_grad()
+        losses, _, _ = model(img_hr, img_lr, img_lr_up)
+        sum(losses.values()).backward()
+        optimizer.step()
+
+    train_s = timed(train_step, args.train_iters, args.device)
+    with torch.no_grad():
+        lr_up = imresize(lq, SCALE) * 2 - 1
+        _, cond = model.rrdb(lq * 2 - 1, True)
+        x = torch.randn_like(lr_up)
+        t = torch.full((1,), 50, device=args.device, dtype=torch.long)
+        sample_s = timed(lambda: model.p_sample(x, t, cond, lr_up), args.sample_steps, args.device)
+    return train_s, sample_s
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', default='results/benchmark_speed.md')
     parser.add_argument('--batch', type=int, default=4, help='training batch size (the paper: 16)')
+    parser.add_argument('--hr-size', type=int, default=160, help='HR side (the paper: 160)')
+    parser.add_argument('--dim', type=int, default=64, help='U-Net base width (the paper: 64)')
+    parser.add_argument('--encoder-feat', type=int, default=32, help='encoder width (the paper: 32)')
     parser.add_argument('--train-iters', type=int, default=3, help='timed training iterations per configuration')
     parser.add_argument('--sample-steps', type=int, default=10, help='timed sampling steps per configuration')
     parser.add_argument('--curve-iters', type=int, default=30, help='iterations of the fp32 / bf16 loss curves')
     parser.add_argument('--compile', action='store_true', help='also time torch.compile (slow to compile on CPU)')
+    parser.add_argument('--official', metavar='PATH', help='a checkout of the official SRDiff code to time too')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     args = parser.parse_args()
     os.makedirs(os.path.dirname(args.out) or '.', exist_ok=True)
     workdir = tempfile.mkdtemp()
     encoder_path = os.path.join(workdir, 'encoder.pth')
     torch.manual_seed(0)
-    torch.save({'params': build_arch(ENCODER).state_dict()}, encoder_path)
-    train_batch = photo_batches(1, args.batch, args.device)[0]
+    torch.save({'params': build_arch(paper_encoder(args.encoder_feat)).state_dict()}, encoder_path)
+    train_batch = photo_batches(1, args.batch, args.hr_size, args.device)[0]
     lq = train_batch['lq'][:1]
+
+    fp32 = {'precision': 'fp32'}
+    model = paper_model(args.device, encoder_path, args.dim, args.encoder_feat, fp32, fp32)
+    model.feed_data(train_batch)
+    train_flops, _ = count_flops(lambda: model.optimize_parameters(1))
+    unet, pipe = model.pipeline.unet, model.pipeline
+    with torch.no_grad():
+        lr_up = pipe.upsample(lq)
+        cond = unet.project_condition(pipe.encoder.features(lq), lr_up * 2 - 1)
+        t = torch.full((1,), 50.0, device=lr_up.device)
+        step_flops, step_ops = count_flops(lambda: unet(torch.randn_like(lr_up), t, cond))
 
     rows = []
     for name, options in configurations(args.device, args.compile):
-        model = paper_model(encoder_path, args.device, train_opt=options, val_opt=options)
+        model = paper_model(args.device, encoder_path, args.dim, args.encoder_feat, options, options)
 
         def train_step():
             model.feed_data(train_batch)
@@ -119,30 +132,16 @@ def main():
         train_s = timed(train_step, args.train_iters, args.device)
         steps = args.sample_steps
         sample_s = timed(lambda: model.pipeline(lq, seed=0, sampler='ddim', steps=steps), 1, args.device) / steps
-        rows.append((name, train_s, sample_s))
+        peak, peak_how = nominal_peak_gflops(args.device, options['precision'])
+        rows.append((name, train_s, sample_s, peak, peak_how))
         print(f'{name}: training {train_s:.2f} s/iter, sampling {sample_s:.3f} s/step', flush=True)
-
-    # the condition projected once per image (the pipeline) against at every step (the official U-Net)
-    model = paper_model(encoder_path, args.device)
-    unet, encoder, schedule = model.pipeline.unet.eval(), model.pipeline.encoder, model.pipeline.schedule
-    ddim = sampler_options({'type': 'ddim', 'steps': args.sample_steps}, schedule.num_timesteps)
-
-    @torch.no_grad()
-    def official_scheme():
-        features = encoder.features(lq)
-        lr_up = imresize(lq, 8) * 2 - 1
-        network = lambda x, t: unet(x, t, unet.project_condition(features, lr_up))  # noqa: E731
-        run_sampler(ddim, Denoiser(network, schedule), schedule, torch.randn(imresize(lq, 8).shape, device=lq.device),
-                    noise_source(torch.Generator(lq.device).manual_seed(0)))
-
-    official_s = timed(official_scheme, 1, args.device) / args.sample_steps
-    ours_s = rows[0][2]
+    official = official_steps(args.official, args, train_batch, lq) if args.official else None
 
     # loss curves, fp32 and bf16, from the same weights, batches and noise
-    batches = photo_batches(args.curve_iters, args.batch, args.device)
+    batches = photo_batches(args.curve_iters, args.batch, args.hr_size, args.device)
     curves = {}
     for precision in ('fp32', 'bf16'):
-        model = paper_model(encoder_path, args.device, train_opt={'precision': precision})
+        model = paper_model(args.device, encoder_path, args.dim, args.encoder_feat, {'precision': precision})
         torch.manual_seed(1)
         curves[precision] = []
         for it, data in enumerate(batches, 1):
@@ -151,20 +150,37 @@ def main():
             curves[precision].append(model.log_dict['l_noise'])
         print(f'{precision} loss curve: {" ".join(f"{v:.4f}" for v in curves[precision])}', flush=True)
 
-    where = (torch.cuda.get_device_name(args.device) if args.device.startswith('cuda') else
-             f'CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, '
-             f'{torch.get_num_threads()} torch threads)')
-    fp32_train, fp32_sample = rows[0][1], rows[0][2]
+    default = auto_label(args.device)
+    by_name = {name: (train_s, sample_s) for name, train_s, sample_s, _, _ in rows}
+    fp32_train, fp32_sample = by_name['fp32']
+    share = lambda gflops, peak: f'{gflops / peak:.1%}' if peak else 'n/a'  # noqa: E731
     lines = ['# SRDiff speed by execution option, paper CelebA x8 networks', '',
-             f'device: {args.device}, {where}; torch {torch.__version__}. All rows from one run; the ratios are '
-             'against fp32 in that run.', '',
-             f'| option | training s/iter (batch {args.batch}, 160x160) | vs fp32 | sampling s/step (160x160) '
-             '| vs fp32 |', '|---|---|---|---|---|']
-    lines += [f'| {name} | {train_s:.3f} | {fp32_train / train_s:.2f}x | {sample_s:.4f} | '
-              f'{fp32_sample / sample_s:.2f}x |' for name, train_s, sample_s in rows]
-    lines += ['', f'Condition projected once per image (ours): {ours_s:.4f} s/step; at every step (the official '
-              f'U-Net): {official_s:.4f} s/step; ratio official / ours {official_s / ours_s:.2f}.', '',
-              f'## Loss curves, fp32 and bf16 (same seed, weights and {args.curve_iters} batches of {args.batch} '
+             f'device: {args.device}, {machine(args.device)}; torch {torch.__version__}. All rows from one run; '
+             'the ratios are against fp32 in that run.', '',
+             f'- one training iteration (batch {args.batch}, {args.hr_size}x{args.hr_size}): '
+             f'{train_flops / 1e9:.3g} GFLOP; one sampling step (one U-Net evaluation of a {args.hr_size}x'
+             f'{args.hr_size} image): {step_flops / 1e9:.3g} GFLOP, of which convolutions '
+             f'{step_ops.get("convolution", 0) / step_flops:.0%} (torch.utils.flop_counter)',
+             f'- `precision: auto` (the default) picks **{default}** here; nominal peaks: '
+             + '; '.join(sorted({f'{how} = {peak:,.0f} GFLOP/s' if peak else how for *_, peak, how in rows})), '',
+             f'| option | training s/iter | vs fp32 | GFLOP/s | share of peak | sampling s/step | vs fp32 | GFLOP/s '
+             '| share of peak |', '|---|---|---|---|---|---|---|---|---|']
+    for name, train_s, sample_s, peak, _ in rows:
+        train_gflops, sample_gflops = train_flops / train_s / 1e9, step_flops / sample_s / 1e9
+        lines.append(f'| {name}{" (default)" if name == default else ""} | {train_s:.3f} | {fp32_train / train_s:.2f}x'
+                     f' | {train_gflops:.1f} | {share(train_gflops, peak)} | {sample_s:.4f} | '
+                     f'{fp32_sample / sample_s:.2f}x | {sample_gflops:.1f} | {share(sample_gflops, peak)} |')
+    if official:
+        best_train, best_sample = min(t for _, t, *_ in rows), min(s for _, _, s, *_ in rows)
+        default_train, default_sample = by_name[default]
+        lines += ['', f'## Against the official code ({args.official}, fp32, its own training step and p_sample)', '',
+                  '| | training s/iter | sampling s/step |', '|---|---|---|',
+                  f'| official | {official[0]:.3f} | {official[1]:.4f} |',
+                  f'| ours, default ({default}) | {default_train:.3f} ({official[0] / default_train:.2f}x) | '
+                  f'{default_sample:.4f} ({official[1] / default_sample:.2f}x) |',
+                  f'| ours, best row | {best_train:.3f} ({official[0] / best_train:.2f}x) | '
+                  f'{best_sample:.4f} ({official[1] / best_sample:.2f}x) |']
+    lines += ['', f'## Loss curves, fp32 and bf16 (same seed, weights and {args.curve_iters} batches of {args.batch} '
               'photograph crops)', '', '| iterations | fp32 mean l_noise | bf16 mean l_noise |', '|---|---|---|']
     for start in range(0, args.curve_iters, 10):
         end = min(start + 10, args.curve_iters)
