@@ -12,13 +12,12 @@ sigma, NFE, sampling seconds per image and the training seconds per iteration (m
 Needs the demo's data and encoder: run ``bash scripts/demo.sh`` first. Writes --out/report.md (an earlier
 report is archived).
 """
-from os import path as osp
 
 import torch
 import yaml
-from basicsr.utils import mkdir_and_rename
 
 import srdiff_basicsr  # noqa: F401  (registration)
+from srdiff_basicsr.benchmark.report import write_report
 from srdiff_basicsr.benchmark.sampling import load_pairs, run_config
 from srdiff_basicsr.benchmark.scoring import METRIC_COLUMNS, paper_metrics
 from srdiff_basicsr.benchmark.training import comparison_arguments, seconds_per_iteration, train
@@ -90,10 +89,7 @@ def main():
         report += ['', f"{TILED}, DDIM 20, tiled ({TILE['size']}x{TILE['size']}, overlap {TILE['overlap']}) vs "
                    f'whole-image sampling of the same noise (0-255): max abs difference {tiling[0]:.2f}, mean '
                    f'{tiling[1]:.3f}']
-    mkdir_and_rename(args.out)
-    with open(osp.join(args.out, 'report.md'), 'w') as f:
-        f.write('\n'.join(report) + '\n')
-    print('\n'.join(report))
+    write_report(args.out, report)
 
 
 if __name__ == '__main__':

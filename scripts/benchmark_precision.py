@@ -21,9 +21,9 @@ from os import path as osp
 
 import numpy as np
 import torch
-from basicsr.utils import mkdir_and_rename
 
 import srdiff_basicsr  # noqa: F401  (registration)
+from srdiff_basicsr.benchmark.report import write_report
 from srdiff_basicsr.benchmark.sampling import load_pairs, run_config
 from srdiff_basicsr.benchmark.scoring import METRIC_COLUMNS, paper_metrics
 from srdiff_basicsr.benchmark.speed import machine
@@ -124,10 +124,7 @@ def main():
             gap = np.abs(np.array([bf16[i] for i in shared]) - np.array([fp32[i] for i in shared]))
             report.append(f'\nover the {len(shared)} logged iterations: mean |difference| {gap.mean():.4f}, '
                           f'fp32 mean {np.mean([fp32[i] for i in shared]):.4f}')
-    mkdir_and_rename(args.out)
-    with open(osp.join(args.out, 'report.md'), 'w') as f:
-        f.write('\n'.join(report) + '\n')
-    print('\n'.join(report))
+    write_report(args.out, report)
 
 
 if __name__ == '__main__':

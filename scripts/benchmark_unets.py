@@ -11,14 +11,13 @@ iteration (the median of BasicSR's logged iteration times), sampling seconds per
 whole-image sampling of the same noise. Needs the demo's data and encoder: run ``bash scripts/demo.sh`` first.
 Writes --out/report.md (an earlier report is archived).
 """
-from os import path as osp
 
 import numpy as np
 import torch
 import yaml
-from basicsr.utils import mkdir_and_rename
 
 import srdiff_basicsr  # noqa: F401  (registration)
+from srdiff_basicsr.benchmark.report import write_report
 from srdiff_basicsr.benchmark.sampling import load_pairs, run_config
 from srdiff_basicsr.benchmark.scoring import METRIC_COLUMNS, paper_metrics
 from srdiff_basicsr.benchmark.training import comparison_arguments, seconds_per_iteration, train
@@ -77,10 +76,7 @@ def main():
     report += ['', f"## Tiled (overlap {TILE['overlap']}) vs whole-image sampling, same noise (first sample of each "
                'image, 0-255)', '', '| model | tile side | max abs difference | mean |', '|---|---|---|---|',
                *[f'| {label} | {size} | {top:.2f} | {mean:.3f} |' for label, size, top, mean in tiling]]
-    mkdir_and_rename(args.out)
-    with open(osp.join(args.out, 'report.md'), 'w') as f:
-        f.write('\n'.join(report) + '\n')
-    print('\n'.join(report))
+    write_report(args.out, report)
 
 
 if __name__ == '__main__':
