@@ -8,7 +8,8 @@ demo_ecdp_x4.yml, then demo_finetune_ecdp_x4.yml from the hybrid model); a model
 its final weights is reused unless --retrain. Each samples the held-out images with its samplers (SRDiff: the
 paper's DDPM and DDIM 20 with eta 1; ECDP: its probability-flow ODE and DDIM 20), --num-samples per image, image
 i seeded with seed + i. The report gives PSNR, SSIM (paper protocol: RGB, no border crop), ST-LPIPS, LR-PSNR,
-sigma, NFE, sampling seconds per image and the training seconds per iteration (median of BasicSR's log).
+sigma, NFE, sampling seconds per image and the training seconds per iteration (median of BasicSR's log); tiled
+against whole images: scripts/benchmark_tiles.py.
 Needs the demo's data and encoder: run ``bash scripts/demo.sh`` first. Writes --out/report.md (an earlier
 report is archived).
 """
@@ -34,15 +35,13 @@ MODELS = [  # label, options file, experiment, samplers; in training order (the 
     ('ECDP hybrid + image-quality fine-tuning', 'options/demo_finetune_ecdp_x4.yml', 'demo_finetune_ecdp_x4',
      [ODE, DDIM_20]),
 ]
-TILED = 'ECDP hybrid'  # also sampled tiled (GroupNorm with the whole image's statistics across the tiles)
-TILE = {'size': 64, 'overlap': 32, 'batch': 4}
 
 
 def main():
     args = comparison_arguments(__doc__, 'results/benchmark_ecdp', [model[2] for model in MODELS])
     pairs = load_pairs(args.lr_dir, args.hr_dir)
 
-    rows, tiling = [], None
+    rows = []
     for label, options_file, name, samplers in [model for model in MODELS if model[2] in args.models]:
         train(options_file, name, args.retrain)
         pipe = SRDiffPipeline.from_pretrained(f'experiments/{name}', device=args.device)
@@ -58,13 +57,6 @@ def main():
             rows.append((label, result))
             print(f"{label}, {result['sampler']}: PSNR {result['psnr']:.2f}, NFE {result['nfe']}, "
                   f"{result['seconds']:.2f} s/image", flush=True)
-        if label == TILED:  # whole against tiled sampling of the same noise, DDIM 20
-            pipe.set_sampling(sampler=DDIM_20)
-            _, whole = run_config(pipe, pairs, 1, args.seed, metrics)
-            pipe.set_sampling(sampler=DDIM_20, tile=TILE)
-            _, tiled = run_config(pipe, pairs, 1, args.seed, metrics)
-            differences = [(a - b).abs() * 255 for a, b in zip(whole, tiled)]
-            tiling = (max(d.max().item() for d in differences), sum(d.mean().item() for d in differences) / len(pairs))
 
     columns = [(key, title, fmt) for key, title, fmt in METRIC_COLUMNS if key in rows[0][1]]
     device = (torch.cuda.get_device_name() if args.device.startswith('cuda')
@@ -85,10 +77,6 @@ def main():
         report.append(f"| {label} | {r['sampler']} | " + ' | '.join(format(r[key], fmt) for key, _, fmt in columns)
                       + f" | {r['nfe']} | {r['seconds']:.2f} | {r['params'] / 1e6:.2f}M | {r['iterations']:,} | "
                       f"{r['train_s']:.3f} |")
-    if tiling:
-        report += ['', f"{TILED}, DDIM 20, tiled ({TILE['size']}x{TILE['size']}, overlap {TILE['overlap']}) vs "
-                   f'whole-image sampling of the same noise (0-255): max abs difference {tiling[0]:.2f}, mean '
-                   f'{tiling[1]:.3f}']
     write_report(args.out, report)
 
 

@@ -7,12 +7,11 @@ budget and seed (options/demo_srdiff_x4.yml, demo_srdiff_attn_x4.yml, demo_sradm
 experiment folder already has its final weights is reused unless --retrain. Then each samples the held-out
 images (--num-samples per image, image i seeded with seed + i, 100-step DDPM) and the report gives PSNR,
 SSIM (paper protocol: RGB, no border crop), ST-LPIPS, LR-PSNR, sigma, parameters, training seconds per
-iteration (the median of BasicSR's logged iteration times), sampling seconds per image, and tiled against
-whole-image sampling of the same noise. Needs the demo's data and encoder: run ``bash scripts/demo.sh`` first.
+iteration (the median of BasicSR's logged iteration times) and sampling seconds per image (tiled against whole
+images: scripts/benchmark_tiles.py). Needs the demo's data and encoder: run ``bash scripts/demo.sh`` first.
 Writes --out/report.md (an earlier report is archived).
 """
 
-import numpy as np
 import torch
 import yaml
 
@@ -21,31 +20,23 @@ from srdiff_basicsr.benchmark.report import write_report
 from srdiff_basicsr.benchmark.sampling import load_pairs, run_config
 from srdiff_basicsr.benchmark.scoring import METRIC_COLUMNS, paper_metrics
 from srdiff_basicsr.benchmark.training import comparison_arguments, seconds_per_iteration, train
-from srdiff_basicsr.diffusion.tiling import tile_multiple
 from srdiff_basicsr.pipeline import SRDiffPipeline
 
 MODELS = [('SRDiff', 'options/demo_srdiff_x4.yml', 'demo_srdiff_x4'),
           ('SRDiff + middle attention (use_attn)', 'options/demo_srdiff_attn_x4.yml', 'demo_srdiff_attn_x4'),
           ('SRADM (window attention)', 'options/demo_sradm_x4.yml', 'demo_sradm_x4')]
-TILE = {'size': 64, 'overlap': 32, 'batch': 4}  # size: rounded up to what the model's tiles must be a multiple of
 
 
 def main():
     args = comparison_arguments(__doc__, 'results/benchmark_unets', [model[2] for model in MODELS])
     pairs = load_pairs(args.lr_dir, args.hr_dir)
 
-    rows, tiling = [], []
+    rows = []
     for label, options_file, name in [model for model in MODELS if model[2] in args.models]:
         train(options_file, name, args.retrain)
         pipe = SRDiffPipeline.from_pretrained(f'experiments/{name}', device=args.device)
         metrics, notes = paper_metrics(pipe.scale, 'paper', 'alex', args.device)
-        result, whole = run_config(pipe, pairs, args.num_samples, args.seed, metrics)
-        multiple = tile_multiple(pipe.scale, pipe.unet.divisor, pipe.unet.window_grid)
-        tile = dict(TILE, size=-(-TILE['size'] // multiple) * multiple)
-        pipe.set_sampling(tile=tile)
-        _, tiled = run_config(pipe, pairs, args.num_samples, args.seed, metrics)
-        tiling.append((label, tile['size'], max((a - b).abs().max().item() for a, b in zip(whole, tiled)) * 255,
-                       float(np.mean([(a - b).abs().mean().item() for a, b in zip(whole, tiled)])) * 255))
+        result, _ = run_config(pipe, pairs, args.num_samples, args.seed, metrics)
         with open(options_file) as f:
             train_opt = yaml.safe_load(f)['train']
         result.update(params=sum(p.numel() for p in pipe.unet.parameters()), train_s=seconds_per_iteration(name),
@@ -73,9 +64,6 @@ def main():
     for label, r in rows:
         report.append(f"| {label} | {r['recipe']} | " + ' | '.join(format(r[key], fmt) for key, _, fmt in columns)
                       + f" | {r['params'] / 1e6:.2f}M | {r['train_s']:.3f} | {r['seconds']:.2f} |")
-    report += ['', f"## Tiled (overlap {TILE['overlap']}) vs whole-image sampling, same noise (first sample of each "
-               'image, 0-255)', '', '| model | tile side | max abs difference | mean |', '|---|---|---|---|',
-               *[f'| {label} | {size} | {top:.2f} | {mean:.3f} |' for label, size, top, mean in tiling]]
     write_report(args.out, report)
 
 

@@ -43,8 +43,6 @@ def test_ecdp_comparison_reports_every_model_with_its_samplers_and_their_nfe(tmp
     assert nfe['DDPM'] == 20 and nfe['DDIM'] == 20 and nfe['probability-flow ODE'] > 2  # the ODE's own count
     assert [it for *_, it, _ in rows][::2] == ['3,000', '3,001', '3,002', '3,003', '3,004']
     assert [float(s) for *_, s in rows][::2] == [0.2, 1.2, 2.2, 3.2, 4.2]
-    assert re.search(r'ECDP hybrid, DDIM 20, tiled \(64x64, overlap 32\) vs whole-image sampling of the same noise '
-                     r'\(0-255\): max abs difference [\d.]+, mean [\d.]+', report)
 
 
 def test_models_runs_only_the_experiments_named(tmp_path, monkeypatch):
@@ -54,7 +52,6 @@ def test_models_runs_only_the_experiments_named(tmp_path, monkeypatch):
     script.main()
     report = (tmp_path / 'results' / 'benchmark_ecdp' / 'report.md').read_text()
     assert re.findall(r'^\| ((?:SRDiff|ECDP)[^|]*?) \| ', report, re.M) == ['ECDP hybrid', 'ECDP hybrid']
-    assert 'ECDP hybrid, DDIM 20, tiled' in report
     assert not (tmp_path / 'experiments' / 'demo_ecdp_eps_x4').exists()  # not trained
 
 

@@ -1,4 +1,5 @@
-"""scripts/benchmark_unets.py on tiny stand-ins of the three demo experiments (no training): one row per model."""
+"""scripts/benchmark_unets.py on tiny stand-ins of the three demo experiments (no training): one row per model;
+scripts/benchmark_tiles.py on two of them."""
 import importlib.util
 import re
 import sys
@@ -36,6 +37,26 @@ def test_unet_comparison_reports_each_model_with_its_logged_training_time(tmp_pa
     assert [recipe for _, recipe, *_ in rows] == ['0.0005, 0', '0.0005, 500', '0.0005, 0']
     rows = [(label, *rest) for label, _, *rest in rows]
     assert [float(train_s) for _, _, train_s, _ in rows] == pytest.approx([0.5, 0.7, 0.9])
-    assert '| ST-LPIPS ↓ |' in report and '## Tiled (overlap 32) vs whole-image sampling' in report
-    sides = re.findall(r'^\| (SR[^|]+?) \| (\d+) \| [\d.]+ \| [\d.]+ \|$', report, re.M)
-    assert [int(side) for _, side in sides] == [64, 64, 72]  # SRADM's: a multiple of its 24-pixel window grid
+    assert '| ST-LPIPS ↓ |' in report
+
+
+def test_tiles_cover_several_tiles_on_each_models_grid_and_differ_little(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location('benchmark_tiles', REPO / 'scripts' / 'benchmark_tiles.py')
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.chdir(tmp_path)
+    make_experiment(tmp_path / 'experiments' / 'demo_srdiff_x4', timesteps=20)
+    make_experiment(tmp_path / 'experiments' / 'demo_sradm_x4', timesteps=20,
+                    network_g=dict(TINY_UNET, window_attn_levels=[1], window_size=12, window_heads=2))
+    monkeypatch.setattr(sys, 'argv', ['benchmark_tiles.py', '--size', '96', '--device', 'cpu'])
+    script.main()
+    report = (tmp_path / 'results' / 'benchmark_tiles' / 'report.md').read_text()
+    rows = re.findall(r'^\| (demo_\w+) \| (\w+) \| (\d+) \(grid (\d+)\) \| (\d+) \| ([\d.e-]+) \| ([\d.e-]+) \|', report,
+                      re.M)
+    assert [(name, image) for name, image, *_ in rows] == [
+        (name, image) for name in ('demo_srdiff_x4', 'demo_sradm_x4') for image in ('astronaut', 'coffee', 'chelsea')]
+    # 96 HR pixels: SRDiff's 64-pixel tiles start at 0 and 32; SRADM's are 72 (a multiple of its 24-pixel grid)
+    # and start at 0 and 24: 2 x 2 tiles each
+    assert {(name, int(side), int(grid), int(tiles)) for name, _, side, grid, tiles, *_ in rows} == {
+        ('demo_srdiff_x4', 64, 1, 4), ('demo_sradm_x4', 72, 24, 4)}
+    assert all(0 < float(mean) <= float(top) for *_, top, mean in rows)  # tiled for real, not the whole image
