@@ -14,6 +14,10 @@ import srdiff_basicsr  # noqa: F401  (registration)
 from srdiff_basicsr.ops.resize import imresize_uint8
 
 REPO = Path(__file__).resolve().parents[1]
+# under pytest-xdist (scripts/test.sh: one worker per core) each worker computes on its share of the cores
+_WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+if _WORKERS > 1:
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // _WORKERS))
 
 
 def reference_dir():
@@ -50,9 +54,10 @@ def load_golden(name):
 
 
 @pytest.fixture(autouse=True)
-def fp32_by_default(monkeypatch):
-    """``precision: auto`` is fp32 in the suite on any machine (its tests choose what the device offers)."""
-    monkeypatch.setattr('srdiff_basicsr.execution.native_bf16', lambda device: False)
+def exact_by_default(monkeypatch):
+    """``precision: auto`` is plain fp32 in this process on any machine (tests/test_execution.py checks what it
+    picks on each kind of device); subprocesses get this machine's choice."""
+    monkeypatch.setattr('srdiff_basicsr.execution.auto_execution', lambda device: ('fp32', False))
 
 
 @pytest.fixture(scope='session')

@@ -8,7 +8,8 @@ from basicsr.archs import build_network
 
 from srdiff_basicsr import execution
 from srdiff_basicsr.errors import OptionsError
-from srdiff_basicsr.execution import check_precision, compiled, cpu_flags, native_bf16, resolve_execution
+from srdiff_basicsr.execution import (auto_execution, check_precision, compiled, cpu_flags, native_bf16,
+                                      resolve_execution)
 from srdiff_basicsr.pipeline import SRDiffPipeline
 from tests.conftest import TINY_ENCODER, TINY_UNET, save_basicsr_weights
 from tests.test_model import batch, make_model
@@ -21,8 +22,9 @@ def encoder_path(tmp_path):
 
 
 def bf16_device(monkeypatch, native):
-    """This machine seen as one that computes bf16 natively (or not)."""
+    """This machine seen as one that computes bf16 natively (or not), with auto's own choice (conftest pins it)."""
     monkeypatch.setattr(execution, 'native_bf16', lambda device: native)
+    monkeypatch.setattr(execution, 'auto_execution', auto_execution)
 
 
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
@@ -43,16 +45,21 @@ def test_a_cpu_has_native_bf16_with_avx512_bf16_or_amx(monkeypatch, flags, nativ
 @pytest.mark.parametrize('native, precision, channels_last, expected', [
     (True, 'auto', None, ('bf16', True)),      # the fast path, both halves
     (True, 'auto', False, ('bf16', False)),    # channels_last turned off by the user
-    (False, 'auto', None, ('fp32', False)),    # emulated bf16 is slower than fp32: stay exact
-    (False, 'auto', True, ('fp32', True)),
+    (False, 'auto', None, ('fp32', True)),     # emulated bf16 is slower than fp32; channels_last: the same math
+    (False, 'auto', False, ('fp32', False)),
     (True, 'fp32', None, ('fp32', False)),     # an explicit precision is kept as given
     (True, 'bf16', None, ('bf16', False)),
     (False, 'bf16', True, ('bf16', True)),
 ])
-def test_auto_picks_bf16_and_channels_last_only_where_bf16_is_native(monkeypatch, native, precision, channels_last,
-                                                                     expected):
+def test_auto_picks_bf16_only_where_it_is_native_and_channels_last_on_cpus(monkeypatch, native, precision,
+                                                                            channels_last, expected):
     bf16_device(monkeypatch, native)
     assert resolve_execution(precision, channels_last, 'cpu') == expected
+
+
+def test_auto_leaves_other_devices_contiguous_without_native_bf16(monkeypatch):
+    bf16_device(monkeypatch, False)
+    assert resolve_execution('auto', None, 'meta') == ('fp32', False)  # stands in for a GPU without bf16
 
 
 def test_an_unknown_precision_names_the_option_and_the_choices():
@@ -75,8 +82,8 @@ def test_the_pipeline_samples_in_bf16_by_default_where_it_is_native_and_exactly_
     reference = exact(lr, seed=0)
     bf16_device(monkeypatch, False)
     default = tiny_pipeline()
-    assert default.describe_execution() == 'fp32, on cpu'
-    assert torch.equal(default(lr, seed=0), reference)
+    assert default.describe_execution() == 'fp32, channels_last, on cpu'
+    assert torch.allclose(default(lr, seed=0), reference, atol=1e-5)  # the same math in another memory layout
     bf16_device(monkeypatch, True)
     fast = tiny_pipeline()
     assert (fast.precision, fast.channels_last) == ('bf16', True)

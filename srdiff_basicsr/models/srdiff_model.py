@@ -137,6 +137,8 @@ class SRDiffModel(SRModel):
         train_opt = self.opt['train']
         self.train_precision, channels_last = resolve_execution(train_opt.get('precision', 'auto'),
                                                                 train_opt.get('channels_last'), self.device)
+        if self.opt['dist'] and train_opt.get('channels_last') is None:
+            channels_last = False  # auto's: a 2-process run resumed after a kill was not bit-exact with it (CPU, gloo)
         self.grad_scaler = torch.amp.GradScaler('cuda') if self.train_precision == 'fp16' else None
         if channels_last:
             self.net_g.to(memory_format=torch.channels_last)
