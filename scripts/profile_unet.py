@@ -3,8 +3,8 @@
     python scripts/profile_unet.py [--hr-size 160] [--device cpu] [--out results/profile_unet.md]
 
 For each network (SRDiff CelebA x8, ECDP DIV2K x4 and SRADM DIV2K x4, as their option files build them; random
-weights, as time does not depend on them) and execution mode (fp32, bf16 + channels_last; the one that
-``precision: auto`` picks here is marked): seconds per U-Net evaluation of one --hr-size image, the share of
+weights, as time does not depend on them) and execution mode (fp32, fp32 + channels_last, bf16 + channels_last;
+the one that ``precision: auto`` picks here is marked): seconds per U-Net evaluation of one --hr-size image, the share of
 each kind of op (convolution; attention and matrix products; normalisation; padding, casts and copies;
 element-wise and other: torch.profiler's self time), FLOPs (torch's counter), GFLOP/s of the step and of the
 convolutions alone, and their share of the device's nominal peak. Then batching: seconds per sample when S
@@ -24,7 +24,7 @@ from srdiff_basicsr.pipeline import SRDiffPipeline
 
 NETWORKS = [('SRDiff CelebA x8', 'options/train_srdiff_celeba.yml'), ('ECDP DIV2K x4', 'options/train_ecdp_div2k.yml'),
             ('SRADM DIV2K x4', 'options/train_sradm_div2k.yml')]
-MODES = [('fp32', 'fp32', False), ('bf16 + channels_last', 'bf16', True)]
+MODES = [('fp32', 'fp32', False), ('fp32 + channels_last', 'fp32', True), ('bf16 + channels_last', 'bf16', True)]
 
 
 def released_pipeline(options_file, device):

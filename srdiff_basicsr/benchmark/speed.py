@@ -74,9 +74,10 @@ def synchronize(device):
         torch.cuda.synchronize()
 
 
-def timed(fn, repeats, device):
-    """Mean seconds of ``fn()`` over ``repeats`` calls, after one warm-up call (and compilation)."""
-    fn()
+def timed(fn, repeats, device, warmup=True):
+    """Mean seconds of ``fn()`` over ``repeats`` calls, after one warm-up call (and compilation) if ``warmup``."""
+    if warmup:
+        fn()
     synchronize(device)
     start = time.perf_counter()
     for _ in range(repeats):
