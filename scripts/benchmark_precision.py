@@ -94,7 +94,8 @@ def main():
             (exact, exact_images), (fast, fast_images) = results['fp32'], results['bf16 + channels_last']
             differences = [(a - b).abs() * 255 for a, b in zip(exact_images, fast_images)]
             d_psnr, d_lr = fast['psnr'] - exact['psnr'], fast['lr_psnr'] - exact['lr_psnr']
-            checks.append(f'| {name} | {d_psnr:+.3f} | {d_lr:+.3f} | '
+            checks.append(f"| {name} | {exact['psnr']:.3f} / {fast['psnr']:.3f} ({d_psnr:+.3f}) | "
+                          f"{exact['lr_psnr']:.3f} / {fast['lr_psnr']:.3f} ({d_lr:+.3f}) | "
                           f'{"yes" if max(abs(d_psnr), abs(d_lr)) <= ALLOWED_DB else "**no**"} | '
                           f'{max(d.max().item() for d in differences):.2f} | '
                           f'{np.mean([d.mean().item() for d in differences]):.3f} |')
@@ -110,7 +111,8 @@ def main():
         report.append(f'| {name} | {sampler} | {label} | ' + ' | '.join(format(r[k], f) for k, _, f in columns)
                       + f" | {r['seconds']:.2f} |")
     report += ['', f'## bf16 against fp32, same weights and noise (allowed: {ALLOWED_DB} dB)', '',
-               '| experiment | PSNR difference (dB) | LR-PSNR difference (dB) | within | max pixel difference (0-255) '
+               '| experiment | PSNR fp32 / bf16 (difference, dB) | LR-PSNR fp32 / bf16 (difference, dB) | within | '
+               'max pixel difference (0-255) '
                '| mean |', '|---|---|---|---|---|---|', *checks]
     if args.train:
         fp32, bf16 = logged_losses('demo_srdiff_x4'), logged_losses(BF16_RUN)

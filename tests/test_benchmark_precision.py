@@ -26,11 +26,14 @@ def test_each_model_samples_in_fp32_and_bf16_with_the_same_noise(tmp_path, monke
         ('demo_srdiff_x4', 'fp32'), ('demo_srdiff_x4', 'bf16 + channels_last'),
         ('demo_sradm_x4', 'fp32'), ('demo_sradm_x4', 'bf16 + channels_last')]
     assert rows[0][1] == 'DDPM, 5 steps' and rows[2][1] == 'DDPM, 4 steps'  # each model's own sampler
-    checks = re.findall(r'^\| (demo_\w+) \| ([+-][\d.]+) \| ([+-][\d.]+) \| (yes|\*\*no\*\*) \| ([\d.]+) \| ([\d.]+) \|$',
+    number = r'([\d.]+) / ([\d.]+) \(([+-][\d.]+)\)'
+    checks = re.findall(rf'^\| (demo_\w+) \| {number} \| {number} \| (yes|\*\*no\*\*) \| ([\d.]+) \| ([\d.]+) \|$',
                         report, re.M)
     assert [name for name, *_ in checks] == ['demo_srdiff_x4', 'demo_sradm_x4']
     psnr = {(name, precision): float(value) for name, _, precision, value in rows}
-    for name, d_psnr, d_lr, within, top, mean in checks:
-        assert float(d_psnr) == pytest.approx(psnr[name, 'bf16 + channels_last'] - psnr[name, 'fp32'], abs=0.011)
-        assert (within == "yes") == (abs(float(d_psnr)) <= 0.05 and abs(float(d_lr)) <= 0.05)
+    for name, exact, fast, d_psnr, exact_lr, fast_lr, d_lr, within, top, mean in checks:
+        assert float(exact) == pytest.approx(psnr[name, 'fp32'], abs=0.006)  # the same run as the rows
+        assert float(d_psnr) == pytest.approx(float(fast) - float(exact), abs=0.0011)  # bf16 minus fp32
+        assert float(d_lr) == pytest.approx(float(fast_lr) - float(exact_lr), abs=0.0011)
+        assert (within == 'yes') == (abs(float(d_psnr)) <= 0.05 and abs(float(d_lr)) <= 0.05)
         assert float(top) > 0 and 0 < float(mean) <= float(top)  # bf16 did change the samples, a little
