@@ -138,6 +138,15 @@ def srdiff_options(name, lr_dir, hr_dir, encoder_path, scale=4, total_iter=4, is
     return opt
 
 
+def load_script(file_name):
+    """scripts/<file_name> loaded as a module (the scripts are not a package), so a test can call its main()."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(Path(file_name).stem, REPO / 'scripts' / file_name)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
 def write_options(path, opt):
     with open(path, 'w') as f:
         yaml.safe_dump(opt, f, sort_keys=False)

@@ -8,7 +8,7 @@ import torch
 from srdiff_basicsr.errors import OptionsError
 from srdiff_basicsr.infer import main
 from srdiff_basicsr.pipeline import SRDiffPipeline
-from tests.conftest import make_experiment
+from tests.conftest import load_script, make_experiment
 
 
 @pytest.fixture(scope='module')
@@ -97,12 +97,7 @@ def test_fuse_refuses_a_box_with_a_negative_corner(experiment, tmp_path, capsys)
 
 
 def test_export_weights_refuses_a_key_the_file_does_not_have(tmp_path, capsys):
-    import importlib.util
-
-    from tests.conftest import REPO
-    spec = importlib.util.spec_from_file_location('export_weights', REPO / 'scripts' / 'export_weights.py')
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script('export_weights.py')
     torch.save({'params': {'w': torch.zeros(1)}, 'params_ema': {'w': torch.ones(1)}}, tmp_path / 'net_g.pth')
     assert script.main([str(tmp_path / 'net_g.pth'), '--key', 'params_emaa']) == 2
     assert "has no 'params_emaa'; it has params, params_ema" in capsys.readouterr().err

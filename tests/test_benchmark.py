@@ -1,6 +1,5 @@
 """scripts/benchmark.py on tiny models: the table, the per-image numbers, the grids."""
 import csv
-import importlib.util
 import re
 
 import cv2
@@ -14,15 +13,8 @@ from torch.utils.data import DataLoader
 from srdiff_basicsr.benchmark.grid import HEADER, comparison_grid, detail_crop
 from srdiff_basicsr.benchmark.methods import build_basicsr_model
 from srdiff_basicsr.data import CheckedPairedImageDataset
-from tests.conftest import (REPO, TINY_UNET, dataset_opt, save_basicsr_weights, srdiff_options,
+from tests.conftest import (TINY_UNET, dataset_opt, load_script, save_basicsr_weights, srdiff_options,
                             tiny_data_and_encoder, write_options)
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location('benchmark', REPO / 'scripts' / 'benchmark.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
@@ -50,7 +42,7 @@ def read_rows(path):
 def test_benchmark_writes_table_per_image_metrics_and_grids(setup):
     root, lr_dir, hr_dir, srdiff_opt, other_opt = setup
     out = root / 'report'
-    load_script().main(['-opt', srdiff_opt, '--model', f'Other RRDBNet={other_opt}', '--num-samples', '2',
+    load_script('benchmark.py').main(['-opt', srdiff_opt, '--model', f'Other RRDBNet={other_opt}', '--num-samples', '2',
                         '--lpips-random-trunk', '--device', 'cpu', '--out', str(out)])
     report = (out / 'report.md').read_text()
     assert '- protocol: paper (RGB, no border crop) for PSNR and SSIM' in report
@@ -86,13 +78,13 @@ def test_benchmark_writes_table_per_image_metrics_and_grids(setup):
         assert np.array_equal(grid[HEADER:, -32:], cv2.imread(f'{hr_dir}/{name}.png'))
 
     # a rerun archives the earlier report instead of overwriting it
-    load_script().main(['-opt', srdiff_opt, '--lpips', 'off', '--device', 'cpu', '--out', str(out)])
+    load_script('benchmark.py').main(['-opt', srdiff_opt, '--lpips', 'off', '--device', 'cpu', '--out', str(out)])
     assert len(list(root.glob('report_archived_*'))) == 1 and '| LPIPS ↓' not in (out / 'report.md').read_text()
 
 
 def test_benchmark_errors_name_the_problem(setup, capsys):
     root, _, _, srdiff_opt, other_opt = setup
-    script = load_script()
+    script = load_script('benchmark.py')
     with pytest.raises(SystemExit):
         script.parse_args(['-opt', srdiff_opt, '--model', other_opt])
     assert 'expected NAME=OPTIONS_FILE' in capsys.readouterr().err

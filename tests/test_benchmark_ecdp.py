@@ -1,19 +1,16 @@
 """scripts/benchmark_ecdp.py on tiny stand-ins of the demo experiments (no training): one row per model and sampler."""
-import importlib.util
 import re
 import sys
 
 import pytest
 
-from tests.conftest import REPO, make_experiment, make_pairs
+from tests.conftest import load_script, make_experiment, make_pairs
 
 
 def stand_ins(tmp_path, monkeypatch, models):
     """The script, with tiny untrained stand-ins of ``models`` (experiment names) and the demo encoder under
     tmp_path; returns the script module and the held-out folders."""
-    spec = importlib.util.spec_from_file_location('benchmark_ecdp', REPO / 'scripts' / 'benchmark_ecdp.py')
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script('benchmark_ecdp.py')
     monkeypatch.chdir(tmp_path)
     script.ODE.update(rtol=0.1, atol=0.1)  # fewer evaluations for an untrained network (the table's dict)
     (tmp_path / 'options').mkdir()

@@ -1,18 +1,15 @@
 """scripts/benchmark_precision.py on tiny stand-ins of demo experiments (no training): both precisions per model,
 their differences, and the experiments that are missing left out."""
-import importlib.util
 import re
 import sys
 
 import pytest
 
-from tests.conftest import REPO, make_experiment, make_pairs
+from tests.conftest import load_script, make_experiment, make_pairs
 
 
 def test_each_model_samples_in_fp32_and_bf16_with_the_same_noise(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location('benchmark_precision', REPO / 'scripts' / 'benchmark_precision.py')
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script('benchmark_precision.py')
     monkeypatch.chdir(tmp_path)
     make_experiment(tmp_path / 'experiments' / 'demo_srdiff_x4', timesteps=5)
     make_experiment(tmp_path / 'experiments' / 'demo_sradm_x4', timesteps=4)

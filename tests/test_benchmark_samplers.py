@@ -1,20 +1,17 @@
 """scripts/benchmark_samplers.py on a tiny model: one row per sampler, NFE as configured, the target line."""
-import importlib.util
 import re
 import sys
 
 import cv2
 import yaml
 
-from tests.conftest import REPO, make_experiment, make_pairs
+from tests.conftest import load_script, make_experiment, make_pairs
 
 
 def test_sampler_benchmark_reports_every_sampler_with_its_network_evaluations(tmp_path, monkeypatch):
     experiment = make_experiment(tmp_path / 'tiny')  # 100 steps, as the benchmark's configurations need
     lr_dir, hr_dir = make_pairs(tmp_path / 'data', count=2, hr_size=24)
-    spec = importlib.util.spec_from_file_location('benchmark_samplers', REPO / 'scripts' / 'benchmark_samplers.py')
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script('benchmark_samplers.py')
     out = tmp_path / 'report'
     students = []
     for steps in (4, 1):  # stand-ins of distilled students: their options files say their steps

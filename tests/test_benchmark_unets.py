@@ -1,18 +1,15 @@
 """scripts/benchmark_unets.py on tiny stand-ins of the three demo experiments (no training): one row per model;
 scripts/benchmark_tiles.py on two of them."""
-import importlib.util
 import re
 import sys
 
 import pytest
 
-from tests.conftest import REPO, TINY_UNET, make_experiment, make_pairs
+from tests.conftest import TINY_UNET, load_script, make_experiment, make_pairs
 
 
 def test_unet_comparison_reports_each_model_with_its_logged_training_time(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location('benchmark_unets', REPO / 'scripts' / 'benchmark_unets.py')
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script('benchmark_unets.py')
     monkeypatch.chdir(tmp_path)
     (tmp_path / 'options').mkdir()
     for (_, options_file, _), warmup in zip(script.MODELS, (-1, 500, -1)):
@@ -41,9 +38,7 @@ def test_unet_comparison_reports_each_model_with_its_logged_training_time(tmp_pa
 
 
 def test_tiles_cover_several_tiles_on_each_models_grid_and_differ_little(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location('benchmark_tiles', REPO / 'scripts' / 'benchmark_tiles.py')
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script('benchmark_tiles.py')
     monkeypatch.chdir(tmp_path)
     make_experiment(tmp_path / 'experiments' / 'demo_srdiff_x4', timesteps=20)
     make_experiment(tmp_path / 'experiments' / 'demo_sradm_x4', timesteps=20,

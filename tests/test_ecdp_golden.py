@@ -16,7 +16,7 @@ from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
 from srdiff_basicsr.network_options import schedule_options
 from srdiff_basicsr.official_ecdp import convert_ecdp_state_dict
 from srdiff_basicsr.pipeline import SRDiffPipeline
-from tests.conftest import TEST_DEVICE, load_golden
+from tests.conftest import TEST_DEVICE, load_golden, load_script
 
 CONFIGS = ['df2k', 'celeba']
 
@@ -251,13 +251,9 @@ def test_the_training_loss_and_its_gradients_with_the_recorded_draws(golden, tmp
 
 
 def test_the_converter_script_writes_a_folder_the_pipeline_samples_as_ecdp(golden, tmp_path, monkeypatch, capsys):
-    import importlib.util
     import sys
 
-    from tests.conftest import REPO
-    spec = importlib.util.spec_from_file_location('convert_ecdp', REPO / 'scripts' / 'convert_ecdp_checkpoint.py')
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script('convert_ecdp_checkpoint.py')
 
     def convert(*args):
         monkeypatch.setattr(sys, 'argv', ['convert_ecdp_checkpoint.py', *map(str, args)])

@@ -1,6 +1,5 @@
 """The speed tools: FLOPs, nominal peaks and the op profile (srdiff_basicsr.benchmark.speed), the speed
 benchmark's report with a stand-in official tree, and the GPU check on a machine without CUDA."""
-import importlib.util
 import os
 import re
 import subprocess
@@ -11,7 +10,7 @@ import torch
 from torch import nn
 
 from srdiff_basicsr.benchmark import speed
-from tests.conftest import REPO
+from tests.conftest import REPO, load_script
 
 
 def test_flops_are_counted_as_the_closed_form_of_a_convolution_and_a_linear_layer():
@@ -114,9 +113,7 @@ def test_the_speed_report_has_flops_peaks_the_default_and_the_official_ratio(tmp
     for name, text in STAND_IN.items():
         (tmp_path / 'official' / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / 'official' / name).write_text(text)
-    spec = importlib.util.spec_from_file_location('benchmark_speed', REPO / 'scripts' / 'benchmark_speed.py')
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script('benchmark_speed.py')
     out = tmp_path / 'speed.md'
     monkeypatch.setattr(sys, 'argv', ['benchmark_speed.py', '--out', str(out), '--batch', '2', '--hr-size', '32',
                                       '--dim', '8', '--encoder-feat', '8', '--train-iters', '1', '--sample-steps', '2',
