@@ -4,7 +4,7 @@ BasicSR only imports its own ``*_arch.py``/``*_model.py`` files, and offers no o
 variable or entry point to load a plugin. The ``srdiff_basicsr_hook.pth`` file installed next to
 this module calls :func:`install` at interpreter start. That adds a meta-path finder which does
 nothing until ``basicsr`` itself is imported; then it applies the compatibility fixes that must
-precede BasicSR's own imports and, once ``basicsr`` is loaded, imports ``srdiff_basicsr`` so its
+precede BasicSR's own imports and, once ``basicsr`` is loaded, imports ``srdiff_basicsr.plugin`` so its
 classes are registered. Interpreter start-up pays one function call; nothing heavy is imported
 unless BasicSR is. Set ``SRDIFF_BASICSR_HOOK=0`` to switch it off (the README lists what it changes in BasicSR).
 """
@@ -29,7 +29,7 @@ class _BasicSRLoader:
         compat.before_basicsr_import()
         self._loader.exec_module(module)
         try:
-            import srdiff_basicsr  # noqa: F401  (registration)
+            import srdiff_basicsr.plugin  # noqa: F401  (registration)
         except Exception as error:  # a broken plugin must not break BasicSR itself
             import warnings
             warnings.warn(f'srdiff_basicsr could not be registered with BasicSR: {error!r}')

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-import srdiff_basicsr  # noqa: F401  (registration)
+import srdiff_basicsr.plugin  # noqa: F401  (registration)
 from basicsr.data import build_dataset
 from basicsr.metrics import calculate_metric
 from basicsr.utils import imwrite, mkdir_and_rename, tensor2img

@@ -21,7 +21,7 @@ import torch
 import yaml
 from basicsr.utils import mkdir_and_rename
 
-import srdiff_basicsr  # noqa: F401  (registration)
+import srdiff_basicsr.plugin  # noqa: F401  (registration)
 from srdiff_basicsr.benchmark.sampling import PeakMemory
 from srdiff_basicsr.diffusion.parametrization import Denoiser
 from srdiff_basicsr.diffusion.samplers import probability_flow

@@ -17,7 +17,7 @@ report is archived).
 import torch
 import yaml
 
-import srdiff_basicsr  # noqa: F401  (registration)
+import srdiff_basicsr.plugin  # noqa: F401  (registration)
 from srdiff_basicsr.benchmark.report import write_report
 from srdiff_basicsr.benchmark.sampling import load_pairs, run_config
 from srdiff_basicsr.benchmark.scoring import METRIC_COLUMNS, paper_metrics

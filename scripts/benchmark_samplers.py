@@ -21,7 +21,7 @@ import torch
 import yaml
 from basicsr.utils import mkdir_and_rename, tensor2img
 
-import srdiff_basicsr  # noqa: F401  (registration)
+import srdiff_basicsr.plugin  # noqa: F401  (registration)
 from srdiff_basicsr.benchmark.grid import comparison_grid
 from srdiff_basicsr.benchmark.sampling import PeakMemory, load_pairs, run_config
 from srdiff_basicsr.benchmark.scoring import METRIC_COLUMNS, paper_metrics

@@ -18,7 +18,7 @@ from os import path as osp
 import numpy as np
 import torch
 
-import srdiff_basicsr  # noqa: F401  (registration)
+import srdiff_basicsr.plugin  # noqa: F401  (registration)
 from srdiff_basicsr.benchmark.report import write_report
 from srdiff_basicsr.benchmark.speed import machine
 from srdiff_basicsr.diffusion.tiling import tile_multiple, tile_spans

@@ -128,7 +128,7 @@ def main():
         print(f'gpu_check: no CUDA device here (torch {torch.__version__}, built for CUDA {torch.version.cuda}); '
               'run it on a GPU machine', file=sys.stderr)
         return 2
-    import srdiff_basicsr  # noqa: F401  (registration)
+    import srdiff_basicsr.plugin  # noqa: F401  (registration)
     from srdiff_basicsr.benchmark.speed import paper_encoder, photo_batches
     from srdiff_basicsr.network_options import build_arch
     started = time.perf_counter()

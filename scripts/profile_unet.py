@@ -16,7 +16,6 @@ import os
 import torch
 import yaml
 
-import srdiff_basicsr  # noqa: F401  (registration)
 from srdiff_basicsr.benchmark.speed import (OP_CATEGORIES, OTHER, count_flops, machine, nominal_peak_gflops,
                                             profile_by_category, timed)
 from srdiff_basicsr.execution import autocast, resolve_execution

@@ -7,8 +7,8 @@ checkpoints), so both read a model the same way.
 import inspect
 
 import torch
-from basicsr.utils.registry import ARCH_REGISTRY
 
+from srdiff_basicsr.archs import ARCHS
 from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS
 from srdiff_basicsr.diffusion.schedule import SCHEDULES
 from srdiff_basicsr.errors import OptionsError, is_int, is_number, require
@@ -89,7 +89,7 @@ def complete_network_options(opt):
 def meta_network(arch_opt):
     """The network of an ``network_*`` section of ours on the meta device (no memory): its constructor's checks
     as an OptionsError, and its attributes (``divisor``, ``window_grid``) for other checks."""
-    cls = ARCH_REGISTRY.get(arch_opt['type'])
+    cls = ARCHS[arch_opt['type']]
     try:
         with torch.device('meta'):
             return cls(**{key: value for key, value in arch_opt.items() if key != 'type'})
@@ -98,19 +98,20 @@ def meta_network(arch_opt):
 
 
 def _default(arch_type, option):
-    """The default of a constructor argument of a registered arch (None when it has none)."""
-    parameter = inspect.signature(ARCH_REGISTRY.get(arch_type).__init__).parameters.get(option)
+    """The default of a constructor argument of one of our archs (None when it has none)."""
+    parameter = inspect.signature(ARCHS[arch_type].__init__).parameters.get(option)
     return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
 
 
-def check_arch_options(section, arch_opt):
-    """A ``network_*`` section: a registered type, options its constructor takes; for our archs, sizes >= 1,
-    switches true or false, and whatever else their constructors check."""
+def check_arch_options(section, arch_opt, registry=ARCHS):
+    """A ``network_*`` section: a type of ``registry`` (ours; the adapter passes BasicSR's ARCH_REGISTRY, which
+    holds them too), options its constructor takes; for our archs, sizes >= 1, switches true or false, and
+    whatever else their constructors check."""
     arch_type = arch_opt.get('type')
-    try:
-        cls = ARCH_REGISTRY.get(arch_type)
-    except KeyError:
-        raise OptionsError(f'{section}.type: no network named {arch_type!r} is registered') from None
+    if arch_type not in registry:
+        raise OptionsError(f'{section}.type: no network named {arch_type!r} is registered' if registry is not ARCHS
+                           else f'{section}.type: {arch_type!r} is not a network of srdiff_basicsr; known: {sorted(ARCHS)}')
+    cls = registry.get(arch_type)
     params = inspect.signature(cls.__init__).parameters
     unknown = sorted(set(arch_opt) - {'type'} - set(params))
     if unknown and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
@@ -136,6 +137,6 @@ def check_arch_options(section, arch_opt):
 
 
 def build_arch(arch_opt):
-    """The network of a checked ``network_*`` section (BasicSR's registry, without its logging)."""
+    """The network of a checked ``network_*`` section of ours."""
     arch_opt = dict(arch_opt)
-    return ARCH_REGISTRY.get(arch_opt.pop('type'))(**arch_opt)
+    return ARCHS[arch_opt.pop('type')](**arch_opt)

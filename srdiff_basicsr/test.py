@@ -2,7 +2,7 @@
 
 Writes ``results/<name>/`` (log, ``visualization/<dataset>/`` images) under the current directory.
 """
-import srdiff_basicsr  # noqa: F401  (registration)
+import srdiff_basicsr.plugin  # noqa: F401  (registration)
 from basicsr.test import test_pipeline
 
 from srdiff_basicsr.cli import run_pipeline

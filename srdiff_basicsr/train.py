@@ -3,7 +3,7 @@
 Takes BasicSR's command line (``--launcher``, ``--auto_resume``, ``--debug``, ``--force_yml``) and
 writes ``experiments/``, ``tb_logger/`` under the current directory.
 """
-import srdiff_basicsr  # noqa: F401  (registration)
+import srdiff_basicsr.plugin  # noqa: F401  (registration)
 from basicsr.train import train_pipeline
 
 from srdiff_basicsr.cli import run_pipeline

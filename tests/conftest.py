@@ -10,7 +10,7 @@ import torch
 import yaml
 from basicsr.archs import build_network
 
-import srdiff_basicsr  # noqa: F401  (registration)
+import srdiff_basicsr.plugin  # noqa: F401  (registration)
 from srdiff_basicsr.ops.resize import imresize_uint8
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ import sys
 
 import torch
 
-import srdiff_basicsr  # noqa: F401  (registration, BasicSR fixes)
+import srdiff_basicsr.plugin  # noqa: F401  (registration, BasicSR fixes)
 from basicsr.models import build_model
 from basicsr.utils.dist_util import get_dist_info
 

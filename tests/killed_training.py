@@ -11,7 +11,7 @@ import sys
 
 import torch
 
-import srdiff_basicsr  # noqa: F401  (registration)
+import srdiff_basicsr.plugin  # noqa: F401  (registration)
 from srdiff_basicsr.models.srdiff_model import SRDiffModel
 from srdiff_basicsr.train import main
 

@@ -196,3 +196,19 @@ def test_ecdp_unet_wiring_sizes_and_small_start():
     assert blocks[0].conv2.weight.abs().max() <= 1e-3 * default.weight.abs().max() * 1.01
     with pytest.raises(ValueError, match=r'feature_blocks must be 1 or more of the blocks 0..2 of the encoder'):
         ECDPUNet(encoder_num_block=3, feature_blocks=[1, 3])
+
+
+def test_our_rrdb_block_is_basicsrs_same_names_same_seeded_start_same_output():
+    from basicsr.archs.rrdbnet_arch import RRDB as BasicSRRRDB
+
+    from srdiff_basicsr.archs.rrdb_blocks import RRDB
+    torch.manual_seed(3)
+    reference = BasicSRRRDB(16, 8)
+    torch.manual_seed(3)
+    ours = RRDB(16, 8)
+    theirs = reference.state_dict()
+    assert list(ours.state_dict()) == list(theirs)
+    assert all(torch.equal(value, theirs[key]) for key, value in ours.state_dict().items())
+    x = torch.randn(2, 16, 7, 5)
+    with torch.no_grad():
+        assert torch.equal(ours(x), reference(x))

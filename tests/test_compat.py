@@ -124,3 +124,42 @@ def test_hook_can_be_switched_off_and_then_stock_basicsr_does_not_even_import():
                  'import basicsr; from basicsr.utils.registry import MODEL_REGISTRY; '
                  'print("SRDiffModel" in MODEL_REGISTRY)', SRDIFF_BASICSR_HOOK='0')
     assert out == 'False'
+
+
+SAMPLING_ONLY = '''
+import sys, torch
+from srdiff_basicsr import SRDiffPipeline
+opt = {"scale": 4, "network_g": {"type": "SRDiffUNet", "dim": 8, "dim_mults": [1, 2]},
+       "network_encoder": {"type": "SRDiffRRDBNet", "num_feat": 8, "num_block": 2, "num_grow_ch": 4},
+       "diffusion": {"timesteps": 4}}
+pipe = SRDiffPipeline.from_options(opt, sys.argv[1], sys.argv[2], precision="fp32")
+sr = pipe(torch.rand(1, 3, 8, 8), seed=0)
+assert sr.shape == (1, 3, 32, 32) and torch.isfinite(sr).all()
+print(sorted(name for name in sys.modules if name.split(".")[0] == "basicsr" or name in
+             ("srdiff_basicsr.plugin", "srdiff_basicsr.basicsr_setup", "srdiff_basicsr.compat", "torchvision")))
+'''
+
+
+def test_sampling_with_the_pipeline_leaves_basicsr_unimported_with_the_hook_installed(tmp_path):
+    """The method layer imports no BasicSR, so the import hook never fires and nothing of BasicSR (its models,
+    data, training loop, our patches of them) is loaded or changed by a program that only samples."""
+    from srdiff_basicsr.network_options import build_arch
+    torch.manual_seed(0)
+    unet = build_arch(dict(type='SRDiffUNet', dim=8, dim_mults=[1, 2], scale=4, encoder_num_feat=8,
+                           encoder_num_block=2))
+    encoder = build_arch(dict(type='SRDiffRRDBNet', scale=4, num_feat=8, num_block=2, num_grow_ch=4))
+    torch.save({'params': unet.state_dict()}, tmp_path / 'unet.pth')
+    torch.save({'params': encoder.state_dict()}, tmp_path / 'encoder.pth')
+    assert python('import srdiff_basicsr_hook, sys; print(any(type(f).__name__ == "_BasicSRFinder" '
+                  'for f in sys.meta_path))') == 'True'  # the hook is armed in these interpreters
+    result = subprocess.run([sys.executable, '-c', SAMPLING_ONLY, str(tmp_path / 'unet.pth'),
+                             str(tmp_path / 'encoder.pth')], capture_output=True, text=True, cwd='/')
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '[]'
+
+
+def test_importing_the_plugin_registers_every_arch_of_ours_in_basicsr():
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    from srdiff_basicsr.archs import ARCHS
+    assert ARCHS and all(ARCH_REGISTRY.get(name) is cls for name, cls in ARCHS.items())

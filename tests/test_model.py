@@ -178,7 +178,7 @@ def test_missing_encoder_checkpoint_is_named(tmp_path):
     (dict(train__perceptual_opt={'type': 'PerceptualLoss'}), 'train.perceptual_opt: SRDiff is trained on the noise'),
     (dict(train__precision='fp16'), 'train.precision: fp16 needs a CUDA device'),
     (dict(network_g__width=3), r"network_g: unknown option\(s\) \['width'\] for SRDiffUNet"),
-    (dict(network_encoder__type='NoSuchNet'), "network_encoder.type: no network named 'NoSuchNet'"),
+    (dict(network_encoder__type='NoSuchNet'), "network_encoder.type: 'NoSuchNet' is not a network of srdiff_basicsr"),
     (dict(network_g__scale=8), 'network_g.scale is 8 but scale is 4'),
     (dict(network_g__encoder_num_feat=16), r'network_g.encoder_num_feat \(16\) must equal network_encoder.num_feat'),
     (dict(path__pretrain_network_encoder=None), 'path.pretrain_network_encoder is not set'),

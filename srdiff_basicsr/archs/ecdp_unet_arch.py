@@ -1,6 +1,5 @@
 import torch
 import torch.nn.functional as F
-from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from srdiff_basicsr.archs.image_statistics import ImageGroupNorm
@@ -37,7 +36,6 @@ class ECDPResBlock(nn.Module):
         return self.skip(x) + self.conv2(F.silu(self.norm2(h)))
 
 
-@ARCH_REGISTRY.register()
 class ECDPUNet(nn.Module):
     """ECDP's noise predictor (Yuan et al., the released ``lib/model/unet.py``'s design): a U-Net of
     GroupNorm + SiLU ResBlocks without attention, conditioned in **every** ResBlock on the encoder's

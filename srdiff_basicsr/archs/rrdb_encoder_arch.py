@@ -1,13 +1,11 @@
 import math
 
-from basicsr.archs.arch_util import make_layer
-from basicsr.archs.rrdbnet_arch import RRDB
-from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
+from srdiff_basicsr.archs.rrdb_blocks import RRDB
 
-@ARCH_REGISTRY.register()
+
 class SRDiffRRDBNet(nn.Module):
     """SRDiff's low-resolution encoder: ESRGAN's RRDB network for any power-of-two scale.
 
@@ -36,7 +34,7 @@ class SRDiffRRDBNet(nn.Module):
         self.scale = scale
         self.num_up = num_up
         self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
-        self.body = make_layer(RRDB, num_block, num_feat=num_feat, num_grow_ch=num_grow_ch)
+        self.body = nn.Sequential(*(RRDB(num_feat, num_grow_ch) for _ in range(num_block)))
         self.conv_body = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
         for i in range(1, num_up + 1):
             self.add_module(f'conv_up{i}', nn.Conv2d(num_feat, num_feat, 3, 1, 1))

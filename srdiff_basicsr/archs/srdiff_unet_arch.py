@@ -2,7 +2,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from srdiff_basicsr.archs.image_statistics import tile_reduction
@@ -141,7 +140,6 @@ class Upsample(nn.Module):
         return self.conv(x)
 
 
-@ARCH_REGISTRY.register()
 class SRDiffUNet(nn.Module):
     """SRDiff's conditional noise predictor eps_theta(x_t, t, cond).
 

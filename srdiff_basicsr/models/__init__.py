@@ -1,3 +1,4 @@
+import srdiff_basicsr.basicsr_setup  # noqa: F401  (BasicSR fixed and our archs registered before these modules import it)
 from srdiff_basicsr.models.distill_model import SRDiffDistillModel
 from srdiff_basicsr.models.srdiff_model import SRDiffModel
 

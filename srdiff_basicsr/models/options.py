@@ -7,7 +7,7 @@ from os import path as osp
 
 import torch
 import yaml
-from basicsr.utils.registry import LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
+from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS
 from srdiff_basicsr.diffusion.samplers import sampler_options
@@ -78,7 +78,7 @@ def check_run_options(opt):
         if opt.get('val') and 'val_freq' in opt['val']:
             require(opt['val']['val_freq'], lambda v: is_number(v) and v > 0, 'val.val_freq', 'a number > 0')
     for section in [key for key in opt if key.startswith('network_')]:
-        check_arch_options(section, opt[section])
+        check_arch_options(section, opt[section], ARCH_REGISTRY)
     for name, metric_opt in ((opt.get('val') or {}).get('metrics') or {}).items():
         metric_type = (metric_opt or {}).get('type')
         if metric_type not in METRIC_REGISTRY:

@@ -1,0 +1,17 @@
+"""Importing this module makes BasicSR ready for our adapter modules: the fixes of ``compat`` (some must precede
+BasicSR's own imports), BasicSR imported, and our archs in its ARCH_REGISTRY (BasicSR builds networks from it).
+``srdiff_basicsr.models``, ``data`` and ``metrics`` import it before they import BasicSR."""
+from srdiff_basicsr import compat
+
+compat.before_basicsr_import()
+import basicsr  # noqa: E402,F401  (after the fix above)
+
+compat.after_basicsr_import()
+
+from basicsr.utils.registry import ARCH_REGISTRY  # noqa: E402
+
+from srdiff_basicsr.archs import ARCHS  # noqa: E402
+
+for _arch in ARCHS.values():
+    if _arch.__name__ not in ARCH_REGISTRY:  # idempotent, as BasicSR's registry refuses a second entry
+        ARCH_REGISTRY.register(_arch)
