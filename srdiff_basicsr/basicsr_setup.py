@@ -1,5 +1,6 @@
 """Importing this module makes BasicSR ready for our adapter modules: the fixes of ``compat`` (some must precede
-BasicSR's own imports), BasicSR imported, and our archs in its ARCH_REGISTRY (BasicSR builds networks from it).
+BasicSR's own imports), BasicSR imported, every model's checkpoints written by ``checkpoints`` and validated on
+forked RNG states (``resume``), and our archs in its ARCH_REGISTRY (BasicSR builds networks from it).
 ``srdiff_basicsr.models``, ``data`` and ``metrics`` import it before they import BasicSR."""
 from srdiff_basicsr import compat
 
@@ -8,9 +9,16 @@ import basicsr  # noqa: E402,F401  (after the fix above)
 
 compat.after_basicsr_import()
 
+from basicsr.models.base_model import BaseModel  # noqa: E402
 from basicsr.utils.registry import ARCH_REGISTRY  # noqa: E402
 
+from srdiff_basicsr import checkpoints, resume  # noqa: E402
 from srdiff_basicsr.archs import ARCHS  # noqa: E402
+
+BaseModel.save_network = checkpoints.save_network
+BaseModel.save_training_state = checkpoints.save_training_state
+if not getattr(BaseModel.validation, 'forks_rng', False):
+    BaseModel.validation = resume.validating_on_forked_rng(BaseModel.validation)
 
 for _arch in ARCHS.values():
     if _arch.__name__ not in ARCH_REGISTRY:  # idempotent, as BasicSR's registry refuses a second entry

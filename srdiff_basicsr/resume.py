@@ -13,15 +13,22 @@ the first batch with every random stream (the model's noise, the crops and flips
   then the RNG states of the save come back;
 - validation runs on forked RNG states: the loop validates right after a save, a resumed run does not, and
   training must draw the same numbers either way.
+
+``load_resume_state`` replaces the training script's: it finds and reads the state (``checkpoints`` writes it).
 """
 import contextlib
 import functools
+import glob
+import os
 import random
+from os import path as osp
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from basicsr.utils import get_root_logger
+from basicsr.utils import check_resume, get_root_logger
+
+from srdiff_basicsr import experiment_lock
 
 STATE_KEY = 'resume'
 
@@ -114,39 +121,14 @@ def tracked(prefetcher_class):
     return Tracked
 
 
-def saving_position(save_training_state):
-    """Wraps ``BaseModel.save_training_state`` (which rank 0 alone writes) so that the file also holds every
-    rank's position. All ranks reach it at the same iteration, as BasicSR's loop saves on all of them."""
-
-    @functools.wraps(save_training_state)
-    def wrapper(self, epoch, current_iter):
-        if current_iter == -1:  # BasicSR writes no state for 'latest'
-            return save_training_state(self, epoch, current_iter)
-        positions = [POSITION.state()]
-        if dist.is_available() and dist.is_initialized():
-            positions = [None] * dist.get_world_size()
-            dist.all_gather_object(positions, POSITION.state())
-        with state_extended({STATE_KEY: positions}):
-            return save_training_state(self, epoch, current_iter)
-
-    return wrapper
-
-
-@contextlib.contextmanager
-def state_extended(extra):
-    """Within the block, a training state (a dict with ``optimizers``) passed to ``torch.save`` gets ``extra``."""
-    original = torch.save
-
-    def save(obj, *args, **kwargs):
-        if isinstance(obj, dict) and 'optimizers' in obj:
-            obj = {**obj, **extra}
-        return original(obj, *args, **kwargs)
-
-    torch.save = save
-    try:
-        yield
-    finally:
-        torch.save = original
+def all_positions():
+    """Every rank's ``POSITION.state()``, for the training state that rank 0 writes; a collective, so all ranks
+    call it at the same iteration (BasicSR's loop saves on all of them)."""
+    if dist.is_available() and dist.is_initialized():
+        positions = [None] * dist.get_world_size()
+        dist.all_gather_object(positions, POSITION.state())
+        return positions
+    return [POSITION.state()]
 
 
 def validating_on_forked_rng(validation):
@@ -155,6 +137,7 @@ def validating_on_forked_rng(validation):
         with forked_rng():
             return validation(*args, **kwargs)
 
+    wrapper.forks_rng = True
     return wrapper
 
 
@@ -172,3 +155,87 @@ def restore_position(state, opt):
             'position is not restored, the run resumes at the first batch of its epoch, not bit-exact')
     else:
         POSITION.pending = positions[opt.get('rank', 0)]
+
+
+def load_resume_state(opt):
+    """Replaces ``basicsr.train.load_resume_state``, which has four problems:
+
+    - it maps the state onto ``torch.cuda.current_device()``, so resuming fails on a machine
+      without CUDA ("Torch not compiled with CUDA enabled" / "no CUDA GPUs are available");
+    - ``--auto_resume`` looks in ``./experiments/<name>`` relative to the current directory, while
+      training writes to ``<root_path>/experiments/<name>``; the two differ for
+      ``python -m basicsr.train`` and ``basicsr/train.py`` run from elsewhere;
+    - it takes the newest ``.state`` file even when a killed run left it unreadable;
+    - the state has no RNG states and no data position, so a resumed run trains on other numbers.
+
+    Here the state is read where training writes it, onto the training device, ``--auto_resume``
+    falls back to the newest state that loads (and whose network files exist), and the saved data
+    position is handed to ``resume``.
+    """
+    if torch.cuda.is_available() and opt.get('num_gpu', 0) != 0:
+        map_location = f'cuda:{torch.cuda.current_device()}'
+    else:
+        map_location = 'cpu'
+
+    _remove_temporary_files(opt)
+    state = None
+    if opt['auto_resume']:
+        state_dir = opt['path'].get('training_states') or osp.join('experiments', opt['name'], 'training_states')
+        unreadable = []
+        for state_path in _training_states_newest_first(state_dir):
+            try:
+                candidate = torch.load(state_path, map_location=map_location)
+            except Exception as error:  # a state cut short by a kill: try the previous one
+                POSITION.warnings.append(f'Skipping unreadable training state {state_path}: {error}')
+                unreadable.append(f'{state_path} ({type(error).__name__})')
+                continue
+            if _network_files_exist(opt, candidate['iter']):
+                opt['path']['resume_state'] = state_path
+                state = candidate
+                break
+        if state is None and unreadable:  # starting over would archive the run's folder as if it were old
+            from srdiff_basicsr.errors import OptionsError
+            raise OptionsError(f'--auto_resume: no training state loads ({", ".join(unreadable)} unreadable); move '
+                               'them away to train from the start, or resume from a copy with path.resume_state')
+    elif opt['path'].get('resume_state'):
+        state_path = opt['path']['resume_state']
+        if not osp.isfile(state_path):
+            raise FileNotFoundError(f'path.resume_state: no such training state file: {state_path}')
+        state = torch.load(state_path, map_location=map_location)
+    if state is not None:
+        check_resume(opt, state['iter'])
+        restore_position(state, opt)
+        experiment_lock.claim(opt)  # the folder is kept: mark it as this run's
+    return state
+
+
+def _remove_temporary_files(opt):
+    """A run killed while saving leaves the atomic writer's temporary file (``.net_g_8.pth.<random>.tmp``,
+    ``.8.state.<random>.tmp``; ``net_g_8.pth.tmp`` from earlier versions); the next start of the same experiment
+    removes them."""
+    for key in ('models', 'training_states'):
+        folder = opt['path'].get(key)
+        leftovers = glob.glob(osp.join(folder, '.*.tmp')) + glob.glob(osp.join(folder, '*.tmp')) if folder else []
+        for path in leftovers:
+            with contextlib.suppress(FileNotFoundError):  # another rank was first
+                os.remove(path)
+
+
+def _training_states_newest_first(state_dir):
+    if not osp.isdir(state_dir):
+        return []
+    iters = []
+    for name in os.listdir(state_dir):
+        stem, ext = osp.splitext(name)
+        if ext == '.state' and stem.isdigit():
+            iters.append(int(stem))
+    return [osp.join(state_dir, f'{it}.state') for it in sorted(iters, reverse=True)]
+
+
+def _network_files_exist(opt, resume_iter):
+    models_dir = opt['path'].get('models')
+    if models_dir is None:
+        return True
+    ignored = opt['path'].get('ignore_resume_networks') or []
+    labels = [key[len('network_'):] for key in opt if key.startswith('network_') and key not in ignored]
+    return all(osp.isfile(osp.join(models_dir, f'net_{label}_{resume_iter}.pth')) for label in labels)

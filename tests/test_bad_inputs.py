@@ -359,11 +359,11 @@ def test_a_second_run_of_a_running_experiment_is_refused(tiny, monkeypatch, caps
 
 
 def test_auto_resume_with_only_unreadable_states_stops_instead_of_starting_over(tmp_path):
-    from srdiff_basicsr import compat
+    from srdiff_basicsr import resume
     from srdiff_basicsr.errors import OptionsError
     (tmp_path / 'training_states').mkdir()
     (tmp_path / 'training_states' / '8.state').write_bytes(b'cut short')
     opt = {'name': 'x', 'auto_resume': True, 'num_gpu': 0,
            'path': {'training_states': str(tmp_path / 'training_states'), 'models': str(tmp_path / 'models')}}
     with pytest.raises(OptionsError, match=r'--auto_resume: no training state loads \(.*8\.state \(\w+\) unreadable\)'):
-        compat.load_resume_state(opt)
+        resume.load_resume_state(opt)

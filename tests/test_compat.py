@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from srdiff_basicsr import compat
+from srdiff_basicsr import checkpoints, compat, resume
 from tests.conftest import REPO
 
 
@@ -24,7 +24,7 @@ def test_basicsr_imports_on_a_torchvision_without_functional_tensor():
     assert degradations.rgb_to_grayscale is torchvision.transforms.functional.rgb_to_grayscale  # ...and aliased
 
 
-def test_atomic_save_leaves_the_old_file_when_saving_fails(tmp_path):
+def test_a_checkpoint_write_that_fails_leaves_the_old_file_and_no_temporary_one(tmp_path):
     target = tmp_path / 'net_g_10.pth'
     torch.save({'params': 1}, target)
 
@@ -32,15 +32,42 @@ def test_atomic_save_leaves_the_old_file_when_saving_fails(tmp_path):
         def __reduce__(self):
             raise RuntimeError('killed mid-write')
 
-    with compat.atomic_torch_save(), pytest.raises(RuntimeError, match='killed mid-write'):
-        torch.save({'params': Unpicklable()}, target)
+    with pytest.raises(RuntimeError, match='killed mid-write'):
+        checkpoints.write({'params': Unpicklable()}, target)
     assert torch.load(target, weights_only=True) == {'params': 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ['net_g_10.pth']
 
 
-def test_basicsr_saves_go_through_the_atomic_writer():
+def test_stock_models_save_through_our_checkpoints_and_never_non_finite_weights(tmp_path):
+    """Through the hook a stock SRModel writes its network files atomically and refuses NaN weights, and its
+    training state carries the data position; torch.save itself is never replaced."""
+    from basicsr.models import build_model
     from basicsr.models.base_model import BaseModel
-    assert BaseModel.save_network._srdiff and BaseModel.save_training_state._srdiff
+
+    from srdiff_basicsr.errors import DivergenceError
+    assert BaseModel.save_network is checkpoints.save_network
+    assert BaseModel.save_training_state is checkpoints.save_training_state
+    for folder in ('models', 'training_states'):
+        (tmp_path / folder).mkdir()
+    opt = dict(name='stock', model_type='SRModel', scale=4, num_gpu=0, is_train=True, dist=False,
+               network_g=dict(type='RRDBNet', num_in_ch=3, num_out_ch=3, num_feat=8, num_block=1, num_grow_ch=4),
+               path=dict(pretrain_network_g=None, models=str(tmp_path / 'models'),
+                         training_states=str(tmp_path / 'training_states')),
+               train=dict(optim_g=dict(type='Adam', lr=1e-4), scheduler=dict(type='MultiStepLR', milestones=[10],
+                          gamma=0.5), pixel_opt=dict(type='L1Loss', loss_weight=1.0), total_iter=10))
+    model = build_model(opt)
+    save = torch.save
+    model.save(0, 3)
+    assert torch.save is save
+    assert sorted(p.name for p in (tmp_path / 'models').iterdir()) == ['net_g_3.pth']
+    state = torch.load(tmp_path / 'training_states' / '3.state', weights_only=False)
+    assert state['iter'] == 3 and len(state['optimizers']) == 1 and len(state[resume.STATE_KEY]) == 1
+    with torch.no_grad():
+        next(model.net_g.parameters()).fill_(float('nan'))
+    with pytest.raises(DivergenceError, match='iteration 4: net_g has non-finite weights; no checkpoint written'):
+        model.save(0, 4)
+    assert sorted(p.name for p in (tmp_path / 'models').iterdir()) == ['net_g_3.pth']
+    assert sorted(p.name for p in (tmp_path / 'training_states').iterdir()) == ['3.state']
 
 
 def resume_opt(tmp_path):
@@ -58,7 +85,7 @@ def test_auto_resume_loads_on_cpu_and_skips_a_truncated_newest_state(tmp_path):
         torch.save(state, tmp_path / f'training_states/{it}.state')
         torch.save({'params': {}}, tmp_path / f'models/net_g_{it}.pth')
     (tmp_path / 'training_states' / '6.state').write_bytes(b'truncated')
-    state = compat.load_resume_state(opt)
+    state = resume.load_resume_state(opt)
     assert state['iter'] == 4
     assert opt['path']['resume_state'].endswith('training_states/4.state')
     assert opt['path']['pretrain_network_g'] == str(tmp_path / 'models' / 'net_g_4.pth')
@@ -67,7 +94,7 @@ def test_auto_resume_loads_on_cpu_and_skips_a_truncated_newest_state(tmp_path):
 def test_auto_resume_skips_a_state_whose_network_files_are_missing(tmp_path):
     opt = resume_opt(tmp_path)
     torch.save({'iter': 2, 'epoch': 0, 'optimizers': [], 'schedulers': []}, tmp_path / 'training_states/2.state')
-    assert compat.load_resume_state(opt) is None
+    assert resume.load_resume_state(opt) is None
 
 
 def test_the_next_start_removes_the_temporary_files_of_a_killed_save(tmp_path):
@@ -78,7 +105,7 @@ def test_the_next_start_removes_the_temporary_files_of_a_killed_save(tmp_path):
     kept = [tmp_path / 'models' / 'net_g_6.pth', tmp_path / 'training_states' / '6.state']
     for path in leftovers + kept:
         path.write_bytes(b'x')
-    assert compat.load_resume_state(opt) is None
+    assert resume.load_resume_state(opt) is None
     assert not any(path.exists() for path in leftovers) and all(path.exists() for path in kept)
 
 
@@ -87,7 +114,7 @@ def test_explicit_resume_state_that_does_not_exist_is_named(tmp_path):
     opt['auto_resume'] = False
     opt['path']['resume_state'] = str(tmp_path / 'nope.state')
     with pytest.raises(FileNotFoundError, match='path.resume_state: no such training state file'):
-        compat.load_resume_state(opt)
+        resume.load_resume_state(opt)
 
 
 def test_stock_module_entry_root_is_redirected_from_site_packages_to_cwd(tmp_path, monkeypatch):

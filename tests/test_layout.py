@@ -85,3 +85,14 @@ def test_the_method_layer_imports_nothing_of_basicsr():
                 assert not name.startswith(('basicsr', 'srdiff_basicsr.models', 'srdiff_basicsr.plugin',
                                             'srdiff_basicsr.basicsr_setup', 'srdiff_basicsr.compat')), \
                     f'{path.relative_to(REPO)} imports {name}'
+
+
+def test_nothing_in_the_package_replaces_torch_save():
+    """Checkpoints go through ``checkpoints.write``; a global ``torch.save = ...`` would change every other
+    program's saves too."""
+    for path in PACKAGE.rglob('*.py'):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    assert ast.unparse(target) != 'torch.save', f'{path.relative_to(REPO)} replaces torch.save'
+    assert 'torch.save' in ast.unparse(ast.parse((PACKAGE / 'checkpoints.py').read_text()))  # the walker sees code

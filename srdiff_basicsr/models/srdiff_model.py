@@ -10,7 +10,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch.utils.data import default_collate
 from tqdm import tqdm
 
-from srdiff_basicsr import distributed
+from srdiff_basicsr import checkpoints, distributed
 from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS, Denoiser
 from srdiff_basicsr.diffusion.samplers import probability_flow, vp_probability_flow
 from srdiff_basicsr.errors import DatasetError, DivergenceError
@@ -20,7 +20,6 @@ from srdiff_basicsr.models.evaluation import (apply_protocol, describe_protocol,
 from srdiff_basicsr.models.options import check_options
 from srdiff_basicsr.execution import autocast, compiled, resolve_execution
 from srdiff_basicsr.pipeline import SRDiffPipeline
-from srdiff_basicsr.resume import state_extended
 from srdiff_basicsr.weights import load_weights
 
 
@@ -423,11 +422,12 @@ class SRDiffModel(SRModel):
         suffix = self.opt['val'].get('suffix') or self.opt['name']
         return osp.join(self.opt['path']['visualization'], dataset_name, f'{img_name}_{suffix}{extra}.png')
 
-    def save_training_state(self, epoch, current_iter):
-        """BasicSR's training state, with fp16's gradient scale (else a resumed run starts it over)."""
-        extra = {'grad_scaler': self.grad_scaler.state_dict()} if getattr(self, 'grad_scaler', None) else {}
-        with state_extended(extra):
-            super().save_training_state(epoch, current_iter)
+    save_network = checkpoints.save_network  # atomic, never non-finite weights
+    save_training_state = checkpoints.save_training_state  # with extra_training_state and the data position
+
+    def extra_training_state(self):
+        """fp16's gradient scale (else a resumed run starts it over)."""
+        return {'grad_scaler': self.grad_scaler.state_dict()} if getattr(self, 'grad_scaler', None) else {}
 
     def resume_training(self, resume_state):
         super().resume_training(resume_state)
@@ -436,11 +436,8 @@ class SRDiffModel(SRModel):
 
     def save(self, epoch, current_iter):
         names = ('net_g', 'net_g_ema', 'net_encoder', 'net_encoder_ema')
-        broken = [name for name in names if hasattr(self, name)
-                  and not all(torch.isfinite(p).all() for p in getattr(self, name).parameters())]
-        if broken:  # never a checkpoint that --auto_resume would continue from
-            raise DivergenceError(f'iteration {current_iter}: {", ".join(broken)} has non-finite weights; no '
-                                  'checkpoint written (the last one on disk is the last good one)')
+        # all of them before any file: no checkpoint of an iteration is written in part
+        checkpoints.require_finite([(name, getattr(self, name)) for name in names if hasattr(self, name)], current_iter)
         if hasattr(self, 'net_encoder_ema'):
             self.save_network([self.net_encoder, self.net_encoder_ema], 'net_encoder', current_iter,
                               param_key=['params', 'params_ema'])
