@@ -23,6 +23,7 @@ from basicsr.utils import mkdir_and_rename
 
 import srdiff_basicsr.plugin  # noqa: F401  (registration)
 from srdiff_basicsr.benchmark.sampling import PeakMemory
+from srdiff_basicsr.diffusion.condition import conditioned_network, timed_network
 from srdiff_basicsr.diffusion.parametrization import Denoiser
 from srdiff_basicsr.diffusion.samplers import probability_flow
 from srdiff_basicsr.network_options import build_arch, complete_network_options
@@ -54,11 +55,11 @@ def one_step(args):
     nfe = [0]
     with PeakMemory(pipe.device) as memory:
         start = time.perf_counter()
-        cond = unet.project_condition(pipe.encoder.features(lr), lr_up * 2 - 1)
+        conditioned = conditioned_network(timed_network(unet, pipe.schedule), pipe.condition(lr, lr_up))
 
         def network(x_t, t):
             nfe[0] += 1
-            return unet(x_t, pipe.schedule.network_time(t), cond)
+            return conditioned(x_t, t)
 
         denoiser = Denoiser(network, pipe.schedule, pipe.parametrization, pipe.clip_x0)
         x_T = torch.randn(lr_up.shape, generator=torch.Generator().manual_seed(0)).to(pipe.device)
@@ -67,7 +68,7 @@ def one_step(args):
                              adjoint_params=params)
         forward_nfe = nfe[0]
         x0, _ = denoiser(x, torch.zeros(1, device=x.device))
-        loss = torch.nn.functional.l1_loss(pipe.image_from_residual(x0, lr_up), hr)
+        loss = torch.nn.functional.l1_loss(pipe.space.decode(x0, lr_up), hr)
         loss.backward()
         if pipe.device.type == 'cuda':
             torch.cuda.synchronize()

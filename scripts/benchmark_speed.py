@@ -130,8 +130,8 @@ def main():
     train_flops, _ = count_flops(lambda: model.optimize_parameters(1))
     unet, pipe = model.pipeline.unet, model.pipeline
     with torch.no_grad():
-        lr_up = pipe.upsample(lq)
-        cond = unet.project_condition(pipe.encoder.features(lq), lr_up * 2 - 1)
+        lr_up = pipe.space.reference(lq)
+        cond = pipe.condition(lq, lr_up).at(None)
         t = torch.full((1,), 50.0, device=lr_up.device)
         step_flops, step_ops = count_flops(lambda: unet(torch.randn_like(lr_up), t, cond))
 

@@ -44,8 +44,7 @@ def step_of(pipe, hr_size, samples, precision, channels_last):
     device = pipe.device
     lq = torch.rand(1, 3, hr_size // pipe.scale, hr_size // pipe.scale, device=device)
     with torch.no_grad():
-        lr_up = pipe.upsample(lq)
-        cond = pipe.unet.project_condition(pipe.encoder.features(lq), lr_up * 2 - 1).expand(samples, -1, -1, -1)
+        cond = pipe.condition(lq, pipe.space.reference(lq)).at(None).expand(samples, -1, -1, -1)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     pipe.unet.to(memory_format=memory_format)
     x = torch.randn(samples, 3, hr_size, hr_size, device=device).contiguous(memory_format=memory_format)

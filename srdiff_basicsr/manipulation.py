@@ -32,10 +32,10 @@ def latent_interpolation(pipe, lq, hr_a, hr_b, lam, t_bar=50, generator=None):
     (e.g. two SR samples of lq) diffused to t_bar with one noise draw (so the mix stays a latent of
     step t_bar). lam = 1 follows A, 0 follows B. Images (1, 3, H, W) in [0, 1]."""
     _check(pipe, lq, hr_a, hr_b, t_bar=t_bar)
-    lr_up = pipe.upsample(lq)
-    noise = torch.randn(hr_a.shape, generator=generator, device=hr_a.device, dtype=hr_a.dtype)
-    x_a = _diffuse(pipe, pipe.residual(hr_a, lr_up), t_bar, noise)
-    x_b = _diffuse(pipe, pipe.residual(hr_b, lr_up), t_bar, noise)
+    reference = pipe.space.reference(lq)
+    x_a, x_b = pipe.space.encode(hr_a, reference), pipe.space.encode(hr_b, reference)
+    noise = torch.randn(x_a.shape, generator=generator, device=x_a.device, dtype=x_a.dtype)
+    x_a, x_b = _diffuse(pipe, x_a, t_bar, noise), _diffuse(pipe, x_b, t_bar, noise)
     return pipe(lq, generator=generator, start=(lam * x_a + (1 - lam) * x_b, t_bar))
 
 
@@ -45,8 +45,7 @@ def content_fusion(pipe, lq_b, hr_b, hr_a, mask, t_bar=50, generator=None):
     diffused to t_bar and denoised conditioned on B's LR; the region of the result is pasted back into
     B. Small t_bar keeps more of A, large t_bar follows B."""
     _check(pipe, lq_b, hr_b, hr_a, t_bar=t_bar)
-    lr_up = pipe.upsample(lq_b)
-    pasted = mask * hr_a + (1 - mask) * hr_b
-    noise = torch.randn(hr_b.shape, generator=generator, device=hr_b.device, dtype=hr_b.dtype)
-    result = pipe(lq_b, generator=generator, start=(_diffuse(pipe, pipe.residual(pasted, lr_up), t_bar, noise), t_bar))
+    x0 = pipe.space.encode(mask * hr_a + (1 - mask) * hr_b, pipe.space.reference(lq_b))
+    noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    result = pipe(lq_b, generator=generator, start=(_diffuse(pipe, x0, t_bar, noise), t_bar))
     return mask * result + (1 - mask) * hr_b

@@ -4,11 +4,12 @@
     pipe = SRDiffPipeline.from_pretrained('experiments/demo_srdiff_x4')    # or a converted checkpoint
     sr = pipe(lr, seed=0, sampler='ddim', steps=20)                        # lr: (N, 3, h, w) in [0, 1]
 
-Data path (images in [0, 1], the diffusion in [-1, 1] like the official code):
-lr_up = MATLAB bicubic(lr); features = encoder(lr), projected to the HR condition once per image;
-x_T ~ N(0, I) -> sampler(denoiser, schedule, x_T, plan, noise) -> x0 (the rescaled residual);
-sr = lr_up + x0 / res_rescale. (The official data loader divided by 256 instead of 255 before making
-lr_up; here lr_up is the plain bicubic of the LR image.)
+Data path (images in [0, 1], the diffusion in [-1, 1] like the official code): the space's reference of the LR
+(SRDiff: lr_up = MATLAB bicubic(lr), ``diffusion.space``); the condition (SRDiff: the encoder's features
+projected once per image, ``diffusion.condition``); x_T ~ N(0, I) -> sampler(denoiser, schedule, x_T, plan,
+noise) -> x0 (SRDiff: the rescaled residual); sr = the space's decoding of x0 (lr_up + x0 / res_rescale).
+(The official data loader divided by 256 instead of 255 before making lr_up; here lr_up is the plain bicubic
+of the LR image.)
 """
 import math
 
@@ -17,18 +18,19 @@ import yaml
 from torch.nn import functional as F
 
 from srdiff_basicsr.archs.image_statistics import needs_image_statistics
+from srdiff_basicsr.diffusion.condition import ProjectedCondition, conditioned_network, timed_network
 from srdiff_basicsr.diffusion.noise import noise_source, randn
 from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS, Denoiser
 from srdiff_basicsr.diffusion.samplers import describe_sampler, run_sampler, sampler_options
 from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
-from srdiff_basicsr.diffusion.tiling import TiledDenoiser, tile_options
+from srdiff_basicsr.diffusion.space import PixelResidualSpace
+from srdiff_basicsr.diffusion.tiling import TiledNetwork, tile_options
 from srdiff_basicsr.errors import OptionsError
 from srdiff_basicsr.execution import autocast, check_precision, compiled, resolve_execution
 from srdiff_basicsr.model_files import resolve_model_files
 from srdiff_basicsr.network_options import (build_arch, complete_network_options, diffusion_options,
                                             schedule_options)
 from srdiff_basicsr.ops.colour import COLOUR_FIXES, colour_fix
-from srdiff_basicsr.ops.resize import UPSAMPLERS
 from srdiff_basicsr.weights import load_weights
 
 def check_colour_fix(colour_fix, where):
@@ -93,18 +95,20 @@ class SRDiffPipeline:
         sampler (dict | None): default sampler options (``{'type': 'ddim', 'steps': 20}``; default the
             paper's 100-step DDPM); ``tile``, ``colour_fix``: see ``set_sampling``.
         device, precision, channels_last, compile: see ``set_execution``.
+        space, condition: the space the diffusion runs in (``diffusion.space``; default the pixel residual of
+            ``res_rescale``, ``clip_x0`` and ``lr_up``) and the class of its condition (``diffusion.condition``,
+            ``of_lr(encoder, unet, lr, reference, scale)``; default ``ProjectedCondition``).
     """
 
     def __init__(self, encoder, unet, schedule, scale, res_rescale=2.0, clip_x0=True, parametrization='eps',
                  sampler=None, tile=None, colour_fix='none', device=None, precision='auto', channels_last=None,
-                 compile=False, lr_up='matlab'):
+                 compile=False, lr_up='matlab', space=None, condition=ProjectedCondition):
         if parametrization not in PARAMETRIZATIONS:
             raise OptionsError(f'parametrization: must be one of {sorted(PARAMETRIZATIONS)}, got {parametrization!r}')
-        if lr_up not in UPSAMPLERS:
-            raise OptionsError(f'lr_up: must be one of {sorted(UPSAMPLERS)}, got {lr_up!r}')
         self.encoder, self.unet, self.schedule, self.scale = encoder, unet, schedule, scale
-        self.lr_up_method = lr_up
-        self.res_rescale, self.clip_x0, self.parametrization = res_rescale, clip_x0, parametrization
+        self.space = space or PixelResidualSpace(scale, res_rescale, clip_x0, lr_up)
+        self.condition_type = condition
+        self.clip_x0, self.parametrization = clip_x0, parametrization
         self.nfe = 0  # network evaluations of the last call
         self.set_execution(device or next(unet.parameters()).device, precision, channels_last, compile)
         self.set_sampling(sampler, tile, colour_fix)
@@ -197,42 +201,25 @@ class SRDiffPipeline:
         return f'{precision}{layout}{compiled_unet}, on {self.device}'
 
     # the data path ---------------------------------------------------------------------------------
-    def upsample(self, lr):
-        """lr_up: the upsampling of the LR batch the residual is taken against (``diffusion.lr_up``)."""
-        return UPSAMPLERS[self.lr_up_method](lr, self.scale)
+    def condition(self, lr, reference):
+        """The condition of an LR batch (``diffusion.condition``), its space's ``reference`` given."""
+        return self.condition_type.of_lr(self.encoder, self.unet, lr, reference, self.scale)
 
-    def residual(self, hr, lr_up):
-        """x0 = (hr - lr_up) * res_rescale, images in [-1, 1] as in the paper; clamped to [-1, 1] with
-        ``clip_x0`` (SRDiff), left whole without it (ECDP)."""
-        x0 = ((hr * 2 - 1) - (lr_up * 2 - 1)) * self.res_rescale
-        return x0.clamp(-1, 1) if self.clip_x0 else x0
-
-    def image_from_residual(self, x0, lr_up):
-        """sr = lr_up + x0 / res_rescale (x0 clamped to [-1, 1] with ``clip_x0``), back to [0, 1]."""
-        sr = (lr_up * 2 - 1) + (x0.clamp(-1, 1) if self.clip_x0 else x0) / self.res_rescale
-        return ((sr + 1) / 2).clamp(0, 1)
-
-    def _network(self, features, lr_up, tile):
-        """(x_t, t) -> the U-Net's output in x_t's dtype, the condition projected once (or per tile) from the
-        encoder's features and ``lr_up`` in [0, 1]."""
-        lr_up = lr_up * 2 - 1  # the network's range
-        def run(x, t, cond):
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            return self._run_unet(x, self.schedule.network_time(t), cond)
-
+    def network(self, condition, canvas, tile=None):
+        """(x_t, t) -> the U-Net's output in x_t's dtype under ``condition``: on the whole canvas (height, width),
+        or fused from ``tile`` {size, overlap, batch} tiles."""
+        net = timed_network(self._run_unet, self.schedule, self.channels_last)
         if tile is None:
-            cond = self.unet.project_condition(features, lr_up)
-            return lambda x_t, t: run(x_t, t, cond).to(x_t.dtype)
-        tiled = TiledDenoiser(run, self.unet.project_condition, features, lr_up, self.scale, tile['size'],
-                              tile['overlap'], self.unet.divisor, tile['batch'], getattr(self.unet, 'window_grid', 1),
-                              needs_image_statistics(self.unet))
+            whole = conditioned_network(net, condition)
+            return lambda x_t, t: whole(x_t, t).to(x_t.dtype)
+        tiled = TiledNetwork(net, condition, *canvas, self.scale, tile['size'], tile['overlap'], self.unet.divisor,
+                             tile['batch'], getattr(self.unet, 'window_grid', 1), needs_image_statistics(self.unet))
         return lambda x_t, t: tiled(x_t, t).to(x_t.dtype)
 
     def _pad(self, lr):
         """The U-Net halves the HR size len(dim_mults) - 1 times: pad the LR so the HR divides, and so that
         its coarsest level keeps the 2 pixels its reflection padding needs (tiny images)."""
-        divisor = self.unet.divisor
+        divisor = self.unet.divisor * self.space.factor  # in HR pixels
         multiple = divisor // math.gcd(divisor, self.scale)
         min_lr = -(-2 * divisor // self.scale)
         return tuple(max(n, min_lr) + (-max(n, min_lr)) % multiple - n for n in lr.shape[-2:])
@@ -261,11 +248,12 @@ class SRDiffPipeline:
         pad_h, pad_w = self._pad(lr)
         if pad_h or pad_w:
             lr = F.pad(lr, (0, pad_w, 0, pad_h), mode='replicate')
-        lr_up = self.upsample(lr)
+        reference = self.space.reference(lr)
         was_training = self.unet.training, self.encoder.training
         self.unet.eval(), self.encoder.eval()
         with autocast(self.device, self.precision):
-            network = self._network(self.encoder.features(lr), lr_up, self.tile_opt)
+            x_shape = self.space.shape(reference)
+            network = self.network(self.condition(lr, reference), x_shape[-2:], self.tile_opt)
             self.nfe = 0
 
             def counted(x_t, t):
@@ -276,14 +264,16 @@ class SRDiffPipeline:
 
             denoiser = Denoiser(counted, self.schedule, self.parametrization, self.clip_x0)
             if start is None:
-                x_T, t_start = randn(lr_up.shape, generator, lr_up.device, lr_up.dtype), None
+                x_T, t_start = randn(x_shape, generator, reference.device, reference.dtype), None
             else:
                 x_T, t_start = start
-                x_T = F.pad(x_T.to(self.device), (0, pad_w * self.scale, 0, pad_h * self.scale), mode='replicate')
+                pad = (0, pad_w * self.scale // self.space.factor, 0, pad_h * self.scale // self.space.factor)
+                x_T = F.pad(x_T.to(self.device), pad, mode='replicate')
             x0 = run_sampler(sampler_opt, denoiser, self.schedule, x_T, noise_source(generator), t_start)
         self.unet.train(was_training[0]), self.encoder.train(was_training[1])
         crop = (..., slice(0, h * self.scale), slice(0, w * self.scale))
-        return colour_fix(self.image_from_residual(x0, lr_up)[crop], lr_up[crop].clamp(0, 1), self.colour_fix)
+        return colour_fix(self.space.decode(x0, reference)[crop], self.space.colour_reference(reference)[crop],
+                          self.colour_fix)
 
     def _sampler_for_call(self, sampler, options):
         if sampler is None and not options:

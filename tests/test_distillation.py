@@ -102,7 +102,7 @@ def test_a_distillation_step_regresses_the_student_on_two_teacher_steps(tmp_path
     torch.manual_seed(7)  # the step's draws: the student steps, then the noise
     schedule = model.pipeline.schedule
     k = torch.randint(0, 2, (3, ))
-    x0 = model.pipeline.residual(model.gt, model.lr_up)
+    x0 = model.pipeline.space.encode(model.gt, model.lr_up)
     t = model.student_plan[k]
     x_t = schedule.q_sample(x0, t, torch.randn_like(x0))
     with torch.no_grad():

@@ -90,7 +90,7 @@ def features(pipe, lr):
 def test_rrdb_features_residual_base_and_condition_at_every_level(ecdp):
     case, pipe, _ = ecdp
     close(features(pipe, case['lr']), case['lr_feats'])
-    close(pipe.upsample(case['lr']), case['cond_scaled'], atol=1e-6)
+    close(pipe.space.reference(case['lr']), case['cond_scaled'], atol=1e-6)
     cond = pipe.unet.project_condition(pipe.encoder.features(case['lr']), None)
     for size, expected in case['unet_extra_feats_resized'].items():
         h, w = map(int, size.split('x'))
@@ -165,22 +165,22 @@ def test_the_ancestral_chain_steps_as_ecdps(ecdp):
     # the end: steps 10 to 5, and the x0 estimate at step 5 is the sample
     x0 = sample_from(pipe, lr, ANCESTRAL, trajectory[10]['x_in'], 10, noises[289:])
     close(x0, run['x_final_scaled_residual'], atol=1e-4)
-    close(pipe.image_from_residual(x0, pipe.upsample(lr)), run['sr'].clamp(0, 1), atol=2e-5)
+    close(pipe.space.decode(x0, pipe.space.reference(lr)), run['sr'].clamp(0, 1), atol=2e-5)
 
 
 @torch.no_grad()
 def test_ddim_over_every_step_and_from_an_earlier_start(ecdp):
     case, pipe, _ = ecdp
     run, lr = case['ddim'], case['ddim']['lr']
-    lr_up = pipe.upsample(lr)
+    lr_up = pipe.space.reference(lr)
     x0 = sample_from(pipe, lr, {'type': 'ddim', 'steps': 11}, run['trajectory'][10]['x_in'], 10)
-    close(pipe.image_from_residual(x0, lr_up), run['sr'].clamp(0, 1), atol=2e-5)
+    close(pipe.space.decode(x0, lr_up), run['sr'].clamp(0, 1), atol=2e-5)
     short, calls = case['ddim_gen_steps_10'], []
     x0 = sample_from(pipe, lr, {'type': 'ddim', 'steps': 10}, short['xT'], 9, calls=calls)
     assert [time.item() for _, time in calls] == short['net_t'].tolist()
     for (x, _), expected in zip(calls, short['x_in']):
         close(x, expected, atol=1e-4)
-    close(pipe.image_from_residual(x0, lr_up), short['sr'].clamp(0, 1), atol=2e-5)
+    close(pipe.space.decode(x0, lr_up), short['sr'].clamp(0, 1), atol=2e-5)
 
 
 @torch.no_grad()
@@ -192,7 +192,7 @@ def test_the_probability_flow_ode_evaluates_where_ecdps_does(ecdp):
     assert len(calls) == run['nfe']  # the same steps accepted and rejected
     # float32 round-off in the velocity moves the adaptive steps within the solver's tolerance (rtol 1e-3)
     close(torch.stack([time[0] for _, time in calls]), run['eval_t'], atol=1e-3, rtol=1e-3)
-    close(pipe.image_from_residual(x, pipe.upsample(run['lr'])), run['sr'].clamp(0, 1), atol=1e-3)
+    close(pipe.space.decode(x, pipe.space.reference(run['lr'])), run['sr'].clamp(0, 1), atol=1e-3)
 
 
 def test_the_vp_schedule_is_ecdps_buffers(golden):
@@ -231,7 +231,7 @@ def test_the_training_loss_and_its_gradients_with_the_recorded_draws(golden, tmp
                logger={'print_freq': 1})
     model = build_model(opt)
     model.feed_data({'lq': case['lr'], 'gt': case['hr']})
-    close(model.pipeline.residual(model.gt, model.lr_up), recorded['x0_scaled_residual'], atol=1e-5)
+    close(model.pipeline.space.encode(model.gt, model.lr_up), recorded['x0_scaled_residual'], atol=1e-5)
     schedule = model.pipeline.schedule
     monkeypatch.setattr(schedule, 'training_steps', lambda batch, device: recorded['ts'].double() - 1)
     monkeypatch.setattr(torch, 'randn_like', lambda like: recorded['eps'].clone())
@@ -269,7 +269,7 @@ def test_the_converter_script_writes_a_folder_the_pipeline_samples_as_ecdp(golde
     code, err = convert(tmp_path / 'ecdp.pt', '--scale', '8', '--out', tmp_path / 'out')
     assert code == 0, err
     pipe = SRDiffPipeline.from_pretrained(str(tmp_path / 'out'), precision='fp32')
-    assert pipe.lr_up_method == 'bicubic_antialias' and pipe.parametrization == 'hybrid' and not pipe.clip_x0
+    assert pipe.space.lr_up == 'bicubic_antialias' and pipe.parametrization == 'hybrid' and not pipe.clip_x0
     with torch.no_grad():
         cond = pipe.unet.project_condition(pipe.encoder.features(case['lr']), None)
         close(pipe.unet(case['unet_xt'], torch.full((2, ), 150.0), cond), case['unet_out']['float_150.0'], atol=2e-5)

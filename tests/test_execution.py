@@ -100,10 +100,14 @@ def test_training_uses_auto_and_keeps_weights_optimizer_state_ema_and_checkpoint
                                                                                           monkeypatch):
     bf16_device(monkeypatch, True)
     model = make_model(tmp_path, encoder_path, train__ema_decay=0.5)
-    assert model.train_precision == 'bf16' and model.train_memory_format == torch.channels_last
+    assert model.train_precision == 'bf16' and model.train_channels_last
     assert model.pipeline.precision == 'bf16'  # validation too (val.precision: auto)
+    seen = []  # the U-Net's input, channels_last as auto picks with bf16
+    model.net_g.register_forward_pre_hook(lambda net, args: seen.append(
+        args[0].is_contiguous(memory_format=torch.channels_last) and not args[0].is_contiguous()))
     model.feed_data(batch())
     model.optimize_parameters(1)
+    assert seen == [True]
     state = model.optimizers[0].state_dict()['state']
     assert state and all(v.dtype == torch.float32 for s in state.values() for k, v in s.items() if k != 'step')
     for net in (model.net_g, model.net_g_ema):

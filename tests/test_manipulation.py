@@ -48,7 +48,7 @@ def test_interpolation_of_two_images_mixes_them(model, t_bar):
     lr_up = imresize(lq, 4)
     hr_a, hr_b = near(lr_up)
     for lam in (0.0, 0.3, 1.0):
-        model.unet.x0 = lam * model.residual(hr_a, lr_up) + (1 - lam) * model.residual(hr_b, lr_up)
+        model.unet.x0 = lam * model.space.encode(hr_a, lr_up) + (1 - lam) * model.space.encode(hr_b, lr_up)
         result = latent_interpolation(model, lq, hr_a, hr_b, lam, t_bar, torch.Generator().manual_seed(1))
         assert torch.allclose(result, (lam * hr_a + (1 - lam) * hr_b).clamp(0, 1), atol=1e-4)
 
@@ -61,7 +61,7 @@ def test_fusion_pastes_the_denoised_region_and_keeps_the_rest(model):
     mask = torch.zeros(1, 1, 16, 16)
     mask[..., 4:10, 6:12] = 1
     pasted = mask * hr_a + (1 - mask) * hr_b
-    model.unet.x0 = model.residual(pasted, lr_up)
+    model.unet.x0 = model.space.encode(pasted, lr_up)
     result = content_fusion(model, lq_b, hr_b, hr_a, mask, 7, torch.Generator().manual_seed(2))
     assert torch.equal(result[..., mask[0, 0] == 0], hr_b[..., mask[0, 0] == 0])
     assert torch.allclose(result, pasted, atol=1e-4)

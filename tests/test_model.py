@@ -58,14 +58,14 @@ def test_lr_up_is_matlab_bicubic_of_the_lr_batch(tmp_path, encoder_path):
 def test_residual_round_trip_and_clamping(tmp_path, encoder_path):
     model = make_model(tmp_path, encoder_path)
     hr, lr_up = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
-    x0 = model.pipeline.residual(hr, lr_up)
+    x0 = model.pipeline.space.encode(hr, lr_up)
     assert torch.allclose(x0, ((hr - lr_up) * 4).clamp(-1, 1), atol=1e-6)  # [-1,1] images, res_rescale 2
     inside = (hr - lr_up).abs() < 0.25
-    assert torch.allclose(model.pipeline.image_from_residual(x0, lr_up)[inside], hr[inside], atol=1e-6)
+    assert torch.allclose(model.pipeline.space.decode(x0, lr_up)[inside], hr[inside], atol=1e-6)
     ecdp = make_model(tmp_path / 'ecdp', encoder_path, diffusion={'res_rescale': 2.5, 'clip_x0': False})
-    x0 = ecdp.pipeline.residual(hr, lr_up)  # ECDP's (hr - bicubic) * 5 on [0, 1] images, not clamped
+    x0 = ecdp.pipeline.space.encode(hr, lr_up)  # ECDP's (hr - bicubic) * 5 on [0, 1] images, not clamped
     assert torch.allclose(x0, (hr - lr_up) * 5, atol=1e-6) and x0.abs().max() > 1
-    assert torch.allclose(ecdp.pipeline.image_from_residual(x0, lr_up), hr, atol=1e-6)
+    assert torch.allclose(ecdp.pipeline.space.decode(x0, lr_up), hr, atol=1e-6)
 
 
 def test_training_step_updates_the_unet_and_never_the_encoder(tmp_path, encoder_path):

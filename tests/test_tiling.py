@@ -3,7 +3,8 @@ import pytest
 import torch
 from basicsr.archs import build_network
 
-from srdiff_basicsr.diffusion.tiling import TiledDenoiser, check_tile_options, tile_cores, tile_spans
+from srdiff_basicsr.diffusion.condition import ProjectedCondition
+from srdiff_basicsr.diffusion.tiling import TiledNetwork, check_tile_options, tile_cores, tile_spans
 from srdiff_basicsr.errors import TileError
 from tests.conftest import TINY_ENCODER, TINY_UNET
 
@@ -16,10 +17,10 @@ def nets():
     return encoder, unet
 
 
-def condition_inputs(encoder, lr):
-    """(features, lr_up in [-1, 1]) of an LR batch, as the pipeline gives them to the U-Net."""
+def condition_of(encoder, unet, lr):
+    """The condition of an LR batch, as the pipeline makes it (x4)."""
     from srdiff_basicsr.ops.resize import imresize
-    return encoder.features(lr), imresize(lr, 4) * 2 - 1
+    return ProjectedCondition(unet, encoder.features(lr), imresize(lr, 4), 4)
 
 
 @pytest.mark.parametrize('length,tile,stride,align', [(100, 32, 24, 4), (64, 64, 48, 8), (40, 64, 32, 8),
@@ -40,12 +41,11 @@ def test_tiles_cover_the_canvas_on_the_grid_and_their_cores_partition_it(length,
 def test_tile_conditions_are_exact_crops_of_the_whole_condition(nets):
     encoder, unet = nets  # with up_input: the condition also holds a 3x3 convolution of lr_up
     with torch.no_grad():
-        features, lr_up = condition_inputs(encoder, torch.rand(1, 3, 20, 24))
-        whole = unet.project_condition(features, lr_up)
-        tiled = TiledDenoiser(unet, unet.project_condition, features, lr_up, 4, tile=32, overlap=8,
-                              divisor=unet.divisor)
+        condition = condition_of(encoder, unet, torch.rand(1, 3, 20, 24))
+        whole = condition.at(None)
+        tiled = TiledNetwork(unet, condition, 80, 96, 4, tile=32, overlap=8, divisor=unet.divisor)
         for top, left, h, w in tiled.boxes:
-            assert torch.allclose(tiled.tile_condition(top, left, h, w), whole[..., top:top + h, left:left + w],
+            assert torch.allclose(condition.at(None, (top, left, h, w)), whole[..., top:top + h, left:left + w],
                                   atol=1e-6)
 
 
@@ -56,29 +56,28 @@ def test_fusion_is_exact_for_a_local_network_and_a_single_tile_is_the_whole_imag
     mix = torch.nn.Conv2d(3 + 8, out_ch, 1)  # per pixel: no receptive field to cut at tile borders
     local = lambda x, t, cond: mix(torch.cat([x, cond], 1)) * (1 + t.float()[:, None, None, None])  # noqa: E731
     with torch.no_grad():
-        features, lr_up = condition_inputs(encoder, torch.rand(1, 3, 20, 24))
-        cond = unet.project_condition(features, lr_up)
+        condition = condition_of(encoder, unet, torch.rand(1, 3, 20, 24))
+        cond = condition.at(None)
         x = torch.randn(2, 3, 80, 96)
         t = torch.tensor([3, 3])
-        tiled = TiledDenoiser(local, unet.project_condition, features, lr_up, 4, tile=32, overlap=16, divisor=8,
-                              batch=3)
+        tiled = TiledNetwork(local, condition, 80, 96, 4, tile=32, overlap=16, divisor=8, batch=3)
         assert len(tiled.boxes) > 4
         cond = cond.expand(2, -1, -1, -1)
         assert torch.allclose(tiled(x, t), local(x, t, cond), atol=1e-5)
-        single = TiledDenoiser(unet, unet.project_condition, features, lr_up, 4, tile=96, overlap=0, divisor=8)
+        single = TiledNetwork(unet, condition, 80, 96, 4, tile=96, overlap=0, divisor=8)
         assert len(single.boxes) == 1 and torch.allclose(single(x, t), unet(x, t, cond), atol=1e-6)
 
 
 def test_overlapping_gaussian_fusion_hides_the_seams_that_plain_tiles_show(nets):
     encoder, unet = nets
     with torch.no_grad():
-        features, lr_up = condition_inputs(encoder, torch.full((1, 3, 32, 32), 0.5))  # a flat image
+        condition = condition_of(encoder, unet, torch.full((1, 3, 32, 32), 0.5))  # a flat image
         x = torch.zeros(1, 3, 128, 128)
         t = torch.tensor([50])
-        whole = unet(x, t, unet.project_condition(features, lr_up))
+        whole = unet(x, t, condition.at(None))
         inner = (..., slice(16, -16), slice(16, -16))  # away from the image border, the flat output is flat
-        plain = TiledDenoiser(unet, unet.project_condition, features, lr_up, 4, tile=32, overlap=0, divisor=8)(x, t)
-        fused = TiledDenoiser(unet, unet.project_condition, features, lr_up, 4, tile=64, overlap=48, divisor=8)(x, t)
+        plain = TiledNetwork(unet, condition, 128, 128, 4, tile=32, overlap=0, divisor=8)(x, t)
+        fused = TiledNetwork(unet, condition, 128, 128, 4, tile=64, overlap=48, divisor=8)(x, t)
     plain_error = (plain - whole)[inner].abs().max()
     fused_error = (fused - whole)[inner].abs().max()
     assert fused_error < plain_error / 3, (fused_error, plain_error)
@@ -113,15 +112,14 @@ def test_non_local_ops_see_the_whole_image_in_tiles(nets, kind):
     encoder, unet = nets
     net, windowed = non_local_net(kind)
     with torch.no_grad():
-        features, lr_up = condition_inputs(encoder, torch.rand(1, 3, 32, 36))
+        condition = condition_of(encoder, unet, torch.rand(1, 3, 32, 36))
         x, t = torch.randn(2, 3, 128, 144), torch.tensor([7, 7])
-        whole = net(x, t, unet.project_condition(features, lr_up).expand(2, -1, -1, -1))
+        whole = net(x, t, condition.at(None).expand(2, -1, -1, -1))
         exact = dict(grid=8) if windowed else dict(image_statistics=True)
-        tiled = TiledDenoiser(net, unet.project_condition, features, lr_up, 4, tile=48, overlap=20, divisor=4,
-                              **exact)
+        tiled = TiledNetwork(net, condition, 128, 144, 4, tile=48, overlap=20, divisor=4, **exact)
         assert len(tiled.boxes) >= 9 and len(tiled.batches) == (len(tiled.boxes) if windowed else 1)
         assert (tiled(x, t) - whole).abs().max() < 1e-4
-        per_tile = TiledDenoiser(net, unet.project_condition, features, lr_up, 4, tile=48, overlap=20, divisor=4)
+        per_tile = TiledNetwork(net, condition, 128, 144, 4, tile=48, overlap=20, divisor=4)
         assert (per_tile(x, t) - whole).abs().max() > 1e-2  # what the tiles gave before
 
 
@@ -150,20 +148,18 @@ def test_every_arch_denoises_a_canvas_of_tiles_as_the_whole_image(nets, arch):
             if type(module).__name__ == 'WindowAttention':
                 torch.nn.init.normal_(module.to_out.weight, std=0.3)
         lr = torch.from_numpy(photo_crops(1, 32)[0]).permute(2, 0, 1)[None].float() / 255
-        features, lr_up = condition_inputs(encoder, lr)
+        condition = condition_of(encoder, unet, lr)
         x = torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))
         exact = dict(grid=unet.window_grid, image_statistics=needs_image_statistics(unet))
         for step in (10, 60):
             t = torch.tensor([step])
-            whole = unet(x, t, unet.project_condition(features, lr_up))
-            tiled = TiledDenoiser(unet, unet.project_condition, features, lr_up, 4, tile=64, overlap=32,
-                                  divisor=unet.divisor, **exact)
+            whole = unet(x, t, condition.at(None))
+            tiled = TiledNetwork(unet, condition, 128, 128, 4, tile=64, overlap=32, divisor=unet.divisor, **exact)
             assert len(tiled.boxes) == 9
             error = (tiled(x, t) - whole).abs().max()
             # what is left: the zero padding at a tile's borders, faded by the weights (and, through the windows
             # near a border, a little further for SRADM)
             assert error < (5e-3 if arch == 'sradm' else 1e-3) * whole.abs().max(), (error, whole.abs().max())
             if arch != 'srdiff':
-                per_tile = TiledDenoiser(unet, unet.project_condition, features, lr_up, 4, tile=64, overlap=24,
-                                         divisor=unet.divisor)
+                per_tile = TiledNetwork(unet, condition, 128, 128, 4, tile=64, overlap=24, divisor=unet.divisor)
                 assert (per_tile(x, t) - whole).abs().max() > 5 * error

@@ -1,9 +1,9 @@
-"""Sampling images of any size: the noise prediction of a large canvas fused from overlapping tiles.
+"""Sampling images of any size: the network's prediction on a large canvas fused from overlapping tiles.
 
-At every step each tile of the HR canvas is denoised with the condition of its own LR region, and the
-tiles' noise predictions are averaged with Gaussian weights (highest at a tile's centre, where the
-U-Net sees the most context); the sampler then takes one step on the whole canvas (the tiled
-aggregation of StableSR, Wang et al. 2023). Any sampler works unchanged: this is a ``denoise_fn``.
+At every step the network runs on each tile of the canvas with the condition of the tile's own region, and
+the tiles' predictions are averaged with Gaussian weights (highest at a tile's centre, where the U-Net sees the
+most context); the sampler then takes one step on the whole canvas (the tiled aggregation of StableSR, Wang et
+al. 2023). Any sampler and parametrization work unchanged: this is a network, (x_t, t) -> output.
 The network's memory is that of one batch of tiles, whatever the image size, except for a network with
 whole-image statistics (GroupNorm, global attention), whose tiles run in one batch to share them.
 
@@ -49,17 +49,13 @@ def gaussian_weight(height, width, device, dtype):
     return (axis(height)[:, None] * axis(width)[None, :]).to(dtype)
 
 
-class TiledDenoiser:
-    """``denoise_fn(x_t, t)`` for a canvas, from ``net(x_tile, t, cond_tile)`` on overlapping tiles.
+class TiledNetwork:
+    """The network's output at (x_t, t) for a whole canvas, from ``net(x_tile, t, cond_tile)`` on overlapping tiles.
 
     Args:
-        net: the noise predictor, (x_t, t, cond) -> eps.
-        project_condition: (features, lr_up) -> HR condition (``SRDiffUNet.project_condition``); local (a
-            transposed convolution reaching one LR pixel further, a 3x3 convolution of lr_up), so each tile's
-            condition, projected from its region with a margin of one LR pixel, equals that region of the
-            whole image's condition.
-        features (list[Tensor]): the encoder's feature maps of the whole LR image.
-        lr_up (Tensor): the bicubic upsampling of the whole LR image, as the network takes it.
+        net: (x, t, cond) -> output (``condition.timed_network``).
+        condition: ``at(t, box)`` gives a tile's condition (``diffusion.condition``).
+        height, width (int): the canvas, in HR pixels.
         scale (int): HR / LR size ratio; tile corners are on the LR grid.
         tile (int): tile side in HR pixels (a multiple of ``divisor``, ``grid`` and ``scale``).
         overlap (int): HR pixels shared by neighbouring tiles.
@@ -72,13 +68,10 @@ class TiledDenoiser:
             are the whole image's; memory is then that of the whole canvas.
     """
 
-    def __init__(self, net, project_condition, features, lr_up, scale, tile, overlap, divisor, batch=1, grid=1,
+    def __init__(self, net, condition, height, width, scale, tile, overlap, divisor, batch=1, grid=1,
                  image_statistics=False):
         check_tile_options(tile, overlap, scale, divisor, batch, grid=grid)
-        self.net, self.project_condition, self.features, self.lr_up = net, project_condition, features, lr_up
-        self.scale = scale
-        lr_h, lr_w = features[0].shape[-2:]
-        height, width = lr_h * scale, lr_w * scale
+        self.net, self.condition = net, condition
         align = tile_multiple(scale, divisor, grid)  # on the LR grid and the window grid, the U-Net's phase kept
         rows = tile_spans(height, tile, tile - overlap, align)
         cols = tile_spans(width, tile, tile - overlap, align)
@@ -95,43 +88,31 @@ class TiledDenoiser:
         for group in by_shape.values():
             size = len(group) if image_statistics else batch
             self.batches += [group[i:i + size] for i in range(0, len(group), size)]
-        self.weights = {shape: gaussian_weight(*shape, features[0].device, features[0].dtype) for shape in by_shape}
+        self.weights = {shape: gaussian_weight(*shape, 'cpu', torch.float64) for shape in by_shape}
         self.image_statistics = image_statistics
         self.calls = 0
 
-    def tile_condition(self, top, left, h, w):
-        s = self.scale
-        lr_top, lr_left = top // s, left // s
-        lr_h, lr_w = self.features[0].shape[-2:]
-        y0, x0 = max(lr_top - 1, 0), max(lr_left - 1, 0)
-        y1, x1 = min(lr_top + h // s + 1, lr_h), min(lr_left + w // s + 1, lr_w)
-        cond = self.project_condition([f[..., y0:y1, x0:x1] for f in self.features],
-                                      self.lr_up[..., y0 * s:y1 * s, x0 * s:x1 * s])
-        f = cond.shape[-1] // (x1 - x0)  # s for an HR-size condition, 1 for an LR-size one (ECDP's own)
-        dy, dx = (lr_top - y0) * f, (lr_left - x0) * f
-        return cond[..., dy:dy + h * f // s, dx:dx + w * f // s]
-
     def __call__(self, x_t, t):
-        eps = None  # the blended output, as many channels as the network gives (6 for two heads)
+        out_canvas = None  # the blended output, as many channels as the network gives (6 for two heads)
         total = torch.zeros(x_t.shape[-2:], device=x_t.device, dtype=x_t.dtype)
         n = x_t.shape[0]
         for indices in self.batches:
             boxes = [self.boxes[i] for i in indices]
             _, _, h, w = boxes[0]
             crops = torch.cat([x_t[..., top:top + h, left:left + w] for top, left, h, w in boxes])
-            conds = torch.cat([self.tile_condition(*box).expand(n, -1, -1, -1) for box in boxes])
+            conds = torch.cat([self.condition.at(t, box).expand(n, -1, -1, -1) for box in boxes])
             reduction = TileReduction([self.cores[i] for i in indices], n, h, w) if self.image_statistics else None
             with reducing_over_tiles(reduction):
                 out = self.net(crops, t.repeat(len(boxes)), conds)
             self.calls += 1
-            if eps is None:
-                eps = x_t.new_zeros(n, out.shape[1], *x_t.shape[-2:])
-            weight = self.weights[(h, w)]
+            if out_canvas is None:
+                out_canvas = x_t.new_zeros(n, out.shape[1], *x_t.shape[-2:])
+            weight = self.weights[(h, w)].to(x_t.device, x_t.dtype)
             for k, (top, left, _, _) in enumerate(boxes):
                 region = (..., slice(top, top + h), slice(left, left + w))
-                eps[region] += out[k * n:(k + 1) * n] * weight
+                out_canvas[region] += out[k * n:(k + 1) * n] * weight
                 total[region[1:]] += weight
-        return eps / total
+        return out_canvas / total
 
 
 def tile_options(tile, scale, divisor, where='val.tile', grid=1):

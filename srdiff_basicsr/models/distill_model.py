@@ -2,6 +2,7 @@ import torch
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
+from srdiff_basicsr.diffusion.condition import ProjectedCondition, conditioned_network, timed_network
 from srdiff_basicsr.diffusion.distillation import distillation_targets, nested_plans
 from srdiff_basicsr.diffusion.parametrization import Denoiser
 from srdiff_basicsr.models.options import complete_distill_options
@@ -41,13 +42,13 @@ class SRDiffDistillModel(SRDiffModel):
 
     def _training_targets(self, features):
         schedule = self.pipeline.schedule
-        x0 = self.pipeline.residual(self.gt, self.lr_up)
+        x0 = self.pipeline.space.encode(self.gt, self.lr_up)
         k = torch.randint(0, len(self.student_plan), (x0.shape[0], ))
         t = self.student_plan[k].to(self.device)
         x_t = schedule.q_sample(x0, t, torch.randn_like(x0))
         with torch.no_grad():
-            cond = self.teacher_unet.project_condition(features, self.lr_up * 2 - 1)
-            teacher = Denoiser(lambda x, step: self.teacher_unet(x, schedule.network_time(step), cond), schedule,
+            condition = ProjectedCondition(self.teacher_unet, features, self.lr_up, self.opt['scale'])
+            teacher = Denoiser(conditioned_network(timed_network(self.teacher_unet, schedule), condition), schedule,
                                self.teacher_parametrization, self.teacher_clip_x0)
             x0_target, eps_target = distillation_targets(teacher, schedule, x_t, k, self.student_plan,
                                                          self.teacher_plan)

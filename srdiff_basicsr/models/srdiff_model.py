@@ -11,6 +11,7 @@ from torch.utils.data import default_collate
 from tqdm import tqdm
 
 from srdiff_basicsr import checkpoints, distributed
+from srdiff_basicsr.diffusion.condition import ProjectedCondition, conditioned_network, timed_network
 from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS, Denoiser
 from srdiff_basicsr.diffusion.samplers import probability_flow, vp_probability_flow
 from srdiff_basicsr.errors import DatasetError, DivergenceError
@@ -141,7 +142,7 @@ class SRDiffModel(SRModel):
         self.grad_scaler = torch.amp.GradScaler('cuda') if self.train_precision == 'fp16' else None
         if channels_last:
             self.net_g.to(memory_format=torch.channels_last)
-        self.train_memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.train_channels_last = channels_last
         self.train_net = compiled(self.net_g) if train_opt.get('compile', False) else self.net_g
         get_root_logger().info(f'Training step: {self.train_precision}{", channels_last" if channels_last else ""}'
                                f'{", compiled" if self.train_net is not self.net_g else ""}')
@@ -179,7 +180,7 @@ class SRDiffModel(SRModel):
                 where = f' ({data["lq_path"][0]}, {data["gt_path"][0]})' if 'lq_path' in data else ''
                 raise DatasetError(f'HR size {tuple(self.gt.shape[-2:])} is not scale {scale} x LR size '
                                    f'{tuple(self.lq.shape[-2:])}{where}')
-        self.lr_up = self.pipeline.upsample(self.lq)
+        self.lr_up = self.pipeline.space.reference(self.lq)
 
     # training --------------------------------------------------------------------------------
     def optimize_parameters(self, current_iter):
@@ -233,9 +234,9 @@ class SRDiffModel(SRModel):
         schedule = self.pipeline.schedule
         t, x_t, x0, eps = self._training_targets(features)
         with autocast(self.device, self.train_precision):
-            cond = self.get_bare_model(self.net_g).project_condition(features, self.lr_up * 2 - 1)
-            output = self.train_net(x_t.contiguous(memory_format=self.train_memory_format),
-                                    schedule.network_time(t), cond).float()
+            network = conditioned_network(timed_network(self.train_net, schedule, self.train_channels_last),
+                                          self._condition(features))
+            output = network(x_t, t).float()
         parametrization = PARAMETRIZATIONS[self.pipeline.parametrization]
         target = parametrization.target(x0, eps, t, schedule)
         heads = parametrization.heads
@@ -249,10 +250,15 @@ class SRDiffModel(SRModel):
         self.trivial_loss = {'l_trivial': trivial}
         return losses
 
+    def _condition(self, features):
+        """The U-Net's condition of this batch, from the encoder's ``features`` (with their gradient when the
+        encoder trains)."""
+        return ProjectedCondition(self.get_bare_model(self.net_g), features, self.lr_up, self.opt['scale'])
+
     def _training_targets(self, features):
         """(t, x_t, x0, eps) of a batch: the HR residual x0 noised at random t (DDPM's Algorithm 1)."""
         schedule = self.pipeline.schedule
-        x0 = self.pipeline.residual(self.gt, self.lr_up)
+        x0 = self.pipeline.space.encode(self.gt, self.lr_up)
         t = schedule.training_steps(x0.shape[0], self.device)
         eps = torch.randn_like(x0)
         return t, schedule.q_sample(x0, t, eps), x0, eps
@@ -265,11 +271,13 @@ class SRDiffModel(SRModel):
         iq = self.image_quality
         unet = self.get_bare_model(self.net_g)
         schedule = self.pipeline.schedule
-        cond = unet.project_condition(features, self.lr_up * 2 - 1)
+        condition = self._condition(features)
+        cond = condition.at(None)  # projected here, outside autocast, and handed to the adjoint
+        conditioned = conditioned_network(timed_network(unet, schedule), condition)
 
         def network(x_t, t):
             with autocast(self.device, self.train_precision):
-                return unet(x_t, schedule.network_time(t), cond).float()
+                return conditioned(x_t, t).float()
 
         denoiser = Denoiser(network, schedule, self.pipeline.parametrization, self.pipeline.clip_x0)
         x_T = torch.randn_like(self.lr_up)
@@ -283,7 +291,7 @@ class SRDiffModel(SRModel):
         else:
             x = probability_flow(denoiser, schedule, x_T, last, 0, iq['rtol'], iq['atol'], iq['method'], adjoint_params)
             x0, _ = denoiser(x, torch.zeros(x.shape[0], device=x.device, dtype=x.dtype))
-        loss = self.cri_image_quality(self.pipeline.image_from_residual(x0, self.lr_up), self.gt)
+        loss = self.cri_image_quality(self.pipeline.space.decode(x0, self.lr_up), self.gt)
         return {'l_image_quality': loss[0] if isinstance(loss, tuple) else loss}  # PerceptualLoss: (percep, style)
 
     def _clip_gradients(self):

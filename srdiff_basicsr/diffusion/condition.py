@@ -1,0 +1,65 @@
+"""What the U-Net is conditioned on, and the U-Net run with it: the one way every caller (the pipeline, tiles,
+training, image-quality fine-tuning, the distillation teacher) evaluates a network.
+
+A condition is one class with ``at(t, box=None)``: the condition of step (or time) t, for the whole canvas or
+for the HR box (top, left, height, width) of a tile. SRDiff, SRADM and ECDP condition once per image
+(``ProjectedCondition``, t unused); a per-step one (StableSR's time-aware encoder) is another class.
+"""
+import torch
+
+
+class ProjectedCondition:
+    """The U-Net's projection (``project_condition``) of the encoder's LR feature maps and of lr_up (SRDiff's
+    ``up_input``), computed once per image, the first time it is asked for (inside the caller's autocast).
+
+    A tile's is projected from its LR region with a margin of one LR pixel: the projections are local (a
+    transposed convolution reaching one LR pixel further, a 3x3 convolution of lr_up), so it equals that region
+    of the whole image's condition.
+
+    Args:
+        unet: has ``project_condition(features, lr_up)``.
+        features (list[Tensor]): the encoder's feature maps of the LR image.
+        lr_up (Tensor): the upsampled LR image in [0, 1] (the network takes it in [-1, 1]).
+        scale (int): HR / LR size ratio.
+    """
+
+    def __init__(self, unet, features, lr_up, scale):
+        self.project, self.features, self.lr_up, self.scale = unet.project_condition, features, lr_up * 2 - 1, scale
+        self._whole = None
+
+    @classmethod
+    def of_lr(cls, encoder, unet, lr, lr_up, scale):
+        return cls(unet, encoder.features(lr), lr_up, scale)
+
+    def at(self, t, box=None):
+        if box is not None:
+            return self._region(*box)
+        if self._whole is None:
+            self._whole = self.project(self.features, self.lr_up)
+        return self._whole
+
+    def _region(self, top, left, h, w):
+        s = self.scale
+        lr_top, lr_left = top // s, left // s
+        lr_h, lr_w = self.features[0].shape[-2:]
+        y0, x0 = max(lr_top - 1, 0), max(lr_left - 1, 0)
+        y1, x1 = min(lr_top + h // s + 1, lr_h), min(lr_left + w // s + 1, lr_w)
+        cond = self.project([f[..., y0:y1, x0:x1] for f in self.features], self.lr_up[..., y0 * s:y1 * s, x0 * s:x1 * s])
+        f = cond.shape[-1] // (x1 - x0)  # s for an HR-size condition, 1 for an LR-size one (ECDP's own)
+        dy, dx = (lr_top - y0) * f, (lr_left - x0) * f
+        return cond[..., dy:dy + h * f // s, dx:dx + w * f // s]
+
+
+def timed_network(unet, schedule, channels_last=False):
+    """(x, t, cond) -> ``unet(x, schedule.network_time(t), cond)``: t integer steps or real times, as the schedule
+    gives the network its time (SRDiff: the step; ECDP: its rescaled continuous time)."""
+    def network(x, t, cond):
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return unet(x, schedule.network_time(t), cond)
+    return network
+
+
+def conditioned_network(network, condition):
+    """(x_t, t) -> ``network(x_t, t, condition.at(t))``, for a ``timed_network``."""
+    return lambda x_t, t: network(x_t, t, condition.at(t))
