@@ -119,6 +119,21 @@ def test_training_uses_auto_and_keeps_weights_optimizer_state_ema_and_checkpoint
     assert make_model(tmp_path / 'cpu', encoder_path).train_precision == 'fp32'
 
 
+def test_fp32_training_hands_the_network_a_contiguous_input_whatever_the_batch_layout(tmp_path, encoder_path):
+    """A batch permuted from NHWC (channels_last strides, as torch.from_numpy(images).permute gives) must not switch
+    the convolutions to their channels_last kernels: other round-off than the exact path."""
+    model = make_model(tmp_path, encoder_path, train__precision='fp32')
+    seen = []
+    model.net_g.register_forward_pre_hook(lambda net, args: seen.append(args[0].is_contiguous()))
+    data = batch()
+    data = {key: value.contiguous(memory_format=torch.channels_last) if torch.is_tensor(value) else value
+            for key, value in data.items()}
+    assert not data['gt'].is_contiguous()
+    model.feed_data(data)
+    model.optimize_parameters(1)
+    assert seen == [True]
+
+
 def test_the_command_line_defaults_to_auto_and_takes_channels_last_both_ways():
     from srdiff_basicsr.infer import parser_for_super_resolution
     parser = parser_for_super_resolution()

@@ -53,10 +53,10 @@ class ProjectedCondition:
 def timed_network(unet, schedule, channels_last=False):
     """(x, t, cond) -> ``unet(x, schedule.network_time(t), cond)``: t integer steps or real times, as the schedule
     gives the network its time (SRDiff: the step; ECDP: its rescaled continuous time)."""
-    def network(x, t, cond):
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return unet(x, schedule.network_time(t), cond)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def network(x, t, cond):  # x in the network's memory format, whatever its source (a permuted NHWC batch)
+        return unet(x.contiguous(memory_format=memory_format), schedule.network_time(t), cond)
     return network
 
 
