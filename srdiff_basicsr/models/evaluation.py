@@ -1,4 +1,5 @@
-"""The evaluation protocol of a ``val.metrics`` section, and the per-image metrics files of a test run.
+"""Evaluation of a sampling model: the validation loop (several samples per image, the images shared across
+ranks), the evaluation protocol of a ``val.metrics`` section, and the per-image metrics files of a test run.
 
 Two protocols are in use for SR metrics: the SRDiff paper's (RGB, no border crop) and BasicSR's usual
 one (Y channel of YCbCr, ``crop_border`` = scale). ``val.protocol: paper | basicsr`` sets both options
@@ -8,11 +9,18 @@ every table can say which one it used. LR-PSNR, LPIPS and sigma are always compu
 import csv
 import inspect
 import math
+from os import path as osp
 
 import numpy as np
+import torch
 from basicsr.metrics import calculate_metric
+from basicsr.utils import get_root_logger, imwrite, tensor2img
+from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import METRIC_REGISTRY
+from torch.utils.data import default_collate
+from tqdm import tqdm
 
+from srdiff_basicsr import distributed
 from srdiff_basicsr.errors import OptionsError
 from srdiff_basicsr.files import atomic_write
 
@@ -97,3 +105,97 @@ def write_summary(path, title, lines, means):
 
 def _number(value):
     return 'inf' if math.isinf(value) else f'{value:.6f}'
+
+
+class SampledValidation:
+    """BasicSR's validation and test of a model whose ``pipeline`` samples SR images from ``self.lq``: a mixin
+    before BasicSR's model class, which keeps the best-metric bookkeeping and logging."""
+
+    def test(self):
+        self.output = self.pipeline(self.lq)
+
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        self.evaluate(dataloader, current_iter, tb_logger, save_img)
+
+    def dist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        self.evaluate(dataloader, current_iter, tb_logger, save_img)  # every rank takes a share of the images
+
+    def evaluate(self, dataloader, current_iter, tb_logger, save_img):
+        """BasicSR's validation loop, plus: ``val.num_samples`` samples per image and ``sigma``,
+        ``val.protocol``, the images split across ranks (rank r takes images r, r + world_size, ...;
+        the metrics are gathered, so the numbers do not depend on the number of processes), and, in a
+        test run, per-image metrics and a summary in ``results/<name>/``."""
+        val_opt = self.opt['val']
+        dataset, scale = dataloader.dataset, self.opt['scale']
+        dataset_name = dataset.opt['name']
+        metrics_opt = val_opt.get('metrics') or {}
+        if val_opt.get('protocol'):
+            metrics_opt = apply_protocol(metrics_opt, val_opt['protocol'], scale)
+        metrics_opt = {name: {'device': str(self.device), **opt} if opt.get('type') == 'calculate_lpips' else opt
+                       for name, opt in metrics_opt.items()}  # LPIPS on the model's device unless told
+        num_samples = val_opt.get('num_samples', 1)
+        seed = val_opt.get('seed', self.opt.get('manual_seed'))
+        rank, world_size = get_dist_info()
+        indices = range(rank, len(dataset), world_size)
+        pbar = tqdm(total=len(indices), unit='image') if val_opt.get('pbar', False) and rank == 0 else None
+        records = []
+        for index in indices:
+            # noise seeded per image: the same samples whatever the split across ranks
+            generator = None if seed is None else torch.Generator(self.device).manual_seed(seed + index)
+            records.append(self._evaluate_image(default_collate([dataset[index]]), index, generator, metrics_opt,
+                                                num_samples, dataset_name, current_iter, save_img))
+            if pbar:
+                pbar.update(1)
+                pbar.set_description(f'Test {records[-1]["image"]}')
+        if pbar:
+            pbar.close()
+        records = sorted(distributed.gather_to_all(records), key=lambda record: record['index'])
+        columns = list(metrics_opt) + (['sigma'] if num_samples > 1 else [])
+        if not records or not columns:
+            return
+        self.metric_results = {column: sum(r[column] for r in records) / len(records) for column in columns}
+        self._initialize_best_metric_results(dataset_name)
+        if num_samples > 1:
+            self.best_metric_results[dataset_name].setdefault('sigma', dict(better='higher', val=float('-inf'),
+                                                                            iter=-1))
+        for name, value in self.metric_results.items():
+            self._update_best_metric_result(dataset_name, name, value, current_iter)
+        protocol = describe_protocol(metrics_opt, scale)
+        get_root_logger().info(f'Validation {dataset_name}: {len(records)} images x {num_samples} sample(s), '
+                               f'protocol: {protocol}')
+        self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+        if not self.opt['is_train'] and rank == 0:
+            self._write_metrics(dataset_name, records, columns, protocol, num_samples, seed)
+
+    def _evaluate_image(self, data, index, generator, metrics_opt, num_samples, dataset_name, current_iter,
+                        save_img):
+        """Metrics of one image, each averaged over its samples, and their sigma."""
+        img_name = osp.splitext(osp.basename(data['lq_path'][0]))[0]
+        self.feed_data(data)
+        samples = self.pipeline(self.lq.expand(num_samples, -1, -1, -1), generator=generator)
+        sr_imgs = [tensor2img(sample) for sample in samples]
+        hr_img = tensor2img(self.gt) if hasattr(self, 'gt') else None
+        if hasattr(self, 'gt'):
+            del self.gt
+        if save_img:
+            for k, sr_img in enumerate(sr_imgs):
+                imwrite(sr_img, self._visualization_path(dataset_name, img_name, current_iter, k))
+        return {'index': index, 'image': img_name, **score_samples(sr_imgs, metrics_opt, hr_img, tensor2img(self.lq))}
+
+    def _write_metrics(self, dataset_name, records, columns, protocol, num_samples, seed):
+        results = self.opt['path']['results_root']
+        write_metrics_csv(osp.join(results, f'metrics_{dataset_name}.csv'), records, columns)
+        lines = [f'protocol: {protocol}', f'images: {len(records)}', f'samples per image: {num_samples}',
+                 f'sampler: {self.pipeline.describe()}, seed {seed}',
+                 f"tiles: {self.pipeline.tile_opt or 'none (whole image)'}, colour fix: {self.pipeline.colour_fix}",
+                 f"weights: {self.opt['path'].get('pretrain_network_g')}"]
+        write_summary(osp.join(results, f'summary_{dataset_name}.md'), f"{self.opt['name']} on {dataset_name}",
+                      lines, self.metric_results)
+
+    def _visualization_path(self, dataset_name, img_name, current_iter, sample_index):
+        """BasicSR's file names; samples after the first get ``_s<k>``."""
+        extra = f'_s{sample_index}' if sample_index else ''
+        if self.opt['is_train']:
+            return osp.join(self.opt['path']['visualization'], img_name, f'{img_name}_{current_iter}{extra}.png')
+        suffix = self.opt['val'].get('suffix') or self.opt['name']
+        return osp.join(self.opt['path']['visualization'], dataset_name, f'{img_name}_{suffix}{extra}.png')
