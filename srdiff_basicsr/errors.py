@@ -1,11 +1,16 @@
 """The errors a user can cause, one place: each names the option, file or flag it concerns.
 
-Entry points catch ``USER_ERRORS`` and print one line instead of a traceback.
+All are ``SRDiffError``s (each also the built-in type it refines, so code that catches ValueError or OSError
+keeps working); entry points catch ``USER_ERRORS`` and print one line instead of a traceback.
 """
 import math
 
 
-class OptionsError(ValueError):
+class SRDiffError(Exception):
+    """A problem the user can fix (an option, a file, the data, the environment), stated so that they can."""
+
+
+class OptionsError(SRDiffError, ValueError):
     """An option that is missing, unknown or inconsistent, named by its path in the options file."""
 
 
@@ -13,32 +18,31 @@ class TileError(OptionsError):
     """Tile options that cannot work with the model."""
 
 
-class DatasetError(ValueError):
+class DatasetError(SRDiffError, ValueError):
     """A problem with the user's data, stated with the file or option it concerns."""
 
 
-class WeightsError(ValueError):
+class WeightsError(SRDiffError, ValueError):
     """A weight file that is missing, unreadable or does not fit the network built from the options."""
 
 
-class ImageReadError(ValueError):
+class ImageReadError(SRDiffError, ValueError):
     """A file that is not an image this project can read."""
 
 
-class LauncherError(RuntimeError):
+class LauncherError(SRDiffError, RuntimeError):
     """A launcher was named but the environment it sets up is missing."""
 
 
-class DivergenceError(RuntimeError):
+class DivergenceError(SRDiffError, RuntimeError):
     """Training produced a non-finite loss, gradient or weight; named with the iteration."""
 
 
-class CheckpointError(OSError):
+class CheckpointError(SRDiffError, OSError):
     """A checkpoint that could not be written (a full disk, a read-only folder): training stops, naming the file."""
 
 
-USER_ERRORS = (OptionsError, DatasetError, WeightsError, ImageReadError, LauncherError, DivergenceError,
-               CheckpointError, FileNotFoundError)
+USER_ERRORS = (SRDiffError, FileNotFoundError)
 
 
 def require(value, ok, where, must):
