@@ -7,7 +7,7 @@ from basicsr.archs import build_network
 from basicsr.utils.options import ordered_yaml
 
 from srdiff_basicsr.models.evaluation import apply_protocol, describe_protocol
-from srdiff_basicsr.models.options import check_options
+from srdiff_basicsr.models.options import check_options, complete_options
 from tests.conftest import REPO
 
 OPTION_FILES = sorted((REPO / 'options').glob('*.yml'))
@@ -48,7 +48,12 @@ def test_option_file_builds_its_networks(path, monkeypatch, tmp_path):
             assert opt[section] == teacher_section, section
         opt['path'].update(pretrain_network_g='teacher.pth', pretrain_network_encoder='encoder.pth')
     if opt['model_type'] != 'SRModel':
+        complete_options(opt)
+        completed = copy.deepcopy(opt)
         check_options(opt)
+        assert opt == completed  # checking changes nothing: the defaults come from complete_options
+        if opt.get('is_train'):
+            assert opt['train']['pixel_opt']['type'] in ('L1Loss', 'MSELoss')
         for section in ('network_g', 'network_encoder'):
             build_network(copy.deepcopy(opt[section]))
     else:
@@ -66,7 +71,7 @@ TEACHER_OPTIONS = {'experiments/demo_srdiff_x4': 'demo_srdiff_x4.yml',
 def test_paper_configurations_have_the_official_sizes(name, official_params):
     """Totals stated in shared/reference/official_state_dict_keys.txt for the released checkpoints."""
     opt = load(REPO / 'options' / name)
-    check_options(opt)
+    check_options(complete_options(opt))
     total = sum(n_params(build_network(copy.deepcopy(opt[s]))) for s in ('network_g', 'network_encoder'))
     assert total == official_params
 

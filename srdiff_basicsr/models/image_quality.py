@@ -29,9 +29,18 @@ def vgg_weight_files(vgg_type):
     return [vgg_arch.VGG_PRETRAIN_PATH, osp.join(torch.hub.get_dir(), 'checkpoints', osp.basename(url))], url
 
 
+def complete_image_quality(train_opt):
+    """``train.image_quality``, when a mapping, completed with ``IMAGE_QUALITY_DEFAULTS`` (the loss taken whole
+    when given); anything else is left for ``check_image_quality`` to name."""
+    section = train_opt.get('image_quality')
+    if isinstance(section, dict):
+        for key, value in IMAGE_QUALITY_DEFAULTS.items():
+            section.setdefault(key, copy.deepcopy(value))
+
+
 def check_image_quality(train_opt):
-    """``train.image_quality`` completed with ``IMAGE_QUALITY_DEFAULTS`` (the loss taken whole when given) and
-    checked; a VGG-based loss whose weights are on no path stops here, naming the file and where to put it."""
+    """``train.image_quality`` (completed) checked; a VGG-based loss whose weights are on no path stops here,
+    naming the file and where to put it."""
     section = train_opt.get('image_quality')
     if section is None:
         return
@@ -40,8 +49,9 @@ def check_image_quality(train_opt):
     unknown = sorted(set(section) - set(IMAGE_QUALITY_DEFAULTS))
     if unknown:
         raise OptionsError(f'train.image_quality: unknown option(s) {unknown}; known: {sorted(IMAGE_QUALITY_DEFAULTS)}')
-    for key, value in IMAGE_QUALITY_DEFAULTS.items():
-        section.setdefault(key, copy.deepcopy(value))
+    missing = sorted(set(IMAGE_QUALITY_DEFAULTS) - set(section))
+    if missing:
+        raise OptionsError(f'train.image_quality: {missing} not filled in (complete the options before checking)')
     loss_type = section['loss'].get('type') if isinstance(section['loss'], dict) else None
     if loss_type not in LOSS_REGISTRY:
         raise OptionsError(f"train.image_quality.loss.type: no loss named {loss_type!r} in BasicSR's registry")

@@ -15,7 +15,7 @@ from srdiff_basicsr.diffusion.tiling import tile_options
 from srdiff_basicsr.errors import OptionsError, WeightsError, is_int, is_number, require
 from srdiff_basicsr.model_files import experiment_options_file, resolve_model_files
 from srdiff_basicsr.models.evaluation import PROTOCOL_NAMES
-from srdiff_basicsr.models.image_quality import check_image_quality
+from srdiff_basicsr.models.image_quality import check_image_quality, complete_image_quality
 from srdiff_basicsr.network_options import (check_arch_options, complete_network_options, diffusion_options,
                                             meta_network)
 from srdiff_basicsr.execution import check_precision
@@ -26,14 +26,31 @@ NOISE_LOSS_DEFAULT = {'type': 'L1Loss', 'loss_weight': 1.0}  # the paper's
 ENCODER_LOSSES_DEFAULT = {'l1': {'type': 'L1Loss', 'loss_weight': 2.0}}
 
 
+def complete_options(opt):
+    """An SRDiffModel's options with their defaults filled in (in place; returned), before ``check_options``:
+    the network sections' sizes and scale (``complete_network_options``, which refuses sections it cannot
+    complete), ``train.pixel_opt`` (the paper's L1), ``train.head_weights`` (1 per head, several heads only),
+    ``train.encoder_losses`` (a trained encoder only) and ``train.image_quality``'s options."""
+    complete_network_options(opt)
+    train_opt = opt.get('train')
+    if opt.get('is_train') and isinstance(train_opt, dict):
+        train_opt.setdefault('pixel_opt', dict(NOISE_LOSS_DEFAULT))
+        heads = PARAMETRIZATIONS[diffusion_options(opt.get('diffusion'))['parametrization']].heads
+        if len(heads) > 1:
+            train_opt.setdefault('head_weights', {head: 1.0 for head in heads})
+        if 'optim_encoder' in train_opt:
+            train_opt.setdefault('encoder_losses', copy.deepcopy(ENCODER_LOSSES_DEFAULT))
+        complete_image_quality(train_opt)
+    return opt
+
+
 def check_options(opt):
-    """Fail early, naming the option, instead of deep inside torch. Completes the network sections (see
-    ``complete_network_options``) and ``train.pixel_opt`` (the noise loss, the paper's L1 when not given)."""
+    """Fail early, naming the option, instead of deep inside torch; ``opt`` completed (``complete_options``),
+    not changed."""
     path_opt = opt.get('path') or {}
     if path_opt.get('pretrain_network_encoder') is None:
         raise OptionsError('path.pretrain_network_encoder is not set: SRDiff needs a pretrained LR encoder '
                            '(train one with options/train_rrdb_*.yml, then point this at its models/net_g_*.pth)')
-    complete_network_options(opt)
     diffusion = diffusion_options(opt.get('diffusion'))
     if opt.get('device') and opt.get('dist'):
         raise OptionsError('device: not with a launcher (each process takes the GPU of its LOCAL_RANK)')
@@ -90,9 +107,9 @@ def check_run_options(opt):
                                f"('lq'), and model_type {opt['model_type']} makes no LR on the fly (it has no "
                                'degradation stage); use a paired dataset (CheckedPairedImageDataset) or BicubicSRDataset')
     if opt.get('model_type') == 'SRDiffModel':
-        check_options(copy.deepcopy(opt))
+        check_options(complete_options(copy.deepcopy(opt)))
     elif opt.get('model_type') == 'SRDiffDistillModel':
-        check_options(complete_distill_options(copy.deepcopy(opt)))
+        check_options(complete_options(complete_distill_options(copy.deepcopy(opt))))
 
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -228,7 +245,6 @@ def _check_train(train_opt, opt):
     if train_opt.get('perceptual_opt'):
         raise OptionsError('train.perceptual_opt: SRDiff is trained on the noise prediction, where a perceptual '
                            'loss does not apply; use train.pixel_opt (L1Loss or MSELoss)')
-    train_opt.setdefault('pixel_opt', dict(NOISE_LOSS_DEFAULT))
     check_precision(train_opt.get('precision', 'auto'), _device(opt), 'train')
     require(train_opt.get('ema_decay', 0), lambda v: is_number(v) and 0 <= v < 1, 'train.ema_decay',
             'a number from 0 (no EMA) to below 1')
@@ -257,7 +273,7 @@ def _check_head_weights(train_opt, parametrization):
             raise OptionsError(f'train.head_weights: diffusion.parametrization {parametrization} has one output; '
                                'head weights are for the hybrid parametrization (eps and x0 heads)')
         return
-    weights = train_opt.setdefault('head_weights', {head: 1.0 for head in heads})
+    weights = train_opt.get('head_weights')
     require(weights, lambda v: isinstance(v, dict) and set(v) == set(heads) and all(
         is_number(w) and w >= 0 for w in v.values()) and any(w > 0 for w in v.values()), 'train.head_weights',
         f'a weight >= 0 for each of the heads {list(heads)}, not all 0')
@@ -271,7 +287,7 @@ def _check_encoder_losses(train_opt, opt):
             raise OptionsError('train.encoder_losses: the encoder is frozen; set train.optim_encoder (e.g. {type: '
                                'Adam, lr: !!float 1e-5}) to train it with the U-Net')
         return
-    losses = train_opt.setdefault('encoder_losses', copy.deepcopy(ENCODER_LOSSES_DEFAULT))
+    losses = train_opt.get('encoder_losses')
     require(losses, lambda v: isinstance(v, dict), 'train.encoder_losses',
             'a mapping of names to BasicSR loss options, e.g. {l1: {type: L1Loss, loss_weight: 2.0}}, or {}')
     if not losses and opt.get('dist') and not opt.get('find_unused_parameters'):

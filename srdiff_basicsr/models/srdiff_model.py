@@ -13,7 +13,7 @@ from srdiff_basicsr.diffusion.samplers import probability_flow, vp_probability_f
 from srdiff_basicsr.errors import DatasetError, DivergenceError
 from srdiff_basicsr.models.collapse import COLLAPSE_DEFAULT, CollapseGuard
 from srdiff_basicsr.models.evaluation import SampledValidation
-from srdiff_basicsr.models.options import check_options
+from srdiff_basicsr.models.options import check_options, complete_options
 from srdiff_basicsr.execution import autocast, compiled, resolve_execution
 from srdiff_basicsr.pipeline import SRDiffPipeline
 from srdiff_basicsr.weights import load_weights
@@ -79,7 +79,7 @@ class SRDiffModel(SampledValidation, SRModel):
     """
 
     def __init__(self, opt):
-        check_options(opt)
+        check_options(complete_options(opt))
         super().__init__(opt)  # builds and loads net_g, sets up training (SRModel's, with train.pixel_opt)
         if not hasattr(self, 'net_encoder'):  # a test: no training set-up built it
             self._build_encoder()
