@@ -1,6 +1,8 @@
 """Where a trained SRDiff's files are: an experiment folder, a converted official checkpoint folder, or
-weight files (``.pth`` or ``.safetensors``) with an options file."""
+weight files (``.pth`` or ``.safetensors``) with an options file; and that options file, read once."""
+import copy
 import glob
+import os
 from os import path as osp
 
 import yaml
@@ -77,3 +79,26 @@ def model_file(path, option):
     if not osp.isfile(path):
         raise WeightsError(f'{option}: no such file: {path}')
     return path
+
+
+_PARSED = {}  # (path, mtime_ns, size) -> the parsed options
+
+
+def read_model_options(options_file):
+    """The options of a trained model (a YAML mapping with ``network_g`` and ``network_encoder``; ``scale`` taken
+    from network_g when not at the top level), as a fresh copy: the file is parsed once per process and version
+    (a distillation's run check, its model and its teacher's pipeline all read the teacher's)."""
+    try:
+        stat = os.stat(options_file)
+        key = (osp.abspath(options_file), stat.st_mtime_ns, stat.st_size)
+        if key not in _PARSED:
+            with open(options_file) as f:
+                _PARSED[key] = yaml.safe_load(f)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise OptionsError(f'{options_file}: not a readable options file ({error})') from None
+    opt = copy.deepcopy(_PARSED[key])
+    missing = [section for section in ('network_g', 'network_encoder') if not isinstance(opt, dict) or section not in opt]
+    if missing:
+        raise OptionsError(f'{options_file}: no {" or ".join(missing)} section')
+    opt.setdefault('scale', opt['network_g'].get('scale'))
+    return opt

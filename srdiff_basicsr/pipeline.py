@@ -14,7 +14,6 @@ of the LR image.)
 import math
 
 import torch
-import yaml
 from torch.nn import functional as F
 
 from srdiff_basicsr.archs.image_statistics import needs_image_statistics
@@ -27,7 +26,7 @@ from srdiff_basicsr.diffusion.space import PixelResidualSpace
 from srdiff_basicsr.diffusion.tiling import TiledNetwork, tile_options
 from srdiff_basicsr.errors import OptionsError
 from srdiff_basicsr.execution import autocast, check_precision, compiled, resolve_execution
-from srdiff_basicsr.model_files import resolve_model_files
+from srdiff_basicsr.model_files import read_model_options, resolve_model_files
 from srdiff_basicsr.network_options import (build_arch, complete_network_options, diffusion_options,
                                             schedule_options)
 from srdiff_basicsr.ops.colour import COLOUR_FIXES, colour_fix
@@ -141,15 +140,7 @@ class SRDiffPipeline:
         weights, default beside it; ``options``: a file with the network sections, default found with it).
         A distilled student samples as it was distilled (DDIM in its ``distill.steps``) unless ``sampler`` says."""
         unet_weights, encoder_weights, options_file = resolve_model_files(model, encoder, options)
-        try:
-            with open(options_file) as f:
-                opt = yaml.safe_load(f)
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-            raise OptionsError(f'{options_file}: not a readable options file ({error})') from None
-        missing = [key for key in ('network_g', 'network_encoder') if key not in (opt or {})]
-        if missing:
-            raise OptionsError(f'{options_file}: no {" or ".join(missing)} section')
-        opt.setdefault('scale', opt['network_g'].get('scale'))
+        opt = read_model_options(options_file)
         if kwargs.get('sampler') is None:
             kwargs['sampler'] = distilled_sampler(opt)
         return cls.from_options(opt, unet_weights, encoder_weights, device, **kwargs)

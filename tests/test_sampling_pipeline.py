@@ -50,3 +50,21 @@ def test_an_experiment_with_a_second_options_file_still_loads_when_they_agree(tm
     (exp / 'resume_attempt.yml').write_text(yaml.safe_dump(other))
     with pytest.raises(OptionsError, match=r'no options file with the network sizes found \(none, or several that'):
         SRDiffPipeline.from_pretrained(str(exp))
+
+
+def test_a_models_options_file_is_parsed_once_per_version_and_handed_out_as_copies(tmp_path, monkeypatch):
+    import yaml as yaml_module
+
+    from srdiff_basicsr import model_files
+    path = tmp_path / 'network_options.yml'
+    path.write_text('network_g: {type: SRDiffUNet, scale: 4}\nnetwork_encoder: {type: SRDiffRRDBNet}\n')
+    parsed = []
+    real = yaml_module.safe_load
+    monkeypatch.setattr(model_files.yaml, 'safe_load', lambda f: parsed.append(1) or real(f))
+    first = model_files.read_model_options(str(path))
+    assert first['scale'] == 4
+    first['network_g']['dim'] = 99  # a caller completing its copy
+    second = model_files.read_model_options(str(path))
+    assert parsed == [1] and 'dim' not in second['network_g']
+    path.write_text('network_g: {type: SRDiffUNet, scale: 8}\nnetwork_encoder: {type: SRDiffRRDBNet}\n# edited\n')
+    assert model_files.read_model_options(str(path))['scale'] == 8 and parsed == [1, 1]

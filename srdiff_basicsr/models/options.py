@@ -13,7 +13,7 @@ from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS
 from srdiff_basicsr.diffusion.samplers import sampler_options
 from srdiff_basicsr.diffusion.tiling import tile_options
 from srdiff_basicsr.errors import OptionsError, WeightsError, is_int, is_number, require
-from srdiff_basicsr.model_files import experiment_options_file, resolve_model_files
+from srdiff_basicsr.model_files import experiment_options_file, read_model_options, resolve_model_files
 from srdiff_basicsr.models.evaluation import PROTOCOL_NAMES
 from srdiff_basicsr.models.image_quality import check_image_quality, complete_image_quality
 from srdiff_basicsr.network_options import (check_arch_options, complete_network_options, diffusion_options,
@@ -197,11 +197,9 @@ def complete_distill_options(opt):
             "a mapping with teacher (the teacher's experiment folder) and steps")
     try:
         unet_weights, encoder_weights, options_file = resolve_model_files(section['teacher'])
+        teacher = read_model_options(options_file)
     except (OSError, WeightsError, OptionsError) as error:
         raise OptionsError(f'distill.teacher: {error}') from None
-    with open(options_file) as f:
-        teacher = yaml.safe_load(f)
-    teacher.setdefault('scale', teacher['network_g'].get('scale'))
     teacher_networks = complete_network_options({key: teacher.get(key) for key in
                                                  ('scale', 'network_g', 'network_encoder', 'diffusion')})
     teacher_diffusion = diffusion_options(teacher.get('diffusion'))
