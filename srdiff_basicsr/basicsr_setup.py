@@ -15,11 +15,9 @@ from basicsr.utils.registry import ARCH_REGISTRY  # noqa: E402
 from srdiff_basicsr import checkpoints, resume  # noqa: E402
 from srdiff_basicsr.archs import ARCHS  # noqa: E402
 
+# a module's body runs once per process: each of these happens once
 BaseModel.save_network = checkpoints.save_network
 BaseModel.save_training_state = checkpoints.save_training_state
-if not getattr(BaseModel.validation, 'forks_rng', False):
-    BaseModel.validation = resume.validating_on_forked_rng(BaseModel.validation)
-
+BaseModel.validation = resume.validating_on_forked_rng(BaseModel.validation)
 for _arch in ARCHS.values():
-    if _arch.__name__ not in ARCH_REGISTRY:  # idempotent, as BasicSR's registry refuses a second entry
-        ARCH_REGISTRY.register(_arch)
+    ARCH_REGISTRY.register(_arch)

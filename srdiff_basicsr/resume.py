@@ -29,6 +29,7 @@ import torch.distributed as dist
 from basicsr.utils import check_resume, get_root_logger
 
 from srdiff_basicsr import experiment_lock
+from srdiff_basicsr.errors import OptionsError
 
 STATE_KEY = 'resume'
 
@@ -137,7 +138,6 @@ def validating_on_forked_rng(validation):
         with forked_rng():
             return validation(*args, **kwargs)
 
-    wrapper.forks_rng = True
     return wrapper
 
 
@@ -194,7 +194,6 @@ def load_resume_state(opt):
                 state = candidate
                 break
         if state is None and unreadable:  # starting over would archive the run's folder as if it were old
-            from srdiff_basicsr.errors import OptionsError
             raise OptionsError(f'--auto_resume: no training state loads ({", ".join(unreadable)} unreadable); move '
                                'them away to train from the start, or resume from a copy with path.resume_state')
     elif opt['path'].get('resume_state'):

@@ -88,7 +88,8 @@ class TiledNetwork:
         for group in by_shape.values():
             size = len(group) if image_statistics else batch
             self.batches += [group[i:i + size] for i in range(0, len(group), size)]
-        self.weights = {shape: gaussian_weight(*shape, 'cpu', torch.float64) for shape in by_shape}
+        self.shapes = list(by_shape)
+        self.weights = None  # per tile shape, on the canvas's device and dtype (made at the first call)
         self.image_statistics = image_statistics
         self.calls = 0
 
@@ -96,6 +97,8 @@ class TiledNetwork:
         out_canvas = None  # the blended output, as many channels as the network gives (6 for two heads)
         total = torch.zeros(x_t.shape[-2:], device=x_t.device, dtype=x_t.dtype)
         n = x_t.shape[0]
+        if self.weights is None:
+            self.weights = {shape: gaussian_weight(*shape, x_t.device, x_t.dtype) for shape in self.shapes}
         for indices in self.batches:
             boxes = [self.boxes[i] for i in indices]
             _, _, h, w = boxes[0]
@@ -107,7 +110,7 @@ class TiledNetwork:
             self.calls += 1
             if out_canvas is None:
                 out_canvas = x_t.new_zeros(n, out.shape[1], *x_t.shape[-2:])
-            weight = self.weights[(h, w)].to(x_t.device, x_t.dtype)
+            weight = self.weights[(h, w)]
             for k, (top, left, _, _) in enumerate(boxes):
                 region = (..., slice(top, top + h), slice(left, left + w))
                 out_canvas[region] += out[k * n:(k + 1) * n] * weight
