@@ -1,5 +1,4 @@
 import torch
-from basicsr.archs import build_network
 from basicsr.losses import build_loss
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
@@ -7,20 +6,21 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from srdiff_basicsr import checkpoints, distributed
 from srdiff_basicsr.diffusion.condition import ProjectedCondition, conditioned_network, timed_network
-from srdiff_basicsr.diffusion.objective import head_losses, noised
+from srdiff_basicsr.diffusion.objective import flow_sample, head_losses, noised
 from srdiff_basicsr.diffusion.parametrization import Denoiser
-from srdiff_basicsr.diffusion.samplers import probability_flow, vp_probability_flow
-from srdiff_basicsr.errors import DatasetError, DivergenceError
+from srdiff_basicsr.errors import DatasetError
 from srdiff_basicsr.models.collapse import COLLAPSE_DEFAULT, CollapseGuard
 from srdiff_basicsr.models.evaluation import SampledValidation
+from srdiff_basicsr.models.lr_encoder import LREncoderTraining
 from srdiff_basicsr.models.options import check_options, complete_options
+from srdiff_basicsr.models.step_guards import GuardedStep
 from srdiff_basicsr.execution import autocast, compiled, resolve_execution
 from srdiff_basicsr.pipeline import SRDiffPipeline
 from srdiff_basicsr.weights import load_weights
 
 
 @MODEL_REGISTRY.register()
-class SRDiffModel(SampledValidation, SRModel):
+class SRDiffModel(SampledValidation, LREncoderTraining, GuardedStep, SRModel):
     """SRDiff: diffusion of the residual HR - bicubic(LR), conditioned on an RRDB encoder (frozen by default).
 
     BasicSR's SRModel does the rest: optimiser, scheduler, EMA, checkpoints, logging. This class adds
@@ -99,33 +99,6 @@ class SRDiffModel(SampledValidation, SRModel):
             compile=val_opt.get('compile', False))
         get_root_logger().info(f'Sampling: {self.pipeline.describe_execution()}')
 
-    def _build_encoder(self):
-        """``network_encoder`` from ``path.pretrain_network_encoder``: frozen, or trained with network_g when
-        ``train.optim_encoder`` is set (then wrapped for several processes, with its auxiliary losses and,
-        with ``train.ema_decay``, its own EMA copy, loaded from the file's ``params_ema`` when it has one)."""
-        path_opt, train_opt = self.opt['path'], (self.opt.get('train') or {}) if self.is_train else {}
-        encoder_path = path_opt['pretrain_network_encoder']
-        param_key = path_opt.get('param_key_encoder', path_opt.get('param_key_g', 'params'))  # EMA with EMA
-
-        def loaded(key):
-            net = build_network(self.opt['network_encoder']).to(self.device)
-            load_weights(net, encoder_path, key, path_opt.get('strict_load_encoder', True),
-                         option='path.pretrain_network_encoder')
-            return net
-
-        self.encoder_trained = 'optim_encoder' in train_opt
-        if not self.encoder_trained:
-            self.net_encoder = loaded(param_key).eval().requires_grad_(False)
-            get_root_logger().info(f'Loaded the frozen encoder from {encoder_path}')
-            return
-        self.net_encoder = self.model_to_device(loaded(param_key).train())
-        self.encoder_losses = {name: build_loss(dict(loss_opt)).to(self.device)
-                               for name, loss_opt in train_opt['encoder_losses'].items()}
-        if train_opt.get('ema_decay', 0) > 0:
-            self.net_encoder_ema = loaded('params_ema').eval().requires_grad_(False)
-        get_root_logger().info(f'Training the encoder with the U-Net (train.optim_encoder), from {encoder_path}; '
-                               f'auxiliary losses on its SR output: {", ".join(self.encoder_losses) or "none"}')
-
     def init_training_settings(self):
         self._build_encoder()  # before SRModel's set-up, which makes the optimizers
         super().init_training_settings()
@@ -152,11 +125,7 @@ class SRDiffModel(SampledValidation, SRModel):
 
     def setup_optimizers(self):
         super().setup_optimizers()
-        if self.encoder_trained:
-            optim_opt = dict(self.opt['train']['optim_encoder'])
-            self.optimizer_encoder = self.get_optimizer(optim_opt.pop('type'), self.net_encoder.parameters(),
-                                                        **optim_opt)
-            self.optimizers.append(self.optimizer_encoder)
+        self._setup_encoder_optimizer()
 
     def model_to_device(self, net):
         return distributed.model_to_device(self, net)
@@ -219,8 +188,7 @@ class SRDiffModel(SampledValidation, SRModel):
                                 trivial)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
-            if hasattr(self, 'net_encoder_ema'):
-                ema_update(self.net_encoder_ema, self.get_bare_model(self.net_encoder), self.ema_decay)
+            self._update_encoder_ema(self.ema_decay)
 
     def _noise_losses(self, features):
         """The diffusion loss: ``train.pixel_opt`` between the output at (x_t, t) and what the parametrization
@@ -265,65 +233,13 @@ class SRDiffModel(SampledValidation, SRModel):
                 return conditioned(x_t, t).float()
 
         denoiser = Denoiser(network, schedule, self.pipeline.parametrization, self.pipeline.clip_x0)
-        x_T = torch.randn_like(self.lr_up)
         adjoint_params = None
         if iq['adjoint']:
             adjoint_params = [p for p in unet.parameters() if p.requires_grad] + ([cond] if cond.requires_grad else [])
-        last = schedule.num_timesteps - 1
-        if iq['flow'] == 'ode_vp':  # ECDP's: its state at t_end is the sample
-            x0 = vp_probability_flow(denoiser, schedule, x_T, last, iq['t_end'], iq['rtol'], iq['atol'], iq['method'],
-                                     adjoint_params)
-        else:
-            x = probability_flow(denoiser, schedule, x_T, last, 0, iq['rtol'], iq['atol'], iq['method'], adjoint_params)
-            x0, _ = denoiser(x, torch.zeros(x.shape[0], device=x.device, dtype=x.dtype))
+        x0 = flow_sample(denoiser, schedule, torch.randn_like(self.lr_up), iq['flow'], iq['t_end'], iq['rtol'],
+                         iq['atol'], iq['method'], adjoint_params)
         loss = self.cri_image_quality(self.pipeline.space.decode(x0, self.lr_up), self.gt)
         return {'l_image_quality': loss[0] if isinstance(loss, tuple) else loss}  # PerceptualLoss: (percep, style)
-
-    def _clip_gradients(self):
-        """``train.grad_clip``: over the parameters of every optimizer (the U-Net's and a trained encoder's).
-        Returns the gradient norm before clipping (``norm`` only), for the log."""
-        if not self.grad_clip:
-            return {}
-        (kind, limit), = self.grad_clip.items()
-        if kind == 'value':
-            torch.nn.utils.clip_grad_value_(self._trained_parameters(), limit)
-            return {}
-        return {'grad_norm': torch.nn.utils.clip_grad_norm_(self._trained_parameters(), limit).detach()}
-
-    def _trained_parameters(self):
-        """Every parameter some optimizer steps (the U-Net's, and a trained encoder's)."""
-        return [p for optimizer in self.optimizers for group in optimizer.param_groups for p in group['params']]
-
-    def _encode(self):
-        """The encoder's feature maps of the LR batch; when it trains, also its losses (``l_encoder_<name>``)
-        between its own SR output and the HR (images in [0, 1])."""
-        if not self.encoder_trained:
-            with torch.no_grad():
-                return self.net_encoder.features(self.lq), {}
-        sr, features = self.net_encoder(self.lq, return_features=True)  # through DDP's forward, which syncs
-        return features, {f'l_encoder_{name}': loss(sr, self.gt) for name, loss in self.encoder_losses.items()}
-
-    def _diverged(self, current_iter, loss):
-        """A non-finite loss or gradient (on any rank) stops training, naming the iteration, before the step
-        can spoil the weights; with ``train.skip_nonfinite`` the step is skipped and counted instead."""
-        finite = torch.isfinite(loss.detach()) & torch.stack(
-            [torch.isfinite(p.grad).all() for p in self._trained_parameters() if p.grad is not None]).all()
-        if distributed.all_ranks_agree(bool(finite), self.device):
-            return False
-        what = 'loss' if not torch.isfinite(loss.detach()) else 'gradient'
-        if not self.opt['train'].get('skip_nonfinite', False):
-            raise DivergenceError(
-                f'iteration {current_iter}: the noise {what} is not finite (the run diverged); the weights of this '
-                'step were not updated and no checkpoint of it is written. Lower train.optim_g.lr (or add '
-                'warm-up), resume from the last checkpoint with --auto_resume, or set train.skip_nonfinite: true '
-                'to skip such steps')
-        for optimizer in self.optimizers:
-            optimizer.zero_grad()
-        self.skipped_steps += 1
-        get_root_logger().warning(f'iteration {current_iter}: non-finite noise {what}, step skipped '
-                                  f'({self.skipped_steps} so far)')
-        self.log_dict = {'skipped_steps': float(self.skipped_steps)}
-        return True
 
     save_network = checkpoints.save_network  # atomic, never non-finite weights
     save_training_state = checkpoints.save_training_state  # with extra_training_state and the data position
@@ -348,9 +264,3 @@ class SRDiffModel(SampledValidation, SRModel):
             self.save_network(self.net_encoder, 'net_encoder', current_iter)
         super().save(epoch, current_iter)  # net_g (+ ema), then the training state, written last
 
-
-def ema_update(ema_net, net, decay):
-    """ema = decay * ema + (1 - decay) * net, parameter by parameter (BasicSR's ``model_ema``, for any net)."""
-    params = dict(net.named_parameters())
-    for name, ema_param in ema_net.named_parameters():
-        ema_param.data.mul_(decay).add_(params[name].data, alpha=1 - decay)
