@@ -11,7 +11,7 @@ import yaml
 
 from srdiff_basicsr.errors import USER_ERRORS, OptionsError
 from srdiff_basicsr.experiment_lock import running_pid
-from srdiff_basicsr.models.options import check_run_options
+from srdiff_basicsr.models.run_checks import check_run_options
 
 
 def run_pipeline(pipeline):
