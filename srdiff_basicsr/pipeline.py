@@ -85,11 +85,12 @@ class SRDiffPipeline:
         encoder, unet (nn.Module): the networks (used in eval mode, never trained here).
         schedule (DiscreteSchedule): the diffusion's schedule.
         scale (int): HR / LR size ratio.
-        res_rescale (float): the residual is multiplied by this before diffusion (SRDiff: 2).
+        res_rescale (float): the residual is multiplied by this before diffusion (default 2, SRDiff's).
         clip_x0 (bool): clamp the residual x0 to [-1, 1]: in training, and the predicted one at every step
-            (SRDiff does; ECDP, whose residual goes beyond, does not).
-        lr_up (str): the upsampling the residual is over (``ops.resize.UPSAMPLERS``: matlab, SRDiff's;
-            bicubic_antialias, ECDP's torchvision resize).
+            (default: SRDiff does; ECDP, whose residual goes beyond, does not).
+        lr_up (str): the upsampling the residual is over (``ops.resize.UPSAMPLERS``: matlab, SRDiff's and the
+            default; bicubic_antialias, ECDP's torchvision resize).
+            These three make the default space; with ``space`` they are an error (they are the space's).
         parametrization (str): what ``unet`` predicts (see ``diffusion.parametrization``).
         sampler (dict | None): default sampler options (``{'type': 'ddim', 'steps': 20}``; default the
             paper's 100-step DDPM); ``tile``, ``colour_fix``: see ``set_sampling``.
@@ -99,18 +100,28 @@ class SRDiffPipeline:
             ``of_lr(encoder, unet, lr, reference, scale)``; default ``ProjectedCondition``).
     """
 
-    def __init__(self, encoder, unet, schedule, scale, res_rescale=2.0, clip_x0=True, parametrization='eps',
+    def __init__(self, encoder, unet, schedule, scale, res_rescale=None, clip_x0=None, parametrization='eps',
                  sampler=None, tile=None, colour_fix='none', device=None, precision='auto', channels_last=None,
-                 compile=False, lr_up='matlab', space=None, condition=ProjectedCondition):
+                 compile=False, lr_up=None, space=None, condition=ProjectedCondition):
         if parametrization not in PARAMETRIZATIONS:
             raise OptionsError(f'parametrization: must be one of {sorted(PARAMETRIZATIONS)}, got {parametrization!r}')
+        pixel_options = {'res_rescale': res_rescale, 'clip_x0': clip_x0, 'lr_up': lr_up}
+        if space is not None and any(value is not None for value in pixel_options.values()):
+            given = sorted(key for key, value in pixel_options.items() if value is not None)
+            raise OptionsError(f'SRDiffPipeline: {given} given beside space=; they are options of the pixel residual '
+                               f'space, give them to {type(space).__name__} instead')
         self.encoder, self.unet, self.schedule, self.scale = encoder, unet, schedule, scale
-        self.space = space or PixelResidualSpace(scale, res_rescale, clip_x0, lr_up)
+        self.space = space or PixelResidualSpace(scale, **{k: v for k, v in pixel_options.items() if v is not None})
         self.condition_type = condition
-        self.clip_x0, self.parametrization = clip_x0, parametrization
+        self.parametrization = parametrization
         self.nfe = 0  # network evaluations of the last call
         self.set_execution(device or next(unet.parameters()).device, precision, channels_last, compile)
         self.set_sampling(sampler, tile, colour_fix)
+
+    @property
+    def clip_x0(self):
+        """Whether the predicted x0 is clamped to [-1, 1] at every step: the space's choice."""
+        return self.space.clip_x0
 
     @classmethod
     def from_networks(cls, encoder, unet, scale, diffusion=None, **kwargs):

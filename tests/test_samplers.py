@@ -39,8 +39,8 @@ def oracle(x0, parametrization='eps'):
 
 
 def test_plans_are_built_outside_the_samplers_and_start_anywhere():
-    assert make_plan({'type': 'ddpm'}, 100, t_start=5).tolist() == [5, 4, 3, 2, 1, 0]
-    plan = make_plan({'type': 'ddim', 'steps': 3, 'eta': 0.0}, 100, t_start=49)
+    assert make_plan({'type': 'ddpm'}, 100, start_step=5).tolist() == [5, 4, 3, 2, 1, 0]
+    plan = make_plan({'type': 'ddim', 'steps': 3, 'eta': 0.0}, 100, start_step=49)
     assert plan.tolist() == [49, 32, 16]
     assert make_plan({'type': 'ode', 'rtol': 1e-3, 'atol': 1e-3, 'method': 'dopri5'}, 100).tolist() == [99.0, 0.0]
 

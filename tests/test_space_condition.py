@@ -1,17 +1,19 @@
 """The pipeline runs on any space and condition objects: a toy latent space (x0 at half the HR size) and a
 condition asked for at every step, with none of the pipeline, samplers or schedule changed."""
+import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
+from srdiff_basicsr.errors import OptionsError
 from srdiff_basicsr.ops.resize import imresize
 from srdiff_basicsr.pipeline import SRDiffPipeline
 
 
 class HalfSizeResidualSpace:
     """x0: the HR residual over lr_up, averaged over 2x2 blocks (a 'latent' at half the HR size)."""
-    factor = 2
+    factor, clip_x0 = 2, False
 
     def reference(self, lr):
         return imresize(lr, 4)
@@ -68,10 +70,16 @@ def test_a_pipeline_on_a_half_size_latent_space_with_a_per_step_condition():
     lr_up = space.reference(lr)
     hr = lr_up + F.interpolate(torch.rand(1, 3, 12, 12) * 0.2 - 0.1, scale_factor=2, mode='nearest')
     unet.x0 = space.encode(hr, lr_up)
-    pipe = SRDiffPipeline(nn.Identity(), unet, schedule, 4, space=space, condition=StepCondition, precision='fp32',
-                          clip_x0=False)
+    pipe = SRDiffPipeline(nn.Identity(), unet, schedule, 4, space=space, condition=StepCondition, precision='fp32')
     StepCondition.asked = []
     sr = pipe(lr, seed=0, sampler='ddim', steps=5)
     assert sr.shape == hr.shape and torch.allclose(sr, hr, atol=1e-4)
     assert StepCondition.asked == [[step] for step in (9, 7, 5, 3, 1)]  # once per step, at its step
     assert pipe.nfe == 5
+
+
+def test_pixel_space_options_beside_a_space_are_refused_by_name():
+    schedule = DiscreteSchedule.from_options(timesteps=10)
+    with pytest.raises(OptionsError, match=r"\['clip_x0', 'lr_up'\] given beside space=.*HalfSizeResidualSpace"):
+        SRDiffPipeline(nn.Identity(), KnowsX0(schedule), schedule, 4, space=HalfSizeResidualSpace(), clip_x0=True,
+                       lr_up='matlab')

@@ -33,15 +33,15 @@ def test_every_step_count_gives_that_many_decreasing_steps(num_timesteps):
 
 def test_plans_from_an_intermediate_step_and_the_ancestral_plan():
     for t_start in (0, 1, 28, 57, 99):
-        assert make_plan({'type': 'ddpm'}, 100, t_start=t_start).tolist() == list(range(t_start, -1, -1))
+        assert make_plan({'type': 'ddpm'}, 100, start_step=t_start).tolist() == list(range(t_start, -1, -1))
         for steps in range(1, t_start + 2):
-            plan = make_plan({'type': 'ddim', 'steps': steps, 'eta': 0.0}, 100, t_start=t_start).tolist()
+            plan = make_plan({'type': 'ddim', 'steps': steps, 'eta': 0.0}, 100, start_step=t_start).tolist()
             assert plan == trailing_reference(t_start + 1, steps)
 
 
 def test_a_plan_that_cannot_be_built_names_the_option():
     with pytest.raises(OptionsError, match=r'^val\.sampler\.steps: 30 steps do not fit between step 9 and 0'):
-        make_plan({'type': 'ddim', 'steps': 30, 'eta': 0.0}, 100, t_start=9, where='val.sampler')
+        make_plan({'type': 'ddim', 'steps': 30, 'eta': 0.0}, 100, start_step=9, where='val.sampler')
 
 
 @pytest.mark.parametrize('schedule_name', sorted(SCHEDULES))

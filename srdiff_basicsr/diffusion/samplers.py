@@ -32,7 +32,7 @@ class Option:
 @dataclass(frozen=True)
 class Sampler:
     function: Callable
-    plan: Callable  # (num_timesteps, options, t_start) -> the steps to visit
+    plan: Callable  # (num_timesteps, options, start_step) -> the steps to visit
     label: str | Callable  # str.format'ed with the options (and ``steps``), or called with them, for reports
     description: str
     options: dict = field(default_factory=dict)
@@ -82,23 +82,23 @@ STEPS = Option(20, 'network evaluations', _steps)
 
 
 # step plans --------------------------------------------------------------------------------------
-def every_step(num_timesteps, options, t_start):
-    """t_start, t_start - 1, ..., ``end_step`` (default 0)."""
+def every_step(num_timesteps, options, start_step):
+    """start_step, start_step - 1, ..., ``end_step`` (default 0)."""
     end_step = options.get('end_step', 0)
-    if end_step > t_start:
-        raise OptionsError(f'end_step: {end_step} is after the first step {t_start}')
-    return torch.arange(t_start, end_step - 1, -1)
+    if end_step > start_step:
+        raise OptionsError(f'end_step: {end_step} is after the first step {start_step}')
+    return torch.arange(start_step, end_step - 1, -1)
 
 
-def trailing_steps(num_timesteps, options, t_start):
-    """``steps`` steps from t_start down, evenly spaced: entry i is round(span (steps - i) / steps) - 1 with
-    span = t_start + 1 ("trailing", Lin et al. 2024, Table 2), so from T-1 every plan starts at the last
+def trailing_steps(num_timesteps, options, start_step):
+    """``steps`` steps from start_step down, evenly spaced: entry i is round(span (steps - i) / steps) - 1 with
+    span = start_step + 1 ("trailing", Lin et al. 2024, Table 2), so from T-1 every plan starts at the last
     training step and ends at round(span / steps) - 1, from where the sampler's last update goes to the data.
     Integer arithmetic (a float ``arange`` gives steps + 1 entries for some counts), rounding half to even
     as numpy's ``round`` and diffusers' trailing spacing do."""
-    span, steps = t_start + 1, options['steps']
+    span, steps = start_step + 1, options['steps']
     if steps > span:
-        raise OptionsError(f'steps: {steps} steps do not fit between step {t_start} and 0')
+        raise OptionsError(f'steps: {steps} steps do not fit between step {start_step} and 0')
     plan = []
     for i in range(steps):
         quotient, remainder = divmod(span * (steps - i), steps)
@@ -107,9 +107,9 @@ def trailing_steps(num_timesteps, options, t_start):
     return torch.tensor(plan, dtype=torch.int64)
 
 
-def interval(num_timesteps, options, t_start):
-    """The real interval [t_start, 0] of an adaptive solver."""
-    return torch.tensor([float(t_start), 0.0], dtype=torch.float64)
+def interval(num_timesteps, options, start_step):
+    """The real interval [start_step, 0] of an adaptive solver."""
+    return torch.tensor([float(start_step), 0.0], dtype=torch.float64)
 
 
 # the samplers ------------------------------------------------------------------------------------
@@ -199,9 +199,9 @@ def dpmpp_2m(denoiser, schedule, x_T, plan, noise):
     return x
 
 
-def probability_flow(denoiser, schedule, x_T, t_start, t_end, rtol=1e-3, atol=1e-3, method='dopri5',
+def probability_flow(denoiser, schedule, x_T, start_step, end_step, rtol=1e-3, atol=1e-3, method='dopri5',
                      adjoint_params=None):
-    """x at step ``t_end`` from x_T at ``t_start`` along the probability-flow ODE, in DDIM's coordinates
+    """x at step ``end_step`` from x_T at ``start_step`` along the probability-flow ODE, in DDIM's coordinates
     x_bar = x / sqrt(alpha_bar) (Song et al. 2021, eq. 14): d x_bar / d log(sigma_bar) = x_bar - x0, smooth in
     log(sigma_bar). With a clamping denoiser the velocity uses the clamped x0, as DDIM does.
 
@@ -210,7 +210,7 @@ def probability_flow(denoiser, schedule, x_T, t_start, t_end, rtol=1e-3, atol=1e
     (``torchdiffeq.odeint_adjoint``), whose memory does not grow with the number of steps."""
     from torchdiffeq import odeint, odeint_adjoint
 
-    sigma_start, sigma_end = schedule.sigma_bar(torch.tensor([float(t_start), float(t_end)],
+    sigma_start, sigma_end = schedule.sigma_bar(torch.tensor([float(start_step), float(end_step)],
                                                              device=schedule.log_sigma_bar.device))
     dtype = x_T.dtype
 
@@ -246,12 +246,12 @@ def ode(denoiser, schedule, x_T, plan, noise, rtol=1e-3, atol=1e-3, method='dopr
     return denoiser(x, torch.full((x.shape[0], ), float(plan[-1]), device=x.device, dtype=x.dtype))[0]
 
 
-def vp_probability_flow(denoiser, schedule, x_T, t_start, t_end, rtol=1e-3, atol=1e-3, method='dopri5',
+def vp_probability_flow(denoiser, schedule, x_T, start_step, end_time, rtol=1e-3, atol=1e-3, method='dopri5',
                         adjoint_params=None):
-    """x at network time ``t_end`` from x_T at step ``t_start`` along the VP SDE's probability-flow ODE in the
+    """x at network time ``end_time`` from x_T at step ``start_step`` along the VP SDE's probability-flow ODE in the
     network's time tau (Song et al. 2021, eq. 13): dx/dtau = -beta(tau) / 2 (x - eps / sqrt(1 - alpha_bar(tau)))
     / t_max, ECDP's (300 to 0.1): the state in x's dtype, the time in float64 as torchdiffeq keeps it, the last
-    step ending exactly at t_end (``jump_t``). Needs the VP schedule. Differentiable as ``probability_flow``
+    step ending exactly at end_time (``jump_t``). Needs the VP schedule. Differentiable as ``probability_flow``
     (``adjoint_params``: by the adjoint method)."""
     from torchdiffeq import odeint, odeint_adjoint
 
@@ -264,8 +264,8 @@ def vp_probability_flow(denoiser, schedule, x_T, t_start, t_end, rtol=1e-3, atol
         sqrt_1m_ab = schedule.coefficients(step, x)[1]
         return -0.5 * schedule.beta_of_time(tau).to(x.dtype) * (x - eps / sqrt_1m_ab) / schedule.t_max
 
-    tau_start = schedule.network_time(torch.tensor([float(t_start)], dtype=torch.float64))[0]
-    times = torch.tensor([float(tau_start), float(t_end)], dtype=torch.float64, device=x_T.device)
+    time_start = schedule.network_time(torch.tensor([float(start_step)], dtype=torch.float64))[0]
+    times = torch.tensor([float(time_start), float(end_time)], dtype=torch.float64, device=x_T.device)
     options = {'rtol': rtol, 'atol': atol, 'method': method, 'options': {'jump_t': times[1:]}}
     if adjoint_params is None:
         return odeint(velocity, x_T, times, **options)[-1]
@@ -316,28 +316,28 @@ def _split(sampler_opt):
     return SAMPLERS[options.pop('type')], options
 
 
-def make_plan(sampler_opt, num_timesteps, t_start=None, where='sampler'):
-    """The steps a (checked) sampler visits, from ``t_start`` (default T-1) down; an error naming
+def make_plan(sampler_opt, num_timesteps, start_step=None, where='sampler'):
+    """The steps a (checked) sampler visits, from ``start_step`` (default T-1) down; an error naming
     ``where.steps`` when they do not fit, or when a builder gave other than ``steps`` strictly decreasing steps
-    from t_start (a plan is never run with an extra or a missing step)."""
+    from start_step (a plan is never run with an extra or a missing step)."""
     sampler, options = _split(sampler_opt)
-    t_start = num_timesteps - 1 if t_start is None else t_start
+    start_step = num_timesteps - 1 if start_step is None else start_step
     try:
-        plan = sampler.plan(num_timesteps, options, t_start)
+        plan = sampler.plan(num_timesteps, options, start_step)
     except OptionsError as error:
         raise OptionsError(f'{where}.{error}') from None
     if not plan.is_floating_point():
-        steps = options.get('steps', t_start + 1 - options.get('end_step', 0))
-        if (len(plan) != steps or plan[0] != t_start or plan[-1] < 0 or (plan[1:] >= plan[:-1]).any()):
-            raise OptionsError(f'{where}.steps: the {sampler_opt["type"]} plan of {steps} steps from step {t_start} '
-                               f'is not {steps} decreasing steps from {t_start} to 0 or above: {plan.tolist()}')
+        steps = options.get('steps', start_step + 1 - options.get('end_step', 0))
+        if (len(plan) != steps or plan[0] != start_step or plan[-1] < 0 or (plan[1:] >= plan[:-1]).any()):
+            raise OptionsError(f'{where}.steps: the {sampler_opt["type"]} plan of {steps} steps from step {start_step} '
+                               f'is not {steps} decreasing steps from {start_step} to 0 or above: {plan.tolist()}')
     return plan
 
 
-def run_sampler(sampler_opt, denoiser, schedule, x_T, noise, t_start=None, where='sampler'):
-    """x0 by the (checked) sampler ``sampler_opt`` from x_T taken as the latent at ``t_start``."""
+def run_sampler(sampler_opt, denoiser, schedule, x_T, noise, start_step=None, where='sampler'):
+    """x0 by the (checked) sampler ``sampler_opt`` from x_T taken as the latent at ``start_step``."""
     sampler, options = _split(sampler_opt)
-    plan = make_plan(sampler_opt, schedule.num_timesteps, t_start, where)
+    plan = make_plan(sampler_opt, schedule.num_timesteps, start_step, where)
     return sampler.function(denoiser, schedule, x_T, plan, noise, **sampler.function_options(options))
 
 

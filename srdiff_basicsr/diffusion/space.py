@@ -7,7 +7,8 @@ SRDiff, SRADM and ECDP diffuse a rescaled residual over an upsampling of the LR 
 - ``decode(x0, reference)``: the SR image in [0, 1];
 - ``shape(reference)``: the shape of x0 and of the noise x_T;
 - ``colour_reference(reference)``: the HR-size image in [0, 1] the colour fixes match the SR image to;
-- ``factor``: HR pixels per x0 pixel along a side (1 here; 8 for Stable Diffusion's VAE).
+- ``factor``: HR pixels per x0 pixel along a side (1 here; 8 for Stable Diffusion's VAE);
+- ``clip_x0``: whether a predicted x0 is clamped to [-1, 1] at every step.
 """
 from srdiff_basicsr.errors import OptionsError
 from srdiff_basicsr.ops.resize import UPSAMPLERS
