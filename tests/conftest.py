@@ -192,3 +192,17 @@ def sample(sampler, network, schedule, x_T, generator=None, noises=None, clip_x0
     checked = sampler_options({'type': sampler, **options}, schedule.num_timesteps)
     return run_sampler(checked, Denoiser(network, schedule, parametrization, clip_x0), schedule, x_T,
                        noise_source(generator, noises), t_start)
+
+
+@pytest.fixture(scope='session')
+def stablesr_golden():
+    """StableSR's golden data (see ``tests/stablesr_fixtures.py``)."""
+    from tests.stablesr_fixtures import load_golden
+    return load_golden()
+
+
+@pytest.fixture(scope='session')
+def stablesr_nets(stablesr_golden):
+    """Our StableSR (U-Net, time-aware encoder, VAE) with the golden data's official weights, in eval mode."""
+    from tests.stablesr_fixtures import loaded_networks
+    return loaded_networks(stablesr_golden)

@@ -43,7 +43,7 @@ TRAINING_MISTAKES = [
     ('diffusion.timesteps', 10.5, 'diffusion.timesteps: must be an integer >= 1, got 10.5'),
     ('diffusion.cosine_s', -1, 'diffusion.cosine_s: must be a number > 0, got -1'),
     ('diffusion.res_rescale', 0, 'diffusion.res_rescale: must be a number > 0, got 0'),
-    ('diffusion.schedule', 'linear', "diffusion.schedule: must be one of ['cosine', 'vp'], got 'linear'"),
+    ('diffusion.schedule', 'linear', "diffusion.schedule: must be one of ['cosine', 'scaled_linear', 'vp'], got 'linear'"),
     ('diffusion.loss', 'l2', 'write train.pixel_opt: {type: MSELoss, loss_weight: 1.0} instead'),
     ('network_g.dim', 0, 'network_g.dim: must be an integer >= 1, got 0'),
     ('network_g.dim_mults', [], 'network_g.dim_mults: must be a non-empty list of integers >= 1, got []'),

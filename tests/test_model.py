@@ -344,7 +344,7 @@ def test_skip_nonfinite_skips_and_counts_the_bad_steps(tmp_path, encoder_path):
     (dict(diffusion__timesteps=0), 'diffusion.timesteps: must be an integer >= 1, got 0'),
     (dict(diffusion__cosine_s=-1), 'diffusion.cosine_s: must be a number > 0, got -1'),
     (dict(diffusion__res_rescale=0), 'diffusion.res_rescale: must be a number > 0, got 0'),
-    (dict(diffusion__schedule='linear'), "diffusion.schedule: must be one of \\['cosine', 'vp'\\], got 'linear'"),
+    (dict(diffusion__schedule='linear'), "diffusion.schedule: must be one of \\['cosine', 'scaled_linear', 'vp'\\], got 'linear'"),
     (dict(network_g__dim=0), 'network_g.dim: must be an integer >= 1, got 0'),
     (dict(network_g__dim_mults=[]), r'network_g.dim_mults: must be a non-empty list of integers >= 1, got \[\]'),
     (dict(train__ema_decay=2.0), 'train.ema_decay: must be a number from 0 .* got 2.0'),

@@ -147,7 +147,7 @@ def test_the_table_fills_defaults_checks_options_and_describes():
                          ({'type': 'dpmpp_2m', 'eta': 0.5}, r"unknown option\(s\) \['eta'\] for dpmpp_2m")]:
         with pytest.raises(OptionsError, match=message):
             sampler_options(bad, 100)
-    assert set(SAMPLERS) == {'ddpm', 'ddim', 'dpmpp_2m', 'ode', 'ode_vp'}
+    assert set(SAMPLERS) == {'ddpm', 'ddpm_spaced', 'ddim', 'dpmpp_2m', 'ode', 'ode_vp'}
 
 
 def test_the_hybrid_combination_is_the_eps_head_at_low_noise_and_the_x0_heads_eps_at_high_noise():

@@ -76,6 +76,19 @@ def ddpm_update(x, k, plan, alpha_bar, z):
     return mean + math.sqrt(beta * (1 - a_prev) / (1 - a)) * z if t > 0 else mean
 
 
+def ddpm_spaced_update(x, k, plan, alpha_bar, z):
+    """DDPM's posterior step on the respaced schedule: the previous step is the plan's next, beta = 1 - a / a_next;
+    the denoiser's x0 at the last step."""
+    a = alpha_bar[plan[k]]
+    x0 = posterior_mean(x, a)
+    if k == len(plan) - 1:
+        return x0
+    a_prev = alpha_bar[plan[k + 1]]
+    beta = 1 - a / a_prev
+    mean = beta * math.sqrt(a_prev) / (1 - a) * x0 + (1 - a_prev) * math.sqrt(1 - beta) / (1 - a) * x
+    return mean + math.sqrt(beta * (1 - a_prev) / (1 - a)) * z
+
+
 def ddim_update(eta):
     """DDIM's step (Song et al. eq. 12): x_prev = sqrt(a_prev) x0 + sqrt(1 - a_prev - sigma^2) eps + sigma z,
     sigma = eta sqrt((1 - a_prev) / (1 - a) (1 - a / a_prev)); the denoiser's x0 at the last step."""
@@ -92,7 +105,7 @@ def ddim_update(eta):
 
 
 def reference_update(name, options):
-    return ddpm_update if name == 'ddpm' else ddim_update(options['eta'])
+    return {'ddpm': ddpm_update, 'ddpm_spaced': ddpm_spaced_update}.get(name) or ddim_update(options['eta'])
 
 
 def reference_chain(update, x, plan, alpha_bar, noises):
@@ -143,7 +156,8 @@ def assert_states_equal(states, reference, atol):
 @pytest.mark.parametrize('parametrization', sorted(PARAMETRIZATIONS))
 @pytest.mark.parametrize('schedule_name', ['cosine', 'vp'])
 @pytest.mark.parametrize('name,options', [('ddpm', {}), ('ddim', {'steps': 10, 'eta': 1.0}),
-                                          ('ddim', {'steps': 25, 'eta': 0.5}), ('ddim', {'steps': 7, 'eta': 0.0})])
+                                          ('ddim', {'steps': 25, 'eta': 0.5}), ('ddim', {'steps': 7, 'eta': 0.0}),
+                                          ('ddpm_spaced', {'steps': 12})])
 def test_every_state_follows_the_chain_of_the_papers_equations(name, options, schedule_name, parametrization):
     schedule, alpha_bar = SCHEDULES[schedule_name]
     x_T, *noises = draws(schedule.num_timesteps + 1)
@@ -159,7 +173,7 @@ def test_every_state_follows_the_chain_of_the_papers_equations(name, options, sc
 
 @pytest.mark.parametrize('schedule_name', ['cosine', 'vp'])
 @pytest.mark.parametrize('name,options', [('ddpm', {}), ('ddim', {'steps': 30, 'eta': 1.0}),
-                                          ('ddim', {'steps': 12, 'eta': 0.4})])
+                                          ('ddim', {'steps': 12, 'eta': 0.4}), ('ddpm_spaced', {'steps': 15})])
 def test_the_stochastic_chains_have_the_moments_of_their_steps(name, options, schedule_name):
     """Mean and variance over many samples of every state and of the sample against the chain's own."""
     schedule, alpha_bar = SCHEDULES[schedule_name]

@@ -6,8 +6,6 @@ Tolerance: float32 round-off of a different order of operations (attention throu
 the legacy attention's two sqrt scalings as one): 2e-5 absolute on outputs of magnitude 2-6.
 """
 import re
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -15,34 +13,9 @@ from srdiff_basicsr.archs.cfw_autoencoder_arch import CFWAutoencoder, posterior_
 from srdiff_basicsr.network_options import build_arch
 from srdiff_basicsr.official_stablesr import (RELEASED_CONFIG, convert_vae_state_dict, network_options,
                                               split_checkpoint)
+from tests.stablesr_fixtures import REFERENCE
 
-REFERENCE = Path(__file__).resolve().parents[2] / 'shared' / 'reference'
-GOLDEN = REFERENCE / 'golden' / 'stablesr_official_tiny.pt'
 ATOL = 2e-5
-
-
-def tiny_config(golden):
-    ldm, cfw = golden['configs']['ldm']['params'], golden['configs']['cfw']['params']
-    return {'unet': ldm['unet_config']['params'], 'structcond': ldm['structcond_stage_config']['params'],
-            'ddconfig': cfw['ddconfig'], 'embed_dim': cfw['embed_dim']}
-
-
-@pytest.fixture(scope='module')
-def golden():
-    return torch.load(GOLDEN, weights_only=False)
-
-
-@pytest.fixture(scope='module')
-def nets(golden):
-    """Our three networks from the tiny configuration, loaded with the official state dicts."""
-    options = network_options(tiny_config(golden))
-    parts, unknown = split_checkpoint(golden['state_dicts']['ldm'])
-    assert unknown == []
-    unet, encoder, vae = (build_arch(dict(options[k])).eval() for k in ('network_g', 'network_encoder', 'network_vae'))
-    unet.load_state_dict(parts['unet'])
-    encoder.load_state_dict(parts['time_aware_encoder'])
-    vae.load_state_dict(convert_vae_state_dict(golden['state_dicts']['cfw']))
-    return unet, encoder, vae
 
 
 def close(ours, theirs):
@@ -51,34 +24,34 @@ def close(ours, theirs):
 
 
 @pytest.mark.parametrize('case', ['a_structcond', 'a_structcond_nonsquare'])
-def test_time_aware_encoder_gives_the_official_features_keyed_by_width(golden, nets, case):
-    data = golden[case]
+def test_time_aware_encoder_gives_the_official_features_keyed_by_width(stablesr_golden, stablesr_nets, case):
+    data = stablesr_golden[case]
     with torch.no_grad():
-        out = nets[1](data['x'], data['t'])
+        out = stablesr_nets[1](data['x'], data['t'])
     assert sorted(out) == sorted(data['out'])
     for width, expected in data['out'].items():
         close(out[width], expected)
 
 
 @pytest.mark.parametrize('case', ['b_unet', 'b_unet_nonsquare'])
-def test_unet_gives_the_official_eps(golden, nets, case):
-    data = golden[case]
+def test_unet_gives_the_official_eps(stablesr_golden, stablesr_nets, case):
+    data = stablesr_golden[case]
     with torch.no_grad():
-        close(nets[0](data['x_t'], data['t'], data['context'], data['struct_cond']), data['eps'])
+        close(stablesr_nets[0](data['x_t'], data['t'], (data['context'], data['struct_cond'])), data['eps'])
 
 
-def test_unet_reads_each_spade_condition_at_its_own_width(golden, nets):
-    data = golden['b_unet']
+def test_unet_reads_each_spade_condition_at_its_own_width(stablesr_golden, stablesr_nets):
+    data = stablesr_golden['b_unet']
     changed = {width: f.clone() for width, f in data['struct_cond'].items()}
     coarsest = min(changed, key=int)
     changed[coarsest] += 1
     with torch.no_grad():
-        eps = nets[0](data['x_t'], data['t'], data['context'], changed)
+        eps = stablesr_nets[0](data['x_t'], data['t'], (data['context'], changed))
     assert (eps - data['eps']).abs().max() > 1e-3  # every width's condition is used
 
 
-def test_vae_posterior_features_and_cfw_decode_match_the_official(golden, nets):
-    data, vae = golden['c_vae'], nets[2]
+def test_vae_posterior_features_and_cfw_decode_match_the_official(stablesr_golden, stablesr_nets):
+    data, vae = stablesr_golden['c_vae'], stablesr_nets[2]
     with torch.no_grad():
         (mean, logvar), features = vae.encode(data['image'])
         close(mean, data['posterior_mean'])
@@ -91,8 +64,8 @@ def test_vae_posterior_features_and_cfw_decode_match_the_official(golden, nets):
             close(vae.decode(data['z_for_decode'], features, float(w)), expected)
 
 
-def test_cfw_weight_moves_the_decode_between_the_plain_decoder_and_full_fusion(golden, nets):
-    data, vae = golden['c_vae'], nets[2]
+def test_cfw_weight_moves_the_decode_between_the_plain_decoder_and_full_fusion(stablesr_golden, stablesr_nets):
+    data, vae = stablesr_golden['c_vae'], stablesr_nets[2]
     with torch.no_grad():
         _, features = vae.encode(data['image'])
         plain = vae.decode(data['z_for_decode'])
@@ -125,24 +98,24 @@ def count(net, contains=''):
 
 
 def test_released_configuration_has_the_official_parameter_counts():
-    nets = meta_networks()
-    assert count(nets['network_g']) == 918_930_884
-    assert count(nets['network_g'], 'spade') == 53_020_160
-    assert count(nets['network_encoder']) == 52_494_080
-    assert count(nets['network_vae']) == 128_047_591
-    assert count(nets['network_vae'], 'fusion') == 44_393_728
+    meta = meta_networks()
+    assert count(meta['network_g']) == 918_930_884
+    assert count(meta['network_g'], 'spade') == 53_020_160
+    assert count(meta['network_encoder']) == 52_494_080
+    assert count(meta['network_vae']) == 128_047_591
+    assert count(meta['network_vae'], 'fusion') == 44_393_728
     with torch.device('meta'):
         plain = CFWAutoencoder(cfw=False)
     assert count(plain) == 83_653_863
 
 
 def test_every_released_key_maps_onto_our_networks_with_its_shape():
-    (diffusion, cfw), nets = released_keys(), meta_networks()
+    (diffusion, cfw), meta = released_keys(), meta_networks()
     parts, unknown = split_checkpoint(diffusion)
     assert unknown == [] and len(parts['schedule']) == 12 and len(cfw) == 404
     expected = {'network_g': parts['unet'], 'network_encoder': parts['time_aware_encoder'],
                 'network_vae': convert_vae_shapes(cfw)}
-    for name, net in nets.items():
+    for name, net in meta.items():
         ours = {k: tuple(v.shape) for k, v in net.state_dict().items()}
         assert ours == expected[name], name
     first_stage = convert_vae_shapes(parts['first_stage'])

@@ -7,8 +7,8 @@ from srdiff_basicsr.archs.stablesr_blocks import (Downsample, GroupNorm32, Times
 
 
 class StableSRUNet(nn.Module):
-    """eps (or v) of a VAE latent x_t at timestep t, given the text ``context`` (B, 77, context_dim; StableSR: the
-    empty prompt's) and the time-aware encoder's ``struct_cond`` ({str(width): map}). Stable Diffusion's U-Net
+    """eps (or v) of a VAE latent x_t at timestep t, given ``cond`` = (the text ``context`` (B, 77, context_dim;
+    StableSR: the empty prompt's), the time-aware encoder's ``struct_cond`` ({str(width): map})). Stable Diffusion's U-Net
     (residual blocks and linear-projection spatial transformers, diffusers' ``Transformer2DModel``) in the official
     module tree, where every residual block of the input, middle and output blocks applies a SPADE on the condition
     map of its width between its output layers and its skip add (``UNetModelDualcondV2``).
@@ -68,7 +68,9 @@ class StableSRUNet(nn.Module):
         nn.init.zeros_(self.out[2].weight)
         nn.init.zeros_(self.out[2].bias)
 
-    def forward(self, x, t, context, struct_cond):
+    def forward(self, x, t, cond):
+        """eps (or v) at x_t, timesteps t, under ``cond`` = (context, struct_cond) (the family's (x, t, cond))."""
+        context, struct_cond = cond
         emb = self.time_embed(timestep_embedding(t, self.model_channels).type(x.dtype))
         skips, h = [], x
         for block in self.input_blocks:

@@ -146,14 +146,52 @@ def ddpm(denoiser, schedule, x_T, plan, noise, variance='posterior'):
     the posterior's variance beta~_t (or beta_t, Ho et al.'s other choice and ECDP's); at the plan's last step the
     denoiser's x0 (at step 0 the posterior mean is x0 itself). The k-th step draws noise k (the last one too,
     unused, as ECDP's)."""
+    def posterior(k, step, x0, x):
+        mean, log_variance = schedule.q_posterior(x0, x, _batch_t(step, x))
+        return mean, (0.5 * log_variance).exp() if variance == 'posterior' else schedule.betas[step].sqrt()
+    return _ancestral(denoiser, x_T, plan, noise, posterior)
+
+
+def spaced_steps(num_timesteps, options, start_step):
+    """``steps`` steps spread over [0, start_step] as improved DDPM's (and StableSR's) ``space_timesteps``: a
+    stride of start_step / (steps - 1) accumulated in floating point, each entry rounded (half to even), then
+    from start_step down."""
+    steps = options['steps']
+    if steps > start_step + 1 or steps < 2:
+        raise OptionsError(f'steps: {steps} respaced steps must be 2 or more and fit between step {start_step} and 0')
+    stride, position, taken = start_step / (steps - 1), 0.0, []
+    for _ in range(steps):
+        taken.append(round(position))
+        position += stride
+    return torch.tensor(taken[::-1], dtype=torch.int64)
+
+
+@register_sampler('ddpm_spaced', spaced_steps, 'DDPM, {steps} respaced steps',
+                  "ancestral DDPM on evenly spaced steps, each step's posterior that of the respaced schedule "
+                  "(improved DDPM's respacing; StableSR's sampler, 200 of 1000 steps)",
+                  options={'steps': Option(20, 'network evaluations', _steps)})
+@torch.no_grad()
+def ddpm_spaced(denoiser, schedule, x_T, plan, noise):
+    """DDPM on the schedule respaced to the plan's steps (``DiscreteSchedule.respaced``): x0 from the denoiser at
+    each original step, the posterior of the respaced schedule at its index, plus its noise; the denoiser's x0 at
+    the last step. The k-th step draws noise k (the last one too, unused, as StableSR's)."""
+    respaced = schedule.respaced(plan.flip(0))
+    last = len(plan) - 1
+
+    def posterior(k, step, x0, x):
+        mean, log_variance = respaced.q_posterior(x0, x, _batch_t(last - k, x))
+        return mean, (0.5 * log_variance).exp()
+    return _ancestral(denoiser, x_T, plan, noise, posterior)
+
+
+def _ancestral(denoiser, x_T, plan, noise, posterior):
+    """x <- mean + std z along the plan, (mean, std) = posterior(k, step, x0, x); the last step's x0."""
     x = x_T
     for k, step in enumerate(plan.tolist()):
-        t = _batch_t(step, x)
-        x0, _ = denoiser(x, t)
+        x0, _ = denoiser(x, _batch_t(step, x))
         if k == len(plan) - 1:
             return x0
-        mean, log_variance = schedule.q_posterior(x0, x, t)
-        std = (0.5 * log_variance).exp() if variance == 'posterior' else schedule.betas[step].sqrt()
+        mean, std = posterior(k, step, x0, x)
         x = mean + std * noise(k, x)
     return x
 

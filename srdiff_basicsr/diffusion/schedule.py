@@ -50,9 +50,9 @@ class DiscreteSchedule(nn.Module):
     so samples match it to float32 round-off.
     """
 
-    def __init__(self, betas):
+    def __init__(self, betas, table_dtype=np.float64):
         super().__init__()
-        betas = np.asarray(betas, dtype=np.float64)
+        betas = np.asarray(betas, dtype=table_dtype)
         alphas = 1.0 - betas
         alphas_cumprod = np.cumprod(alphas)
         alphas_cumprod_prev = np.append(1.0, alphas_cumprod[:-1])
@@ -74,7 +74,16 @@ class DiscreteSchedule(nn.Module):
         buffer('posterior_log_variance_clipped', np.log(np.maximum(posterior_variance, 1e-20)))
         buffer('posterior_mean_coef1', betas * np.sqrt(alphas_cumprod_prev) / (1.0 - alphas_cumprod))
         buffer('posterior_mean_coef2', (1.0 - alphas_cumprod_prev) * np.sqrt(alphas) / (1.0 - alphas_cumprod))
-        self.register_buffer('log_sigma_bar', torch.tensor(0.5 * np.log(1.0 / alphas_cumprod - 1)), persistent=False)
+        self.register_buffer('log_sigma_bar', torch.tensor(0.5 * np.log(1.0 / alphas_cumprod.astype(np.float64) - 1)),
+                             persistent=False)
+
+    def respaced(self, steps):
+        """The schedule of the increasing ``steps`` alone (improved DDPM's respacing, as StableSR's sampler and
+        model do it): beta_k = 1 - alpha_bar[s_k] / alpha_bar[s_(k-1)] on the float32 table, its tables computed in
+        float32 (the official numbers exactly)."""
+        alpha_bar = self.alphas_cumprod.detach().cpu()[torch.as_tensor(steps)]
+        previous = torch.cat([torch.ones(1), alpha_bar[:-1]])
+        return DiscreteSchedule((1 - alpha_bar / previous).numpy(), table_dtype=np.float32).to(self.betas.device)
 
     @staticmethod
     def from_options(schedule='cosine', timesteps=None, **options):
@@ -145,6 +154,14 @@ def vp_log_alpha_bar(s, beta_min, beta_max):
     return -(beta_min * s + (beta_max - beta_min) * s**2 / 2)
 
 
+def scaled_linear(timesteps, linear_start=0.00085, linear_end=0.012):
+    """Stable Diffusion's schedule (LDM's "linear"): beta = linspace(sqrt(start), sqrt(end), T)^2 in float64, with the
+    tables StableSR's model registers in its ``__init__`` (re-spaced over all T steps: betas recomputed from the
+    float32 alpha_bar, tables in float32)."""
+    betas = np.linspace(linear_start**0.5, linear_end**0.5, timesteps, dtype=np.float64)**2
+    return DiscreteSchedule(betas).respaced(torch.arange(timesteps))
+
+
 class VPSchedule(DiscreteSchedule):
     """ECDP's continuous-time VP diffusion: time t in [0, t_max], s = t / t_max, alpha_bar in closed form.
 
@@ -195,4 +212,5 @@ SCHEDULES = {
     'cosine': ScheduleEntry(lambda timesteps, cosine_s: DiscreteSchedule(cosine_betas(timesteps, cosine_s)),
                             {'cosine_s': 0.008}, 100),
     'vp': ScheduleEntry(VPSchedule, {'beta_min': 0.1, 'beta_max': 20.0, 't_max': 300.0}, 300),
+    'scaled_linear': ScheduleEntry(scaled_linear, {'linear_start': 0.00085, 'linear_end': 0.012}, 1000),
 }

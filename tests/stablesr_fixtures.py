@@ -1,0 +1,33 @@
+"""StableSR's golden data (``shared/reference/golden/stablesr_official_tiny.pt``) and our networks loaded with its
+official state dicts, for the StableSR tests (the fixtures ``stablesr_golden`` and ``stablesr_nets`` in conftest)."""
+from pathlib import Path
+
+import torch
+
+from srdiff_basicsr.network_options import build_arch
+from srdiff_basicsr.official_stablesr import convert_vae_state_dict, network_options, split_checkpoint
+
+REFERENCE = Path(__file__).resolve().parents[2] / 'shared' / 'reference'
+GOLDEN = REFERENCE / 'golden' / 'stablesr_official_tiny.pt'
+
+
+def tiny_config(golden):
+    ldm, cfw = golden['configs']['ldm']['params'], golden['configs']['cfw']['params']
+    return {'unet': ldm['unet_config']['params'], 'structcond': ldm['structcond_stage_config']['params'],
+            'ddconfig': cfw['ddconfig'], 'embed_dim': cfw['embed_dim']}
+
+
+def load_golden():
+    return torch.load(GOLDEN, weights_only=False)
+
+
+def loaded_networks(golden):
+    """Our (U-Net, time-aware encoder, VAE) from the tiny configuration, loaded with the official state dicts."""
+    options = network_options(tiny_config(golden))
+    parts, unknown = split_checkpoint(golden['state_dicts']['ldm'])
+    assert unknown == []
+    unet, encoder, vae = (build_arch(dict(options[k])).eval() for k in ('network_g', 'network_encoder', 'network_vae'))
+    unet.load_state_dict(parts['unet'])
+    encoder.load_state_dict(parts['time_aware_encoder'])
+    vae.load_state_dict(convert_vae_state_dict(golden['state_dicts']['cfw']))
+    return unet, encoder, vae

@@ -1,0 +1,77 @@
+"""StableSR's schedule, respacing and DDPM chains against the official code's recorded runs
+(``stablesr_official_tiny.pt``): the family's schedule and sampler table, given StableSR's networks.
+
+Tolerances: the schedule tables are exact (the same float32 arithmetic); a chain's latents agree to float32
+round-off of the networks, 1e-4 absolute after 4 steps and 2e-3 after 200 (latents of magnitude ~3).
+"""
+import pytest
+import torch
+
+from srdiff_basicsr.diffusion.noise import noise_source
+from srdiff_basicsr.diffusion.parametrization import Denoiser
+from srdiff_basicsr.diffusion.samplers import make_plan, run_sampler
+from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
+
+
+@pytest.fixture(scope='module')
+def schedule():
+    return DiscreteSchedule.from_options('scaled_linear')
+
+
+def test_scaled_linear_schedule_has_the_official_tables_after_init(stablesr_golden, schedule):
+    recorded = stablesr_golden['d_schedule']
+    assert schedule.num_timesteps == 1000
+    for name, table in recorded['model_buffers_after_init'].items():
+        if hasattr(schedule, name):
+            assert torch.equal(getattr(schedule, name), table), name
+    assert torch.allclose(schedule.alphas_cumprod.double(), recorded['alphas_cumprod_float64'], rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize('steps', [4, 200])
+def test_respacing_visits_the_official_steps_with_the_official_tables(stablesr_golden, schedule, steps):
+    recorded = stablesr_golden['d_schedule'][f'respaced_{steps}']
+    plan = make_plan({'type': 'ddpm_spaced', 'steps': steps}, 1000)
+    assert plan.flip(0).tolist() == recorded['use_timesteps'] == recorded['timestep_map']
+    respaced = schedule.respaced(plan.flip(0))
+    assert torch.equal(respaced.betas, recorded['new_betas_float32'])
+    for name, table in recorded['schedule_respaced'].items():
+        if hasattr(respaced, name):
+            assert torch.equal(getattr(respaced, name), table), name
+
+
+def chain(stablesr_nets, schedule, run, steps):
+    """Our ddpm_spaced run of a recorded chain: x_T, the context, the LR latent and every noise of the official
+    run; returns the sample and the (x, t) each network call was given."""
+    unet, encoder, _ = stablesr_nets
+    calls = []
+
+    def network(x, t):
+        calls.append((x.clone(), t.clone()))
+        return unet(x, t, (run['cond'], encoder(run['struct_cond_latent'], t)))
+
+    denoiser = Denoiser(network, schedule, 'eps', clip_x0=False)
+    with torch.no_grad():
+        sample = run_sampler({'type': 'ddpm_spaced', 'steps': steps}, denoiser, schedule, run['x_T'],
+                             noise_source(noises=run['noises']))
+    return sample, calls
+
+
+def test_four_step_chain_matches_the_official_at_every_step(stablesr_golden, stablesr_nets, schedule):
+    run = dict(stablesr_golden['d_sample_old'])
+    run['noises'] = [step['noise'] for step in run['steps']]
+    sample, calls = chain(stablesr_nets, schedule, run, 4)
+    assert len(calls) == 4
+    for (x, t), step in zip(calls, run['steps'], strict=True):
+        assert torch.equal(t, step['t_replace'])  # the original timestep goes to the U-Net and the encoder
+        assert torch.allclose(x, step['x_in'], rtol=0, atol=1e-4)
+    assert torch.allclose(sample, run['samples'], rtol=0, atol=1e-4)
+
+
+def test_two_hundred_step_chain_matches_the_official(stablesr_golden, stablesr_nets, schedule):
+    run = dict(stablesr_golden['d_sample_long'])
+    run['noises'] = list(run['noises'])
+    sample, calls = chain(stablesr_nets, schedule, run, 200)
+    assert [int(t) for _, t in calls] == run['t_replace'].flatten().tolist()
+    for k in (1, 50, 199):  # the latent after step k - 1 is the input of step k
+        assert torch.allclose(calls[k][0], run['x_out'][k - 1], rtol=0, atol=2e-3), k
+    assert torch.allclose(sample, run['samples'], rtol=0, atol=2e-3)
