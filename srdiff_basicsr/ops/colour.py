@@ -7,6 +7,7 @@ colour from ``reference``, the bicubic upsampling of the LR image, and keep the 
   normalisation, as StableSR's colour fix);
 - ``wavelet``: the SR image's high-frequency bands plus the reference's low band, from an a-trous
   decomposition with a dilated 3x3 binomial kernel (StableSR's wavelet colour fix).
+Both compute as StableSR's ``scripts/wavelet_color_fix.py`` does, on images in [-1, 1] (its numbers exactly).
 """
 import torch
 from torch.nn import functional as F
@@ -15,10 +16,11 @@ COLOUR_FIXES = ('none', 'adain', 'wavelet')
 
 
 def adain(sr, reference, eps=1e-5):
-    """(N, C, H, W) images; per image and channel, SR's mean/std replaced by the reference's."""
-    sr_mean, sr_std = sr.mean((-2, -1), keepdim=True), sr.std((-2, -1), keepdim=True)
-    ref_mean, ref_std = reference.mean((-2, -1), keepdim=True), reference.std((-2, -1), keepdim=True)
-    return (sr - sr_mean) / (sr_std + eps) * ref_std + ref_mean
+    """(N, C, H, W) images; per image and channel, SR's mean and std (unbiased, sqrt(var + eps)) replaced by the
+    reference's."""
+    sr_mean, sr_var = sr.mean((-2, -1), keepdim=True), sr.var((-2, -1), keepdim=True)
+    ref_mean, ref_var = reference.mean((-2, -1), keepdim=True), reference.var((-2, -1), keepdim=True)
+    return (sr - sr_mean) / (sr_var + eps).sqrt() * (ref_var + eps).sqrt() + ref_mean
 
 
 def wavelet_low(img, levels=5):
@@ -28,8 +30,7 @@ def wavelet_low(img, levels=5):
     low = img
     for level in range(levels):
         d = 2**level
-        pad_mode = 'reflect' if min(low.shape[-2:]) > d else 'replicate'
-        low = F.conv2d(F.pad(low, (d, d, d, d), mode=pad_mode), kernel, dilation=d, groups=img.shape[1])
+        low = F.conv2d(F.pad(low, (d, d, d, d), mode='replicate'), kernel, dilation=d, groups=img.shape[1])
     return low
 
 
@@ -38,11 +39,10 @@ def wavelet_fix(sr, reference, levels=5):
 
 
 def colour_fix(sr, reference, method):
-    """``method`` in COLOUR_FIXES; the result clamped to [0, 1]."""
+    """``method`` in COLOUR_FIXES of images in [0, 1] (computed in [-1, 1]); the result clamped to [0, 1]."""
     if method == 'none':
         return sr
-    if method == 'adain':
-        return adain(sr, reference).clamp(0, 1)
-    if method == 'wavelet':
-        return wavelet_fix(sr, reference).clamp(0, 1)
-    raise ValueError(f'colour fix must be one of {COLOUR_FIXES}, got {method!r}')
+    fixes = {'adain': adain, 'wavelet': wavelet_fix}
+    if method not in fixes:
+        raise ValueError(f'colour fix must be one of {COLOUR_FIXES}, got {method!r}')
+    return ((fixes[method](sr * 2 - 1, reference * 2 - 1) + 1) / 2).clamp(0, 1)
