@@ -178,11 +178,12 @@ class SRDiffPipeline:
             check_device(device, f'{where}.device')
         check_precision(precision, device, where)
         previous = getattr(self, 'device', None)
+        modules = (self.encoder, self.unet, self.schedule, *self.space.networks)
         try:
-            for module in (self.encoder, self.unet, self.schedule):
+            for module in modules:
                 module.to(device)
         except (RuntimeError, AssertionError):  # the networks stay usable where they were
-            for module in (self.encoder, self.unet, self.schedule):
+            for module in modules:
                 module.to(previous or 'cpu')
             raise
         self.device = device
@@ -250,9 +251,11 @@ class SRDiffPipeline:
         pad_h, pad_w = self._pad(lr)
         if pad_h or pad_w:
             lr = F.pad(lr, (0, pad_w, 0, pad_h), mode='replicate')
-        reference = self.space.reference(lr)
-        was_training = self.unet.training, self.encoder.training
-        self.unet.eval(), self.encoder.eval()
+        networks = (self.unet, self.encoder, *self.space.networks)
+        was_training = [net.training for net in networks]
+        for net in networks:
+            net.eval()
+        reference = self.space.reference(lr, lambda shape: randn(shape, generator, lr.device, lr.dtype))
         with autocast(self.device, self.precision):
             x_shape = self.space.shape(reference)
             network = self.network(self.condition(lr, reference), x_shape[-2:], self.tile_opt)
@@ -266,16 +269,17 @@ class SRDiffPipeline:
 
             denoiser = Denoiser(counted, self.schedule, self.parametrization, self.clip_x0)
             if start is None:
-                x_T, t_start = randn(x_shape, generator, reference.device, reference.dtype), None
+                x_T, t_start = randn(x_shape, generator, lr.device, lr.dtype), None
             else:
                 x_T, t_start = start
                 pad = (0, pad_w * self.scale // self.space.factor, 0, pad_h * self.scale // self.space.factor)
                 x_T = F.pad(x_T.to(self.device), pad, mode='replicate')
             x0 = run_sampler(sampler_opt, denoiser, self.schedule, x_T, noise_source(generator), t_start)
-        self.unet.train(was_training[0]), self.encoder.train(was_training[1])
+        for net, mode in zip(networks, was_training):
+            net.train(mode)
         crop = (..., slice(0, h * self.scale), slice(0, w * self.scale))
-        return colour_fix(self.space.decode(x0, reference)[crop], self.space.colour_reference(reference)[crop],
-                          self.colour_fix)
+        sr = self.space.decode(x0, reference, clamp=self.colour_fix == 'none')[crop]
+        return colour_fix(sr, self.space.colour_reference(reference)[crop], self.colour_fix)  # clamps
 
     def _sampler_for_call(self, sampler, options):
         if sampler is None and not options:

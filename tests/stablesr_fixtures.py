@@ -27,7 +27,7 @@ def loaded_networks(golden):
     parts, unknown = split_checkpoint(golden['state_dicts']['ldm'])
     assert unknown == []
     unet, encoder, vae = (build_arch(dict(options[k])).eval() for k in ('network_g', 'network_encoder', 'network_vae'))
-    unet.load_state_dict(parts['unet'])
+    unet.load_state_dict({**parts['unet'], 'empty_context': golden['d_sample_old']['cond']})
     encoder.load_state_dict(parts['time_aware_encoder'])
     vae.load_state_dict(convert_vae_state_dict(golden['state_dicts']['cfw']))
     return unet, encoder, vae

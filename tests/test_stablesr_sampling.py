@@ -1,5 +1,6 @@
-"""StableSR's schedule, respacing and DDPM chains against the official code's recorded runs
-(``stablesr_official_tiny.pt``): the family's schedule and sampler table, given StableSR's networks.
+"""StableSR's schedule, respacing, DDPM chains and end-to-end run against the official code's recorded runs
+(``stablesr_official_tiny.pt``): the family's schedule, sampler table and pipeline, given StableSR's networks, its
+latent space (``VAELatentSpace``) and its per-step condition (``TimeAwareCondition``).
 
 Tolerances: the schedule tables are exact (the same float32 arithmetic); a chain's latents agree to float32
 round-off of the networks, 1e-4 absolute after 4 steps and 2e-3 after 200 (latents of magnitude ~3).
@@ -7,10 +8,14 @@ round-off of the networks, 1e-4 absolute after 4 steps and 2e-3 after 200 (laten
 import pytest
 import torch
 
+from srdiff_basicsr.diffusion.condition import TimeAwareCondition, conditioned_network, timed_network
 from srdiff_basicsr.diffusion.noise import noise_source
 from srdiff_basicsr.diffusion.parametrization import Denoiser
 from srdiff_basicsr.diffusion.samplers import make_plan, run_sampler
 from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
+from srdiff_basicsr.diffusion.space import VAELatentSpace
+from srdiff_basicsr.ops.colour import colour_fix
+from srdiff_basicsr.pipeline import SRDiffPipeline
 
 
 @pytest.fixture(scope='module')
@@ -75,3 +80,52 @@ def test_two_hundred_step_chain_matches_the_official(stablesr_golden, stablesr_n
     for k in (1, 50, 199):  # the latent after step k - 1 is the input of step k
         assert torch.allclose(calls[k][0], run['x_out'][k - 1], rtol=0, atol=2e-3), k
     assert torch.allclose(sample, run['samples'], rtol=0, atol=2e-3)
+
+
+def test_the_official_old_script_end_to_end_through_our_space_and_condition(stablesr_golden, stablesr_nets, schedule):
+    """sr_val_ddpm_text_T_vqganfin_old.py's flow (golden ``f_pipeline_old``): LR -> upsampled image -> posterior
+    sample -> 4 respaced DDPM steps with the time-aware condition -> CFW decode at w 0.5 -> colour fixes."""
+    run, (unet, encoder, vae) = stablesr_golden['f_pipeline_old'], stablesr_nets
+    space = VAELatentSpace(vae, 4, fidelity=run['dec_w'])
+    lr = (run['lr_image'] + 1) / 2
+    with torch.no_grad():
+        reference = space.reference(lr, noise=lambda shape: run['latent_eps'])
+        assert torch.allclose(reference.lr_up * 2 - 1, run['init_image'], rtol=0, atol=1e-6)
+        assert torch.allclose(reference.latent, run['init_latent'], rtol=0, atol=1e-5)
+        for ours, theirs in zip(reference.features, run['enc_fea_lq'], strict=True):
+            assert torch.allclose(ours, theirs, rtol=0, atol=2e-5)
+        condition = TimeAwareCondition.of_lr(encoder, unet, lr, reference, 4)
+        denoiser = Denoiser(conditioned_network(timed_network(unet, schedule), condition), schedule, 'eps',
+                            clip_x0=False)
+        x0 = run_sampler({'type': 'ddpm_spaced', 'steps': 4}, denoiser, schedule, run['x_T'],
+                         noise_source(noises=[step['noise'] for step in run['steps']]))
+        assert torch.allclose(x0, run['samples'], rtol=0, atol=1e-4)
+        sr = space.decode(x0, reference, clamp=False)
+    assert torch.allclose(sr.clamp(0, 1), run['out_nofix'], rtol=0, atol=1e-4)
+    for method in ('adain', 'wavelet'):  # on the unclamped decode, as the script
+        fixed = colour_fix(sr, space.colour_reference(reference), method)
+        assert torch.allclose(fixed, run[f'out_{method}'], rtol=0, atol=1e-4), method
+
+
+def test_the_pipeline_samples_stablesr_with_the_seeded_draws_in_order(stablesr_nets, schedule):
+    """SRDiffPipeline on the latent space and the per-step condition, no StableSR code in it: its output from a
+    seed equals the chain composed here from the same generator's draws (posterior noise, x_T, the steps')."""
+    unet, encoder, vae = stablesr_nets
+    space = VAELatentSpace(vae, 4)
+    pipe = SRDiffPipeline(encoder, unet, schedule, 4, space=space, condition=TimeAwareCondition,
+                          sampler={'type': 'ddpm_spaced', 'steps': 3}, precision='fp32')
+    torch.manual_seed(3)
+    lr = torch.rand(1, 3, 16, 20)
+    sr = pipe(lr, seed=7)
+    assert sr.shape == (1, 3, 64, 80) and pipe.nfe == 3
+    generator = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        reference = space.reference(lr, noise=lambda shape: torch.randn(shape, generator=generator))
+        x_T = torch.randn(space.shape(reference), generator=generator)
+        denoiser = Denoiser(conditioned_network(timed_network(unet, schedule), pipe.condition(lr, reference)),
+                            schedule, 'eps', clip_x0=False)
+        x0 = run_sampler({'type': 'ddpm_spaced', 'steps': 3}, denoiser, schedule, x_T,
+                         noise_source(generator))
+        expected = space.decode(x0, reference)
+    assert torch.equal(sr, expected)
+    assert not torch.equal(pipe(lr, seed=8), sr)

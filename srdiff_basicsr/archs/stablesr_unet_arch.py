@@ -65,6 +65,9 @@ class StableSRUNet(nn.Module):
                     ds //= 2
                 self.output_blocks.append(nn.Sequential(*layers))
         self.out = nn.Sequential(GroupNorm32(ch), nn.SiLU(), nn.Conv2d(model_channels, out_channels, 3, padding=1))
+        # the text context StableSR always samples with (the empty prompt's, stored by the converter): not in the
+        # official checkpoint, which keeps the text encoder instead
+        self.register_buffer('empty_context', torch.zeros(1, 77, context_dim))
         nn.init.zeros_(self.out[2].weight)
         nn.init.zeros_(self.out[2].bias)
 

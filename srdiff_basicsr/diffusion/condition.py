@@ -50,6 +50,33 @@ class ProjectedCondition:
         return cond[..., dy:dy + h * f // s, dx:dx + w * f // s]
 
 
+class TimeAwareCondition:
+    """StableSR's condition of a step: the text context (the empty prompt's embedding, ``unet.empty_context``) and
+    the time-aware encoder's maps of the clean LR latent at the step's timestep, computed at every step (the
+    encoder is conditioned on t). A tile's is the encoder's maps of its latent box.
+
+    Args:
+        encoder: ``encoder(latent, t) -> {str(width): map}``.
+        latent (Tensor): the LR image's latent (the space's reference).
+        context (Tensor): (1 or N, tokens, channels).
+    """
+
+    def __init__(self, encoder, latent, context):
+        self.encoder, self.latent = encoder, latent
+        self.context = context.expand(latent.shape[0], *context.shape[1:])
+
+    @classmethod
+    def of_lr(cls, encoder, unet, lr, reference, scale):
+        return cls(encoder, reference.latent, unet.empty_context)
+
+    def at(self, t, box=None):
+        latent = self.latent
+        if box is not None:
+            top, left, h, w = box
+            latent = latent[..., top:top + h, left:left + w]
+        return self.context[:latent.shape[0]], self.encoder(latent, t)
+
+
 def timed_network(unet, schedule, channels_last=False):
     """(x, t, cond) -> ``unet(x, schedule.network_time(t), cond)``: t integer steps or real times, as the schedule
     gives the network its time (SRDiff: the step; ECDP: its rescaled continuous time)."""

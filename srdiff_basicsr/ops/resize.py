@@ -66,13 +66,17 @@ def imresize_uint8(img, scale):
     return (imresize(tensor, scale).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
 
 
-def _torch_bicubic(antialias):
+def _torch_resize(mode, antialias):
     def upsample(lr, scale):
-        return F.interpolate(lr, scale_factor=scale, mode='bicubic', align_corners=False, antialias=antialias)
+        return F.interpolate(lr, scale_factor=scale, mode=mode, align_corners=False, antialias=antialias)
     return upsample
 
 
-# ``diffusion.lr_up``: the upsampling the residual is taken against. bicubic_antialias is torchvision's
-# ``resize(..., BICUBIC)`` since 0.17 (ECDP's; the a = -0.5 kernel even when upsampling), bicubic its resize
-# before 0.17 (a = -0.75), matlab MATLAB's imresize (SRDiff's, and this project's default)
-UPSAMPLERS = {'matlab': imresize, 'bicubic': _torch_bicubic(False), 'bicubic_antialias': _torch_bicubic(True)}
+# ``diffusion.lr_up``: the upsampling the residual is taken against (or, for a latent model, the image it
+# encodes). bicubic_antialias is torchvision's ``resize(..., BICUBIC)`` since 0.17 (ECDP's; the a = -0.5 kernel
+# even when upsampling), bicubic its resize before 0.17 (a = -0.75; StableSR's tiled script), bilinear_antialias
+# torchvision's default ``Resize`` (StableSR's sr_val_ddpm_text_T_vqganfin_old.py), matlab MATLAB's imresize
+# (SRDiff's, and this project's default)
+UPSAMPLERS = {'matlab': imresize, 'bicubic': _torch_resize('bicubic', False),
+              'bicubic_antialias': _torch_resize('bicubic', True),
+              'bilinear_antialias': _torch_resize('bilinear', True)}
