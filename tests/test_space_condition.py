@@ -21,8 +21,9 @@ class HalfSizeResidualSpace:
     def encode(self, hr, lr_up):
         return F.avg_pool2d(hr - lr_up, 2)
 
-    def decode(self, x0, lr_up):
-        return (lr_up + F.interpolate(x0, scale_factor=2, mode='nearest')).clamp(0, 1)
+    def decode(self, x0, lr_up, clamp=True):
+        sr = lr_up + F.interpolate(x0, scale_factor=2, mode='nearest')
+        return sr.clamp(0, 1) if clamp else sr
 
     def shape(self, lr_up):
         return (lr_up.shape[0], 3, lr_up.shape[2] // 2, lr_up.shape[3] // 2)

@@ -5,11 +5,12 @@ from fractions import Fraction
 import pytest
 import torch
 
-from srdiff_basicsr.diffusion.samplers import SAMPLERS, expected_nfe, make_plan, run_sampler, sampler_options
+from srdiff_basicsr.diffusion.samplers import (SAMPLERS, expected_nfe, make_plan, run_sampler, sampler_options,
+                                               trailing_steps)
 from srdiff_basicsr.diffusion.schedule import SCHEDULES, DiscreteSchedule
 from srdiff_basicsr.errors import OptionsError
 
-STEPPED = sorted(name for name, entry in SAMPLERS.items() if 'steps' in entry.options)
+STEPPED = sorted(name for name, entry in SAMPLERS.items() if entry.plan is trailing_steps)
 
 
 def trailing_reference(span, steps):
@@ -29,6 +30,23 @@ def test_every_step_count_gives_that_many_decreasing_steps(num_timesteps):
             assert expected_nfe(opt, num_timesteps) == steps
         assert make_plan(sampler_options({'type': name, 'steps': num_timesteps}, num_timesteps),
                          num_timesteps).tolist() == list(range(num_timesteps - 1, -1, -1))
+
+
+@pytest.mark.parametrize('num_timesteps', [100, 1000])
+def test_every_respaced_step_count_runs_from_the_last_step_to_0(num_timesteps):
+    """ddpm_spaced (improved DDPM's float-accumulated stride; its exact lists are golden-tested with StableSR's)."""
+    assert STEPPED and 'ddpm_spaced' not in STEPPED
+    for steps in range(2, num_timesteps + 1):
+        opt = sampler_options({'type': 'ddpm_spaced', 'steps': steps}, num_timesteps)
+        plan = make_plan(opt, num_timesteps).tolist()
+        assert len(plan) == steps and plan[0] == num_timesteps - 1 and plan[-1] == 0
+        assert all(a > b for a, b in zip(plan, plan[1:]))
+    assert make_plan({'type': 'ddpm_spaced', 'steps': num_timesteps}, num_timesteps).tolist() == \
+        list(range(num_timesteps - 1, -1, -1))
+    with pytest.raises(OptionsError, match='sampler.steps: 1 respaced steps must be 2 or more'):
+        make_plan({'type': 'ddpm_spaced', 'steps': 1}, num_timesteps)
+    with pytest.raises(OptionsError, match='val.sampler.steps: must be an integer from 2 to'):
+        sampler_options({'type': 'ddpm_spaced', 'steps': 1}, num_timesteps)
 
 
 def test_plans_from_an_intermediate_step_and_the_ancestral_plan():

@@ -60,6 +60,11 @@ def _steps(value, num_timesteps):
         return f'an integer from 1 to {num_timesteps}'
 
 
+def _spaced_steps(value, num_timesteps):
+    if not is_int(value) or not 2 <= value <= num_timesteps:
+        return f'an integer from 2 to {num_timesteps}'
+
+
 def _non_negative(value, num_timesteps):
     if not is_number(value) or not value >= 0:
         return 'a number >= 0'
@@ -169,7 +174,7 @@ def spaced_steps(num_timesteps, options, start_step):
 @register_sampler('ddpm_spaced', spaced_steps, 'DDPM, {steps} respaced steps',
                   "ancestral DDPM on evenly spaced steps, each step's posterior that of the respaced schedule "
                   "(improved DDPM's respacing; StableSR's sampler, 200 of 1000 steps)",
-                  options={'steps': Option(20, 'network evaluations', _steps)})
+                  options={'steps': Option(20, 'network evaluations', _spaced_steps)})
 @torch.no_grad()
 def ddpm_spaced(denoiser, schedule, x_T, plan, noise):
     """DDPM on the schedule respaced to the plan's steps (``DiscreteSchedule.respaced``): x0 from the denoiser at
