@@ -34,7 +34,7 @@ def main():
             load_ecdp_checkpoint(args.checkpoint, args.weights, args.allow_pickle), args.scale, args.feature_blocks)
     except (ValueError, FileNotFoundError) as error:
         fail(error)
-    write_converted(args, unet_sd, encoder_sd, options)
+    write_converted(args, {'g': unet_sd, 'encoder': encoder_sd}, options)
 
 
 if __name__ == '__main__':

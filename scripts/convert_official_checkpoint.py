@@ -31,7 +31,7 @@ def main():
             load_official_checkpoint(args.checkpoint, args.allow_pickle))
     except (ValueError, FileNotFoundError) as error:
         fail(error)
-    write_converted(args, unet_sd, encoder_sd, options)
+    write_converted(args, {'g': unet_sd, 'encoder': encoder_sd}, options)
 
 
 if __name__ == '__main__':

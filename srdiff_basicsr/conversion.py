@@ -1,6 +1,7 @@
 """What the checkpoint converters (scripts/convert_*_checkpoint.py) share: their output flags and the folder
-they write: ``net_g_official``, ``net_encoder_official`` (``.pth`` or ``.safetensors``) and
-``network_options.yml``, which ``SRDiffPipeline.from_pretrained`` and ``srdiff-infer --model`` read."""
+they write: ``net_g_official``, ``net_encoder_official`` (and a model's other networks, ``net_vae_official``;
+``.pth`` or ``.safetensors``) and ``network_options.yml``, which ``SRDiffPipeline.from_pretrained`` and
+``srdiff-infer --model`` read."""
 import os
 import sys
 from os import path as osp
@@ -24,25 +25,26 @@ def fail(message):
     sys.exit(2)
 
 
-def check_output_folder(args):
+def check_output_folder(args, networks=('g', 'encoder')):
     """Before any work: ``--out`` must be a folder (or not exist) and hold no earlier output unless --force."""
     if osp.exists(args.out) and not osp.isdir(args.out):
         fail(f'--out {args.out} is a file; it must name a folder (created if missing)')
-    names = [f'net_g_official.{args.format}', f'net_encoder_official.{args.format}', 'network_options.yml']
+    names = [f'net_{name}_official.{args.format}' for name in networks] + ['network_options.yml']
     existing = [name for name in names if osp.exists(osp.join(args.out, name))]
     if existing and not args.force:
         fail(f'{", ".join(existing)} already in {args.out}; pass --force to overwrite')
 
 
-def write_converted(args, unet_sd, encoder_sd, options):
+def write_converted(args, state_dicts, options):
+    """``state_dicts`` ({'g': ..., 'encoder': ..., other networks}) as ``net_<name>_official`` and the options."""
+    files = [f'net_{name}_official.{args.format}' for name in state_dicts]
     try:
         os.makedirs(args.out, exist_ok=True)
-        write_state_dict(unet_sd, osp.join(args.out, f'net_g_official.{args.format}'))
-        write_state_dict(encoder_sd, osp.join(args.out, f'net_encoder_official.{args.format}'))
+        for name, file in zip(state_dicts, files):
+            write_state_dict(state_dicts[name], osp.join(args.out, file))
         with open(osp.join(args.out, 'network_options.yml'), 'w') as f:
             yaml.safe_dump(options, f, sort_keys=False, default_flow_style=None)
     except OSError as error:
         fail(f'--out {args.out}: cannot write there ({error.strerror or error})')
     print(yaml.safe_dump(options, sort_keys=False, default_flow_style=None))
-    print(f'wrote net_g_official.{args.format}, net_encoder_official.{args.format} and network_options.yml to '
-          f'{args.out}')
+    print(f'wrote {", ".join(files)} and network_options.yml to {args.out}')

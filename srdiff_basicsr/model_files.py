@@ -60,6 +60,25 @@ def resolve_model_files(model, encoder=None, options=None):
     return net_g, model_file(net_encoder, '--encoder'), model_file(options_file, '--options')
 
 
+def network_files(unet_weights, sections, given=None):
+    """{section: file} of a model's other networks (``network_vae`` ...): ``given``'s, else ``net_<name>_<suffix>``
+    beside the U-Net's ``net_g_<suffix>`` (a converted folder's ``net_vae_official``, an experiment's
+    ``models/net_vae_latest``)."""
+    folder, name = osp.split(unet_weights)
+    stem = osp.splitext(name)[0]
+    files = {}
+    for section in sections:
+        if given and section in given:
+            files[section] = model_file(given[section], f'{section} weights')
+        elif stem.startswith('net_g'):
+            sibling = stem.replace('net_g', 'net_' + section[len('network_'):], 1)
+            files[section] = model_file(_first_existing(osp.join(folder, sibling)),
+                                        f'{section} weights (beside {unet_weights})')
+        else:
+            raise WeightsError(f'{unet_weights}: not named net_g_*, so the {section} weights beside it cannot be found')
+    return files
+
+
 def experiment_options_file(folder):
     """The options file BasicSR copied into an experiment folder. A failed resume with another options file
     leaves a second one: any of them when they define the same model, else None (the caller asks for one)."""

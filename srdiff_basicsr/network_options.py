@@ -11,38 +11,47 @@ import torch
 from srdiff_basicsr.archs import ARCHS
 from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS
 from srdiff_basicsr.diffusion.schedule import SCHEDULES
+from srdiff_basicsr.diffusion.space import SPACES
 from srdiff_basicsr.errors import OptionsError, is_int, is_number, require
-from srdiff_basicsr.ops.resize import UPSAMPLERS
 
-# and the schedule's own: timesteps and its options (SCHEDULES); lr_up: ops.resize.UPSAMPLERS
-DIFFUSION_DEFAULTS = dict(schedule='cosine', res_rescale=2.0, clip_x0=True, parametrization='eps', lr_up='matlab')
+# and the schedule's own (SCHEDULES: timesteps and its options) and the space's (SPACES: e.g. res_rescale, clip_x0,
+# lr_up for the pixel residual; scale_factor, fidelity, lr_up, posterior for a VAE latent)
+DIFFUSION_DEFAULTS = dict(space='pixel_residual', schedule='cosine', parametrization='eps')
 
 
 def diffusion_options(section):
-    """The ``diffusion`` section with its defaults (and those of its schedule) filled in."""
+    """The ``diffusion`` section with its defaults (and those of its space and schedule) filled in."""
     section = dict(section or {})
     if 'loss' in section:
         loss = {'l1': 'L1Loss', 'l2': 'MSELoss'}.get(section['loss'], 'L1Loss')
         raise OptionsError(f"diffusion.loss: the noise loss now comes from BasicSR's loss registry; remove "
                            f"diffusion.loss and write train.pixel_opt: {{type: {loss}, loss_weight: 1.0}} instead")
-    schedule = section.get('schedule', DIFFUSION_DEFAULTS['schedule'])
+    space, schedule = (section.get(key, DIFFUSION_DEFAULTS[key]) for key in ('space', 'schedule'))
+    if space not in SPACES:
+        raise OptionsError(f'diffusion.space: must be one of {sorted(SPACES)}, got {space!r}')
     if schedule not in SCHEDULES:
         raise OptionsError(f'diffusion.schedule: must be one of {sorted(SCHEDULES)}, got {schedule!r}')
-    entry = SCHEDULES[schedule]
-    defaults = {**DIFFUSION_DEFAULTS, 'timesteps': entry.timesteps, **entry.options}
+    entry, space_entry = SCHEDULES[schedule], SPACES[space]
+    defaults = {**DIFFUSION_DEFAULTS, **space_entry.options, 'timesteps': entry.timesteps, **entry.options}
     unknown = sorted(set(section) - set(defaults))
     if unknown:
-        raise OptionsError(f'diffusion: unknown option(s) {unknown} for schedule {schedule}; known: {sorted(defaults)}')
+        raise OptionsError(f'diffusion: unknown option(s) {unknown} for space {space} and schedule {schedule}; '
+                           f'known: {sorted(defaults)}')
     options = {**defaults, **section}
     if options['parametrization'] not in PARAMETRIZATIONS:
         raise OptionsError(f'diffusion.parametrization: must be one of {sorted(PARAMETRIZATIONS)}, '
                            f'got {options["parametrization"]!r}')
     require(options['timesteps'], lambda v: is_int(v) and v >= 1, 'diffusion.timesteps', 'an integer >= 1')
-    for key in ('res_rescale', *entry.options):
+    for key in entry.options:
         require(options[key], lambda v: is_number(v) and v > 0, f'diffusion.{key}', 'a number > 0')
-    require(options['clip_x0'], lambda v: isinstance(v, bool), 'diffusion.clip_x0', 'true or false')
-    require(options['lr_up'], lambda v: v in UPSAMPLERS, 'diffusion.lr_up', f'one of {sorted(UPSAMPLERS)}')
+    for key, (valid, must) in space_entry.checks.items():
+        require(options[key], valid, f'diffusion.{key}', must)
     return options
+
+
+def space_options(diffusion):
+    """The keyword arguments of the space's builder in a completed ``diffusion`` section."""
+    return {key: diffusion[key] for key in SPACES[diffusion['space']].options}
 
 
 def schedule_options(diffusion):
@@ -53,13 +62,22 @@ def schedule_options(diffusion):
 
 
 def complete_network_options(opt):
-    """Check ``network_g`` and ``network_encoder`` (in place): registered types, known options, the U-Net's
-    output channels for ``diffusion.parametrization``; their ``scale`` and the U-Net's encoder sizes filled in
-    from the rest when not given."""
-    for section in ('network_g', 'network_encoder'):
+    """Check the network sections of ``opt`` (in place): ``network_g``, ``network_encoder`` and those of
+    ``diffusion.space`` (``SPACES[...].networks``): registered types, known options; then the family's own checks
+    and fill-ins (``NETWORK_COMPLETIONS``)."""
+    diffusion = diffusion_options(opt.get('diffusion'))
+    sections = ('network_g', 'network_encoder', *SPACES[diffusion['space']].networks)
+    for section in sections:
         if section not in opt:
-            raise OptionsError(f'{section}: missing (an SRDiff needs network_g and network_encoder)')
+            raise OptionsError(f'{section}: missing (diffusion.space {diffusion["space"]} needs {", ".join(sections)})')
         check_arch_options(section, opt[section])
+    NETWORK_COMPLETIONS[diffusion['space']](opt, diffusion)
+    return opt
+
+
+def _complete_pixel_networks(opt, diffusion):
+    """SRDiff's family: the U-Net's output channels for ``diffusion.parametrization``; both networks' ``scale``
+    and the U-Net's encoder sizes filled in from the rest when not given."""
     scale = opt.get('scale')
     unet, encoder = opt['network_g'], opt['network_encoder']
     unet.setdefault('scale', scale)  # the top-level scale, unless given again
@@ -67,7 +85,7 @@ def complete_network_options(opt):
     for section, value in (('network_g.scale', unet['scale']), ('network_encoder.scale', encoder['scale'])):
         if value != scale:
             raise OptionsError(f'{section} is {value} but scale is {scale}: they must be equal')
-    parametrization = diffusion_options(opt.get('diffusion'))['parametrization']
+    parametrization = diffusion['parametrization']
     needed = 3 * len(PARAMETRIZATIONS[parametrization].heads)
     num_out_ch = unet.get('num_out_ch', _default(unet['type'], 'num_out_ch'))
     if num_out_ch != needed:
@@ -83,7 +101,30 @@ def complete_network_options(opt):
         meta_network(unet)
     except OptionsError as error:
         raise OptionsError(f'network_g (its encoder sizes those of network_encoder): {error}') from None
-    return opt
+
+
+def _complete_latent_networks(opt, diffusion):
+    """StableSR's family: the latent's channels agree across the VAE, the U-Net (input; output: one set per head)
+    and the time-aware encoder (input), whose output channels are the SPADEs' condition channels."""
+    require(opt.get('scale'), lambda v: is_int(v) and v >= 1, 'scale', 'an integer >= 1')
+    value = {section: {**{k: _default(opt[section]['type'], k) for k in keys}, **opt[section]}
+             for section, keys in (('network_g', ('in_channels', 'out_channels', 'semb_channels')),
+                                   ('network_encoder', ('in_channels', 'out_channels')),
+                                   ('network_vae', ('embed_dim', )))}
+    latent = value['network_vae']['embed_dim']
+    heads = len(PARAMETRIZATIONS[diffusion['parametrization']].heads)
+    for section, key, needed in (('network_g', 'in_channels', latent), ('network_encoder', 'in_channels', latent),
+                                 ('network_g', 'out_channels', latent * heads),
+                                 ('network_g', 'semb_channels', value['network_encoder']['out_channels'])):
+        if value[section][key] != needed:
+            raise OptionsError(f'{section}.{key} is {value[section][key]}, but it must be {needed} (the latent has '
+                               f'{latent} channels (network_vae.embed_dim), the time-aware encoder gives '
+                               f'{value["network_encoder"]["out_channels"]}, diffusion.parametrization '
+                               f'{diffusion["parametrization"]} has {heads} head(s))')
+
+
+# ``diffusion.space`` -> the checks and fill-ins of its family's network sections
+NETWORK_COMPLETIONS = {'pixel_residual': _complete_pixel_networks, 'vae_latent': _complete_latent_networks}
 
 
 def meta_network(arch_opt):

@@ -36,8 +36,9 @@ def renamed(official_key, renames):
     return official_key
 
 
-def load_official_checkpoint(path, allow_pickle=False):
-    """The model state dict of an official ``.ckpt`` (or of a bare state dict)."""
+def read_torch_checkpoint(path, allow_pickle=False):
+    """The state dict of a ``.ckpt`` (Lightning's ``state_dict``, the official SRDiff's ``state_dict.model``) or of
+    a bare state dict; loaded without unpickling code unless ``allow_pickle``."""
     try:
         ckpt = torch.load(path, map_location='cpu', weights_only=not allow_pickle)
     except FileNotFoundError:
@@ -49,7 +50,15 @@ def load_official_checkpoint(path, allow_pickle=False):
     if isinstance(ckpt, dict) and 'state_dict' in ckpt:
         ckpt = ckpt['state_dict']
         ckpt = ckpt.get('model', ckpt)
-    if not isinstance(ckpt, dict) or not any(k.startswith('denoise_fn.') for k in ckpt):
+    if not isinstance(ckpt, dict):
+        raise ValueError(f'{path}: not a checkpoint (no state dict in it)')
+    return ckpt
+
+
+def load_official_checkpoint(path, allow_pickle=False):
+    """The model state dict of an official SRDiff ``.ckpt`` (or of a bare state dict)."""
+    ckpt = read_torch_checkpoint(path, allow_pickle)
+    if not any(k.startswith('denoise_fn.') for k in ckpt):
         raise ValueError(f'{path}: not an official SRDiff checkpoint (no denoise_fn.* weights found)')
     return ckpt
 

@@ -10,6 +10,12 @@ convolutions -> linear layers).
 """
 import re
 
+import torch
+
+from srdiff_basicsr.archs.openclip_text_arch import empty_prompt_embedding
+from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
+from srdiff_basicsr.errors import WeightsError
+from srdiff_basicsr.network_options import build_arch
 from srdiff_basicsr.official import renamed
 
 PARTS = {'unet': 'model.diffusion_model.', 'time_aware_encoder': 'structcond_stage_model.',
@@ -83,6 +89,23 @@ RELEASED_CONFIG = {
 }
 
 
+def config_from_official(ldm, cfw):
+    """``RELEASED_CONFIG``'s keys from the official configurations' ``model`` sections (the diffusion model's
+    ``LatentDiffusionSRTextWT`` and the CFW autoencoder's), e.g. configs/stableSRNew/v2-finetune_text_T_512.yaml
+    and configs/autoencoder/autoencoder_kl_64x64x4_resi.yaml."""
+    try:
+        params, cfw_params = ldm['params'], cfw['params']
+        config = {'unet': params['unet_config']['params'], 'structcond': params['structcond_stage_config']['params'],
+                  'ddconfig': cfw_params['ddconfig'], 'embed_dim': cfw_params['embed_dim']}
+        config.update({key: params.get(key, RELEASED_CONFIG[key])
+                       for key in ('scale_factor', 'linear_start', 'linear_end', 'timesteps')})
+    except (KeyError, TypeError) as error:
+        raise WeightsError(f'not a StableSR configuration (model.params...): {error} missing') from None
+    if params.get('parameterization', 'eps') != 'eps':
+        raise WeightsError(f"parameterization {params['parameterization']}: only StableSR's eps model is converted")
+    return {**RELEASED_CONFIG, **config}
+
+
 def network_options(config):
     """Our network sections of an official configuration (``RELEASED_CONFIG``'s keys): ``network_g``
     (StableSRUNet), ``network_encoder`` (TimeAwareEncoder), ``network_vae`` (CFWAutoencoder)."""
@@ -101,3 +124,68 @@ def network_options(config):
                         'ch_mult': list(dd['ch_mult']), 'num_res_blocks': dd['num_res_blocks'],
                         'z_channels': dd['z_channels'], 'embed_dim': config['embed_dim']},
     }
+
+
+def stablesr_options(config=RELEASED_CONFIG, scale=4):
+    """The network_options.yml of a converted StableSR: its networks, its diffusion (the VAE latent, Stable
+    Diffusion's schedule, eps, CFW at 0.5, the old script's bilinear upsampling and posterior sample) and its
+    default sampler (StableSR's 200 respaced DDPM steps)."""
+    return {'scale': scale, **network_options(config),
+            'diffusion': {'space': 'vae_latent', 'schedule': 'scaled_linear', 'timesteps': config['timesteps'],
+                          'linear_start': config['linear_start'], 'linear_end': config['linear_end'],
+                          'parametrization': 'eps', 'scale_factor': config['scale_factor'], 'fidelity': 0.5,
+                          'lr_up': 'bilinear_antialias', 'posterior': 'sample'},
+            'sampler': {'type': 'ddpm_spaced', 'steps': 200}}
+
+
+def convert_stablesr_checkpoints(diffusion_sd, cfw_sd, config=RELEASED_CONFIG, scale=4):
+    """({'g', 'encoder', 'vae'}: our state dicts, options) of StableSR's diffusion and CFW state dicts; a
+    WeightsError naming the keys that are missing or left over, or a schedule that is not the configuration's.
+    The U-Net's ``empty_context`` is the empty prompt's embedding by the checkpoint's text tower."""
+    parts, unknown = split_checkpoint(diffusion_sd)
+    if unknown:
+        raise WeightsError(f'diffusion checkpoint: {len(unknown)} key(s) of no StableSR part: {_names(unknown)}')
+    if not parts['text']:
+        raise WeightsError('diffusion checkpoint: no cond_stage_model.model.* (the OpenCLIP text tower), which the '
+                           "empty prompt's embedding is computed from")
+    _check_schedule(parts['schedule'], config)
+    vae_sd = convert_vae_state_dict({k: v for k, v in cfw_sd.items() if not k.startswith('loss.')})  # training only
+    unet_sd = {**parts['unet'], 'empty_context': empty_prompt_embedding(parts['text']).to(torch.float32)}
+    options = stablesr_options(config, scale)
+    converted = {'g': unet_sd, 'encoder': parts['time_aware_encoder'], 'vae': vae_sd}
+    for name, section, what in (('g', 'network_g', 'diffusion checkpoint model.diffusion_model'),
+                                ('encoder', 'network_encoder', 'diffusion checkpoint structcond_stage_model'),
+                                ('vae', 'network_vae', 'CFW checkpoint')):
+        _check_layout(converted[name], build_meta(options[section]), what)
+    return converted, options
+
+
+def build_meta(arch_opt):
+    with torch.device('meta'):
+        return build_arch(dict(arch_opt))
+
+
+def _check_layout(state_dict, net, what):
+    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state_dict) if tuple(state_dict[k].shape) != expected[k])
+    problems = [f'{label} {_names(keys)}' for label, keys in (('missing', missing), ('unexpected', unexpected),
+                                                               ('of another shape', wrong)) if keys]
+    if problems:
+        raise WeightsError(f'{what}: not the configuration converted to: ' + '; '.join(problems))
+
+
+def _check_schedule(buffers, config):
+    if 'betas' not in buffers:
+        return  # a checkpoint without its buffers: the configuration's schedule
+    expected = DiscreteSchedule.from_options('scaled_linear', config['timesteps'], linear_start=config['linear_start'],
+                                             linear_end=config['linear_end']).betas
+    betas = buffers['betas'].float()
+    if betas.shape != expected.shape or not torch.allclose(betas, expected, rtol=1e-4, atol=1e-7):
+        raise WeightsError('diffusion checkpoint: its betas are not Stable Diffusion\'s scaled linear schedule '
+                           f"({config['linear_start']} to {config['linear_end']} over {config['timesteps']} steps)")
+
+
+def _names(keys, shown=8):
+    return ', '.join(keys[:shown]) + (f' and {len(keys) - shown} more' if len(keys) > shown else '')

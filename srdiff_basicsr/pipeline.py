@@ -22,13 +22,13 @@ from srdiff_basicsr.diffusion.noise import noise_source, randn
 from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS, Denoiser
 from srdiff_basicsr.diffusion.samplers import describe_sampler, run_sampler, sampler_options
 from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
-from srdiff_basicsr.diffusion.space import PixelResidualSpace
+from srdiff_basicsr.diffusion.space import SPACES, PixelResidualSpace
 from srdiff_basicsr.diffusion.tiling import TiledNetwork, tile_options
 from srdiff_basicsr.errors import OptionsError
 from srdiff_basicsr.execution import autocast, check_precision, compiled, resolve_execution
-from srdiff_basicsr.model_files import read_model_options, resolve_model_files
+from srdiff_basicsr.model_files import network_files, read_model_options, resolve_model_files
 from srdiff_basicsr.network_options import (build_arch, complete_network_options, diffusion_options,
-                                            schedule_options)
+                                            schedule_options, space_options)
 from srdiff_basicsr.ops.colour import COLOUR_FIXES, colour_fix
 from srdiff_basicsr.weights import load_weights
 
@@ -55,12 +55,13 @@ def check_device(name, where):
     return device
 
 
-def distilled_sampler(opt):
-    """The sampler a student of progressive distillation was trained for (DDIM, eta 0, ``distill.steps``
-    steps), or None (the paper's DDPM) for a model that was not distilled."""
+def model_sampler(opt):
+    """A trained model's own sampler: for a student of progressive distillation the one it was trained for (DDIM,
+    eta 0, ``distill.steps`` steps); else the options' top-level ``sampler`` (a converted StableSR's: 200 respaced
+    DDPM steps); else None (the paper's DDPM over every step)."""
     distill = opt.get('distill')
     steps = distill.get('steps') if isinstance(distill, dict) else None
-    return None if steps is None else {'type': 'ddim', 'steps': steps, 'eta': 0.0}
+    return opt.get('sampler') if steps is None else {'type': 'ddim', 'steps': steps, 'eta': 0.0}
 
 
 def check_lr(lr):
@@ -124,36 +125,48 @@ class SRDiffPipeline:
         return self.space.clip_x0
 
     @classmethod
-    def from_networks(cls, encoder, unet, scale, diffusion=None, **kwargs):
-        """Built from networks and a ``diffusion`` options section (schedule, res_rescale, clip_x0,
-        parametrization; defaults filled in). ``kwargs``: as ``__init__``."""
+    def from_networks(cls, encoder, unet, scale, diffusion=None, networks=None, **kwargs):
+        """Built from networks and a ``diffusion`` options section (space, schedule, parametrization and their
+        options; defaults filled in); ``networks``: the space's own ({section: module}, e.g. ``network_vae``).
+        ``kwargs``: as ``__init__``."""
         diffusion = diffusion_options(diffusion)
+        entry = SPACES[diffusion['space']]
+        space = entry.build(scale, networks or {}, **space_options(diffusion))
         return cls(encoder, unet, DiscreteSchedule.from_options(**schedule_options(diffusion)), scale,
-                   res_rescale=diffusion['res_rescale'], clip_x0=diffusion['clip_x0'],
-                   parametrization=diffusion['parametrization'], lr_up=diffusion['lr_up'], **kwargs)
+                   parametrization=diffusion['parametrization'], space=space, condition=entry.condition, **kwargs)
 
     @classmethod
-    def from_options(cls, opt, unet_weights, encoder_weights, device='cpu', param_key='params_ema', **kwargs):
-        """Built from an options dict (``scale``, ``network_g``, ``network_encoder``, ``diffusion``) and weight
-        files (``.pth``: ``param_key`` of each, else ``params``; or ``.safetensors``). ``kwargs``: as ``__init__``."""
+    def from_options(cls, opt, unet_weights, encoder_weights, device='cpu', param_key='params_ema',
+                     network_weights=None, **kwargs):
+        """Built from an options dict (``scale``, ``network_g``, ``network_encoder``, ``diffusion`` and the space's
+        network sections) and weight files (``.pth``: ``param_key`` of each, else ``params``; or ``.safetensors``);
+        ``network_weights``: {section: file} of the space's networks (default: ``net_<name>_<suffix>`` beside the
+        U-Net's ``net_g_<suffix>``). ``kwargs``: as ``__init__``."""
         diffusion = diffusion_options(opt.get('diffusion'))  # checked before any network is built
+        sections = SPACES[diffusion['space']].networks
         networks = complete_network_options({key: opt.get(key) for key in ('scale', 'network_g', 'network_encoder',
-                                                                             'diffusion')})
+                                                                             'diffusion', *sections)})
         unet, encoder = build_arch(networks['network_g']), build_arch(networks['network_encoder'])
         load_weights(unet, unet_weights, param_key, option='U-Net weights')
         load_weights(encoder, encoder_weights, param_key, option='encoder weights')  # an encoder trained too
-        return cls.from_networks(encoder, unet, networks['scale'], diffusion, device=device, **kwargs)
+        files = network_files(unet_weights, sections, network_weights)
+        extra = {}
+        for section in sections:
+            extra[section] = build_arch(networks[section])
+            load_weights(extra[section], files[section], param_key, option=f'{section} weights')
+        return cls.from_networks(encoder, unet, networks['scale'], diffusion, networks=extra, device=device, **kwargs)
 
     @classmethod
     def from_pretrained(cls, model, encoder=None, options=None, device='cpu', **kwargs):
         """From an experiment folder (its latest weights, EMA when saved), a folder written by
         ``scripts/convert_official_checkpoint.py``, or a ``net_g_*`` weight file (``encoder``: its encoder's
         weights, default beside it; ``options``: a file with the network sections, default found with it).
-        A distilled student samples as it was distilled (DDIM in its ``distill.steps``) unless ``sampler`` says."""
+        A model samples with its own sampler (``model_sampler``: a distilled student's DDIM, a converted StableSR's
+        200 respaced steps) unless ``sampler`` says."""
         unet_weights, encoder_weights, options_file = resolve_model_files(model, encoder, options)
         opt = read_model_options(options_file)
         if kwargs.get('sampler') is None:
-            kwargs['sampler'] = distilled_sampler(opt)
+            kwargs['sampler'] = model_sampler(opt)
         return cls.from_options(opt, unet_weights, encoder_weights, device, **kwargs)
 
     # options ---------------------------------------------------------------------------------------
@@ -162,6 +175,9 @@ class SRDiffPipeline:
         options), ``tile`` ({size, overlap, batch} in HR pixels, or None for the whole image at once) and
         ``colour_fix`` (none | adain | wavelet); errors name ``where.<option>``."""
         self.sampler_opt = sampler_options(sampler, self.schedule.num_timesteps, f'{where}.sampler')
+        if tile is not None and self.space.factor != 1:
+            raise OptionsError(f'{where}.tile: tiles are not available yet for a latent model ({type(self.unet).__name__}'
+                               '); sample whole images')
         self.tile_opt = tile_options(tile, self.scale, self.unet.divisor, f'{where}.tile',
                                      getattr(self.unet, 'window_grid', 1))
         check_colour_fix(colour_fix, where)
@@ -233,7 +249,9 @@ class SRDiffPipeline:
 
         Args:
             seed (int | None): seeds a generator on the pipeline's device (ignored when ``generator`` is given).
-            generator (torch.Generator | list | None): source of every noise draw; a list of (generator, rows)
+            generator (torch.Generator | list | Replay | None): source of every noise draw (in order: the space's,
+                e.g. StableSR's posterior sample, x_T, the sampler's); ``noise.Replay``: recorded draws; a list of
+                (generator, rows)
                 gives each group of rows its own (an image's samples then do not depend on its batch).
             sampler (str | dict | None), **sampler_opt: this call's sampler and its options (e.g.
                 ``sampler='ddim', steps=20``); default: ``set_sampling``'s.

@@ -5,16 +5,15 @@ from pathlib import Path
 import torch
 
 from srdiff_basicsr.network_options import build_arch
-from srdiff_basicsr.official_stablesr import convert_vae_state_dict, network_options, split_checkpoint
+from srdiff_basicsr.official_stablesr import (config_from_official, convert_vae_state_dict, network_options,
+                                              split_checkpoint)
 
 REFERENCE = Path(__file__).resolve().parents[2] / 'shared' / 'reference'
 GOLDEN = REFERENCE / 'golden' / 'stablesr_official_tiny.pt'
 
 
 def tiny_config(golden):
-    ldm, cfw = golden['configs']['ldm']['params'], golden['configs']['cfw']['params']
-    return {'unet': ldm['unet_config']['params'], 'structcond': ldm['structcond_stage_config']['params'],
-            'ddconfig': cfw['ddconfig'], 'embed_dim': cfw['embed_dim']}
+    return config_from_official(golden['configs']['ldm'], golden['configs']['cfw'])
 
 
 def load_golden():

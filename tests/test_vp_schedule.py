@@ -74,7 +74,8 @@ def test_the_diffusion_section_takes_each_schedules_own_options_and_defaults():
     assert schedule_options(vp) == {'schedule': 'vp', 'timesteps': 300, 'beta_min': 0.1, 'beta_max': 20.0,
                                     't_max': 300.0}
     assert diffusion_options(None)['timesteps'] == 100 and 'beta_min' not in diffusion_options(None)
-    with pytest.raises(OptionsError, match=r"diffusion: unknown option\(s\) \['cosine_s'\] for schedule vp"):
+    with pytest.raises(OptionsError,
+                       match=r"diffusion: unknown option\(s\) \['cosine_s'\] for space pixel_residual and schedule vp"):
         diffusion_options({'schedule': 'vp', 'cosine_s': 0.008})
     with pytest.raises(OptionsError, match='diffusion.beta_max: must be a number > 0, got -1'):
         diffusion_options({'schedule': 'vp', 'beta_max': -1})

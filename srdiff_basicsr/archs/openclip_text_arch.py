@@ -50,8 +50,8 @@ class OpenCLIPTextTower(nn.Module):
         state_dict = {key: value for key, value in state_dict.items() if key != 'attn_mask'}
         vocab_size, width = state_dict['token_embedding.weight'].shape
         layers = 1 + max(int(key.split('.')[2]) for key in state_dict if key.startswith('transformer.resblocks.'))
-        tower = cls(vocab_size, width, layers, heads or width // 64, state_dict['positional_embedding'].shape[0],
-                    state_dict['text_projection'].shape[1])
+        tower = cls(vocab_size, width, layers, heads or max(1, width // 64),
+                    state_dict['positional_embedding'].shape[0], state_dict['text_projection'].shape[1])
         tower.load_state_dict(state_dict)
         return tower
 

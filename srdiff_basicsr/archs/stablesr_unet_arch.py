@@ -7,11 +7,12 @@ from srdiff_basicsr.archs.stablesr_blocks import (Downsample, GroupNorm32, Times
 
 
 class StableSRUNet(nn.Module):
-    """eps (or v) of a VAE latent x_t at timestep t, given ``cond`` = (the text ``context`` (B, 77, context_dim;
-    StableSR: the empty prompt's), the time-aware encoder's ``struct_cond`` ({str(width): map})). Stable Diffusion's U-Net
-    (residual blocks and linear-projection spatial transformers, diffusers' ``Transformer2DModel``) in the official
-    module tree, where every residual block of the input, middle and output blocks applies a SPADE on the condition
-    map of its width between its output layers and its skip add (``UNetModelDualcondV2``).
+    """eps (or v) of a VAE latent x_t at timestep t, given ``cond`` = (the text ``context`` (B, 77,
+    context_dim; StableSR: the empty prompt's), the time-aware encoder's ``struct_cond`` ({str(width): map})).
+    Stable Diffusion's U-Net (residual blocks and linear-projection spatial transformers, diffusers'
+    ``Transformer2DModel``) in the official module tree, where every residual block of the input, middle and output
+    blocks applies a SPADE on the condition map of its width between its output layers and its skip add
+    (``UNetModelDualcondV2``).
 
     Args (released, SD 2.1: 4, 4, 320, 2, (4, 2, 1), (1, 2, 4, 4), 64, 1, 1024, 256):
         in_channels, out_channels, model_channels, num_res_blocks, attention (downsampling factors with a

@@ -14,9 +14,11 @@ SRDiff, SRADM and ECDP diffuse a rescaled residual over an upsampling of the LR 
 - ``networks``: the networks it runs (they follow the pipeline's device).
 """
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
+from srdiff_basicsr.diffusion.condition import ProjectedCondition, TimeAwareCondition
 from srdiff_basicsr.errors import OptionsError
 from srdiff_basicsr.ops.resize import UPSAMPLERS
 
@@ -106,3 +108,40 @@ class VAELatentSpace:
 
     def colour_reference(self, reference):
         return reference.lr_up
+
+
+@dataclass(frozen=True)
+class SpaceEntry:
+    build: Callable  # (scale, networks {section: module}, **options) -> a space
+    options: dict  # its own ``diffusion`` options and their defaults
+    checks: dict  # option -> (predicate, what it must be)
+    condition: type  # the condition class of the family (``diffusion.condition``)
+    networks: tuple = ()  # the ``network_*`` sections it runs besides network_g and network_encoder
+
+
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _positive(v):
+    return _number(v) and v > 0
+
+
+_LR_UP = (lambda v: v in UPSAMPLERS, f'one of {sorted(UPSAMPLERS)}')
+
+# ``diffusion.space``: a new family's space is one class and one entry
+SPACES = {
+    'pixel_residual': SpaceEntry(
+        lambda scale, networks, **options: PixelResidualSpace(scale, **options),
+        {'res_rescale': 2.0, 'clip_x0': True, 'lr_up': 'matlab'},
+        {'res_rescale': (_positive, 'a number > 0'), 'clip_x0': (lambda v: isinstance(v, bool), 'true or false'),
+         'lr_up': _LR_UP},
+        ProjectedCondition),
+    'vae_latent': SpaceEntry(
+        lambda scale, networks, **options: VAELatentSpace(networks['network_vae'], scale, **options),
+        {'scale_factor': 0.18215, 'fidelity': 0.5, 'lr_up': 'bilinear_antialias', 'posterior': 'sample'},
+        {'scale_factor': (_positive, 'a number > 0'),
+         'fidelity': (lambda v: _number(v) and 0 <= v <= 1, 'a number in [0, 1]'),
+         'lr_up': _LR_UP, 'posterior': (lambda v: v in ('sample', 'mean'), 'sample or mean')},
+        TimeAwareCondition, ('network_vae', )),
+}

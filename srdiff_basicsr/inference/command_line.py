@@ -56,6 +56,9 @@ def add_sampling_arguments(parser):
     group.add_argument('--tile-batch', type=int, default=1, help='tiles per network call')
     group.add_argument('--colour-fix', default='none', choices=COLOUR_FIXES,
                        help='match the colours of the bicubic upsampling: adain (mean/std) or wavelet (low band)')
+    group.add_argument('--fidelity', type=float,
+                       help="CFW's weight for a model with one (StableSR): 0 the plain VAE decoder (most realistic) "
+                            "to 1 (closest to the LR image); default: the model's (StableSR's scripts: 0.5)")
 
 
 def sampling_options(args, model_sampler):
@@ -69,6 +72,16 @@ def sampling_options(args, model_sampler):
     return sampler, tile
 
 
+def set_fidelity(pipe, fidelity):
+    """``--fidelity``: the CFW weight of the model's latent space; an error for a model without CFW."""
+    if not hasattr(pipe.space, 'fidelity'):
+        raise OptionsError(f'--fidelity: this {type(pipe.unet).__name__} model has no CFW (only a StableSR model has a '
+                           'fidelity weight)')
+    if not 0 <= fidelity <= 1:
+        raise OptionsError(f'--fidelity: must be in [0, 1], got {fidelity}')
+    pipe.space.fidelity = fidelity
+
+
 def build_pipeline(args, sampling=True):
     """The pipeline of ``--model`` with the command line's execution options, and its sampling options when
     ``sampling`` (else the paper's sampler on whole images)."""
@@ -78,6 +91,8 @@ def build_pipeline(args, sampling=True):
     if sampling:
         sampler, tile = sampling_options(args, pipe.sampler_opt)
         pipe.set_sampling(sampler, tile, args.colour_fix, where='command line')
+    if getattr(args, 'fidelity', None) is not None:
+        set_fidelity(pipe, args.fidelity)
     pipe.set_execution(args.device, 'fp16' if args.half else args.precision, args.channels_last, args.compile,
                        where='command line')
     return pipe

@@ -1,0 +1,149 @@
+"""StableSR's released checkpoints -> a converted folder -> ``from_pretrained`` / ``srdiff-infer``: on the golden
+state dicts of the official tiny classes (plus a tiny random OpenCLIP text tower, which the golden data does not
+build), and on a meta-device checkpoint with every released key."""
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from srdiff_basicsr.archs.openclip_text_arch import OpenCLIPTextTower, empty_prompt_embedding
+from srdiff_basicsr.diffusion.noise import Replay
+from srdiff_basicsr.errors import WeightsError
+from srdiff_basicsr.infer import main
+from srdiff_basicsr.official_stablesr import RELEASED_CONFIG, convert_stablesr_checkpoints
+from srdiff_basicsr.pipeline import SRDiffPipeline
+from srdiff_basicsr.weights import write_state_dict
+from tests.stablesr_fixtures import tiny_config
+from tests.test_stablesr_archs import released_keys
+
+SCRIPTS = Path(__file__).resolve().parents[1] / 'scripts'
+
+
+def tiny_text_tower(seed=0):
+    torch.manual_seed(seed)
+    tower = OpenCLIPTextTower(49408, 32, 2, 1, 77, 32)
+    for p in tower.parameters():
+        p.data.normal_(0, 0.3)
+    return {f'cond_stage_model.model.{k}': v for k, v in tower.state_dict().items()}
+
+
+@pytest.fixture(scope='module')
+def checkpoints(stablesr_golden):
+    """(diffusion checkpoint, CFW checkpoint, the tiny configuration) as StableSR's files hold them."""
+    config = {**RELEASED_CONFIG, **tiny_config(stablesr_golden)}
+    return {**stablesr_golden['state_dicts']['ldm'], **tiny_text_tower()}, stablesr_golden['state_dicts']['cfw'], config
+
+
+def test_every_golden_key_converts_and_the_empty_prompt_embedding_is_stored(checkpoints, stablesr_nets):
+    diffusion, cfw, config = checkpoints
+    converted, options = convert_stablesr_checkpoints(diffusion, cfw, config)
+    text = {k[len('cond_stage_model.model.'):]: v for k, v in diffusion.items() if k.startswith('cond_stage_model.')}
+    assert torch.equal(converted['g']['empty_context'], empty_prompt_embedding(text))
+    for name, net in zip(('g', 'encoder', 'vae'), stablesr_nets):
+        expected = net.state_dict()
+        assert set(converted[name]) == set(expected), name
+        for key, value in expected.items():
+            if key != 'empty_context':
+                assert torch.equal(converted[name][key], value), (name, key)
+    assert options['diffusion']['space'] == 'vae_latent' and options['sampler'] == {'type': 'ddpm_spaced', 'steps': 200}
+
+
+@pytest.mark.parametrize('change,message', [
+    (lambda d, c: d.update({'model.diffusion_model.extra.weight': torch.zeros(1)}),
+     r'model.diffusion_model: .*unexpected extra.weight'),
+    (lambda d, c: d.update({'model_ema.decay': torch.zeros(1)}), r'1 key\(s\) of no StableSR part: model_ema.decay'),
+    (lambda d, c: d.pop('model.diffusion_model.out.2.bias'), r'model.diffusion_model: .*missing out.2.bias'),
+    (lambda d, c: d.pop('structcond_stage_model.fea_tran.1.skip_connection.bias'),
+     r'structcond_stage_model: .*missing fea_tran.1.skip_connection.bias'),
+    (lambda d, c: c.pop('decoder.fusion_layer_2.encode_enc_3.conv2.bias'),
+     r'CFW checkpoint: .*missing fusion.1.encode_enc_3.conv2.bias'),
+    (lambda d, c: c.update({'decoder.up.1.block.0.conv1.weight': torch.zeros(3, 3)}), 'of another shape'),
+    (lambda d, c: d.update({'betas': d['betas'] * 1.1}), "not Stable Diffusion's scaled linear schedule"),
+    (lambda d, c: [d.pop(k) for k in [k for k in d if k.startswith('cond_stage_model.')]], 'no cond_stage_model'),
+])
+def test_a_checkpoint_that_is_not_the_configuration_is_refused_by_name(checkpoints, change, message):
+    diffusion, cfw, config = checkpoints
+    diffusion, cfw = dict(diffusion), dict(cfw)
+    change(diffusion, cfw)
+    with pytest.raises(WeightsError, match=message):
+        convert_stablesr_checkpoints(diffusion, cfw, config)
+
+
+def test_the_released_layout_converts_on_the_meta_device():
+    """Every key of stablesr_000117.ckpt and vqgan_cfw_00011.ckpt (shapes only) plus ViT-H-14's text tower."""
+    diffusion, cfw = released_keys()
+    with torch.device('meta'):
+        text = {f'cond_stage_model.model.{k}': v for k, v in OpenCLIPTextTower().state_dict().items()}
+        fake = {k: torch.empty(shape) for k, shape in diffusion.items() if k != 'betas'}  # the buffers: no values
+        converted, options = convert_stablesr_checkpoints({**fake, **text}, {k: torch.empty(s) for k, s in cfw.items()})
+    assert converted['g']['empty_context'].shape == (1, 77, 1024)
+    assert sum(v.numel() for v in converted['vae'].values()) == 128_047_591
+
+
+def test_the_script_writes_a_folder_that_samples_the_official_old_scripts_image(checkpoints, stablesr_golden,
+                                                                               tmp_path):
+    """convert (with the official tiny configurations) -> SRDiffPipeline.from_pretrained (what srdiff-infer --model
+    runs) -> the golden f_pipeline_old image from the official run's own draws (its posterior noise, x_T and step
+    noises, replayed). The golden run's text context is a random stand-in (the official code's text tower was not
+    built), so it replaces the converted empty-prompt embedding here."""
+    diffusion, cfw, _ = checkpoints
+    torch.save({'state_dict': diffusion}, tmp_path / 'stablesr.ckpt')
+    torch.save({'state_dict': cfw}, tmp_path / 'cfw.ckpt')
+    for name in ('ldm', 'cfw'):
+        (tmp_path / f'{name}.yaml').write_text(yaml.safe_dump({'model': stablesr_golden['configs'][name]}))
+    out = tmp_path / 'converted'
+    done = subprocess.run([sys.executable, str(SCRIPTS / 'convert_stablesr_checkpoint.py'),
+                           str(tmp_path / 'stablesr.ckpt'), str(tmp_path / 'cfw.ckpt'), '--config', str(tmp_path / 'ldm.yaml'), '--cfw-config',
+                           str(tmp_path / 'cfw.yaml'), '--out', str(out), '--format', 'safetensors'],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ['net_encoder_official.safetensors', 'net_g_official.safetensors',
+                                                     'net_vae_official.safetensors', 'network_options.yml']
+    pipe = SRDiffPipeline.from_pretrained(str(out), precision='fp32')
+    assert pipe.sampler_opt == {'type': 'ddpm_spaced', 'steps': 200}  # StableSR's own
+    run = stablesr_golden['f_pipeline_old']
+    pipe.unet.empty_context.copy_(run['cond'])
+    draws = Replay([run['latent_eps'], run['x_T'], *[step['noise'] for step in run['steps'][:3]]])
+    lr = (run['lr_image'] + 1) / 2
+    assert torch.allclose(pipe(lr, generator=draws, sampler='ddpm_spaced', steps=4), run['out_nofix'], atol=1e-4)
+    for method in ('adain', 'wavelet'):
+        pipe.set_sampling({'type': 'ddpm_spaced', 'steps': 4}, colour_fix=method)
+        draws = Replay([run['latent_eps'], run['x_T'], *[step['noise'] for step in run['steps'][:3]]])
+        assert torch.allclose(pipe(lr, generator=draws), run[f'out_{method}'], atol=1e-4), method
+    again = subprocess.run([sys.executable, str(SCRIPTS / 'convert_stablesr_checkpoint.py'),
+                            str(tmp_path / 'stablesr.ckpt'), str(tmp_path / 'cfw.ckpt'), '--out', str(out)],
+                           capture_output=True, text=True)
+    assert again.returncode == 2 and 'already in' in again.stderr  # nothing overwritten without --force
+
+
+def test_srdiff_infer_super_resolves_a_folder_with_a_converted_stablesr(checkpoints, tmp_path, capsys):
+    diffusion, cfw, config = checkpoints
+    converted, options = convert_stablesr_checkpoints(diffusion, cfw, config)
+    model = tmp_path / 'model'
+    model.mkdir()
+    for name, state_dict in converted.items():
+        write_state_dict(state_dict, str(model / f'net_{name}_official.safetensors'))
+    (model / 'network_options.yml').write_text(yaml.safe_dump(options))
+    images = tmp_path / 'lr'
+    images.mkdir()
+    cv2.imwrite(str(images / 'a.png'), (np.random.default_rng(0).random((12, 20, 3)) * 255).astype(np.uint8))
+    def infer(out, *flags):  # in process (the command's main); one subprocess run below proves the entry point
+        return main([str(images), '-o', str(tmp_path / out), '--model', str(model), '--sampler', 'ddpm_spaced',
+                     '--steps', '3', '--device', 'cpu', *flags])
+
+    done = subprocess.run([sys.executable, '-m', 'srdiff_basicsr.infer', str(images), '-o', str(tmp_path / 'w0'),
+                           '--model', str(model), '--sampler', 'ddpm_spaced', '--steps', '3', '--device', 'cpu',
+                           '--fidelity', '0'], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert infer('w1', '--fidelity', '1') == 0
+    plain, fused = (cv2.imread(str(tmp_path / out / 'a.png')).astype(int) for out in ('w0', 'w1'))
+    assert plain.shape == (48, 80, 3) and np.abs(plain - fused).max() > 0  # the same draws, CFW's weight differs
+    assert infer('tiled', '--tile', '32') == 2
+    assert 'tiles are not available yet for a latent model' in capsys.readouterr().err
+    assert infer('bad', '--fidelity', '1.5') == 2
+    assert 'error: --fidelity: must be in [0, 1], got 1.5' in capsys.readouterr().err
