@@ -172,14 +172,13 @@ class SRDiffPipeline:
     # options ---------------------------------------------------------------------------------------
     def set_sampling(self, sampler=None, tile=None, colour_fix='none', where='val'):
         """The defaults of every call: ``sampler`` options (``type`` from the sampler table and its own
-        options), ``tile`` ({size, overlap, batch} in HR pixels, or None for the whole image at once) and
+        options), ``tile`` ({size, overlap, batch, weights} in HR pixels, weights by default the space's, or None for
+        the whole image at once) and
         ``colour_fix`` (none | adain | wavelet); errors name ``where.<option>``."""
         self.sampler_opt = sampler_options(sampler, self.schedule.num_timesteps, f'{where}.sampler')
-        if tile is not None and self.space.factor != 1:
-            raise OptionsError(f'{where}.tile: tiles are not available yet for a latent model ({type(self.unet).__name__}'
-                               '); sample whole images')
-        self.tile_opt = tile_options(tile, self.scale, self.unet.divisor, f'{where}.tile',
-                                     getattr(self.unet, 'window_grid', 1))
+        tile = tile if not isinstance(tile, dict) else {'weights': self.space.tile_weights, **tile}
+        self.tile_opt = tile_options(tile, self.space.canvas_grid, self.unet.divisor, f'{where}.tile',
+                                     getattr(self.unet, 'window_grid', 1), self.space.factor)
         check_colour_fix(colour_fix, where)
         self.colour_fix = colour_fix
 
@@ -231,8 +230,10 @@ class SRDiffPipeline:
         if tile is None:
             whole = conditioned_network(net, condition)
             return lambda x_t, t: whole(x_t, t).to(x_t.dtype)
-        tiled = TiledNetwork(net, condition, *canvas, self.scale, tile['size'], tile['overlap'], self.unet.divisor,
-                             tile['batch'], getattr(self.unet, 'window_grid', 1), needs_image_statistics(self.unet))
+        unit = self.space.factor  # tile options are in HR pixels, the canvas in the space's
+        tiled = TiledNetwork(net, condition, *canvas, self.space.canvas_grid, tile['size'] // unit,
+                             tile['overlap'] // unit, self.unet.divisor, tile['batch'],
+                             getattr(self.unet, 'window_grid', 1), needs_image_statistics(self.unet), tile['weights'])
         return lambda x_t, t: tiled(x_t, t).to(x_t.dtype)
 
     def _pad(self, lr):

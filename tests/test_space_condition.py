@@ -13,7 +13,7 @@ from srdiff_basicsr.pipeline import SRDiffPipeline
 
 class HalfSizeResidualSpace:
     """x0: the HR residual over lr_up, averaged over 2x2 blocks (a 'latent' at half the HR size)."""
-    factor, clip_x0, networks = 2, False, ()
+    factor, clip_x0, networks, canvas_grid, tile_weights = 2, False, (), 1, 'gaussian'
 
     def reference(self, lr, noise=None):
         return imresize(lr, 4)

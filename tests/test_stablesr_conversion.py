@@ -143,7 +143,10 @@ def test_srdiff_infer_super_resolves_a_folder_with_a_converted_stablesr(checkpoi
     assert infer('w1', '--fidelity', '1') == 0
     plain, fused = (cv2.imread(str(tmp_path / out / 'a.png')).astype(int) for out in ('w0', 'w1'))
     assert plain.shape == (48, 80, 3) and np.abs(plain - fused).max() > 0  # the same draws, CFW's weight differs
-    assert infer('tiled', '--tile', '32') == 2
-    assert 'tiles are not available yet for a latent model' in capsys.readouterr().err
+    assert infer('tiled', '--tile', '32', '--tile-overlap', '16', '--fidelity', '0') == 0  # 4x4 latent tiles
+    tiled = cv2.imread(str(tmp_path / 'tiled' / 'a.png')).astype(int)
+    assert tiled.shape == plain.shape and 0 < np.abs(tiled - plain).mean() < 40  # tiles see less context
+    assert infer('odd', '--tile', '36') == 2
+    assert 'tile.size: must be a multiple of 8 (output pixels per latent pixel), got 36' in capsys.readouterr().err
     assert infer('bad', '--fidelity', '1.5') == 2
     assert 'error: --fidelity: must be in [0, 1], got 1.5' in capsys.readouterr().err

@@ -14,6 +14,7 @@ from srdiff_basicsr.diffusion.parametrization import Denoiser
 from srdiff_basicsr.diffusion.samplers import make_plan, run_sampler
 from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
 from srdiff_basicsr.diffusion.space import VAELatentSpace
+from srdiff_basicsr.diffusion.tiling import TiledNetwork, gaussian_weight, stablesr_weight
 from srdiff_basicsr.ops.colour import colour_fix
 from srdiff_basicsr.pipeline import SRDiffPipeline
 
@@ -129,3 +130,57 @@ def test_the_pipeline_samples_stablesr_with_the_seeded_draws_in_order(stablesr_n
         expected = space.decode(x0, reference)
     assert torch.equal(sr, expected)
     assert not torch.equal(pipe(lr, seed=8), sr)
+
+
+def test_the_canvas_run_blends_the_official_tiles_with_its_weights(stablesr_golden, stablesr_nets, schedule):
+    """StableSR's sample_canvas (golden ``d_sample_canvas``: a 12x16 latent, 8x8 tiles overlapping by 4, 6 tiles,
+    4 respaced steps): the same tile boxes, each tile's encoder and U-Net call, its Gaussian weights, the samples."""
+    run, (unet, encoder, _) = stablesr_golden['d_sample_canvas'], stablesr_nets
+    assert torch.equal(stablesr_weight(8, 8, 'cpu', torch.float64), run['tile_weights'][0, 0])
+    assert not torch.allclose(gaussian_weight(8, 8, 'cpu', torch.float64), run['tile_weights'][0, 0])
+    calls = []
+
+    def network(x, t, cond):
+        eps = unet(x, t, cond)
+        calls.append((x.clone(), t.clone(), eps))
+        return eps
+
+    condition = TimeAwareCondition(encoder, run['struct_cond_latent'], run['cond'])
+    tiled = TiledNetwork(network, condition, 12, 16, 1, run['tile_size'], run['tile_overlap'], unet.divisor,
+                         weights='stablesr')
+    assert sorted(box[:2] for box in tiled.boxes) == [(0, 0), (0, 4), (0, 8), (4, 0), (4, 4), (4, 8)]
+    denoiser = Denoiser(lambda x, t: tiled(x, t), schedule, 'eps', clip_x0=False)
+    with torch.no_grad():
+        x0 = run_sampler({'type': 'ddpm_spaced', 'steps': 4}, denoiser, schedule, run['x_T'],
+                         noise_source(noises=[step['noise'] for step in run['steps']]))
+    assert len(calls) == len(run['tile_calls']) == 24
+    for k in range(0, 24, 6):  # per step, the official calls column by column, ours row by row: match by input
+        ours = sorted(calls[k:k + 6], key=lambda c: c[0].sum().item())
+        theirs = sorted(run['tile_calls'][k:k + 6], key=lambda c: c['x'].sum().item())
+        for (x, t, eps), official in zip(ours, theirs):
+            assert torch.equal(t, official['t']) and torch.allclose(x, official['x'], rtol=0, atol=1e-4)
+            assert torch.allclose(eps, official['eps'], rtol=0, atol=1e-4)
+    assert torch.allclose(x0, run['samples'], rtol=0, atol=1e-4)
+
+
+def test_pipeline_tiles_on_the_latent_canvas(stablesr_nets, schedule):
+    """--tile for StableSR: tiles in output pixels become latent tiles (/8); one tile over the whole canvas is the
+    whole-image run; smaller ones run the encoder and U-Net per tile and step."""
+    unet, encoder, vae = stablesr_nets
+    pipe = SRDiffPipeline(encoder, unet, schedule, 4, space=VAELatentSpace(vae, 4),
+                          condition=TimeAwareCondition, sampler={'type': 'ddpm_spaced', 'steps': 2}, precision='fp32')
+    lr = torch.rand(1, 3, 16, 24, generator=torch.Generator().manual_seed(1))
+    whole = pipe(lr, seed=0)
+    pipe.set_sampling({'type': 'ddpm_spaced', 'steps': 2}, tile={'size': 96, 'overlap': 0})
+    assert torch.allclose(pipe(lr, seed=0), whole, atol=1e-5)
+    pipe.set_sampling({'type': 'ddpm_spaced', 'steps': 2}, tile={'size': 32, 'overlap': 16, 'batch': 2})
+    assert pipe.tile_opt['weights'] == 'stablesr'  # the space's default
+    calls = []
+    forward = encoder.forward
+    encoder.forward = lambda x, t: calls.append(tuple(x.shape[-2:])) or forward(x, t)
+    try:
+        tiled = pipe(lr, seed=0)
+    finally:
+        del encoder.forward
+    assert tiled.shape == whole.shape and not torch.equal(tiled, whole)
+    assert len(calls) == 2 * 3 * 5 and set(calls) == {(4, 4)}  # 8x12 latent: 3 x 5 tiles of 4x4 (stride 2), 2 steps

@@ -11,7 +11,9 @@ SRDiff, SRADM and ECDP diffuse a rescaled residual over an upsampling of the LR 
 - ``colour_reference(reference)``: the HR-size image in [0, 1] the colour fixes match the SR image to;
 - ``factor``: HR pixels per x0 pixel along a side (1 here; 8 for Stable Diffusion's VAE);
 - ``clip_x0``: whether a predicted x0 is clamped to [-1, 1] at every step;
-- ``networks``: the networks it runs (they follow the pipeline's device).
+- ``networks``: the networks it runs (they follow the pipeline's device);
+- ``canvas_grid``, ``tile_weights``: the x0 pixels a tile's corner may sit on, and how tiles are blended
+  (``diffusion.tiling``).
 """
 from dataclasses import dataclass
 from typing import Callable
@@ -28,12 +30,13 @@ class PixelResidualSpace:
     of the LR image (``ops.resize.UPSAMPLERS``: matlab, SRDiff's; bicubic_antialias, ECDP's torchvision resize).
     With ``clip_x0`` (SRDiff) x0 is clamped to [-1, 1]; without it (ECDP, whose residual goes beyond) left whole."""
 
-    factor, networks = 1, ()
+    factor, networks, tile_weights = 1, (), 'gaussian'
 
     def __init__(self, scale, res_rescale=2.0, clip_x0=True, lr_up='matlab'):
         if lr_up not in UPSAMPLERS:
             raise OptionsError(f'lr_up: must be one of {sorted(UPSAMPLERS)}, got {lr_up!r}')
         self.scale, self.res_rescale, self.clip_x0, self.lr_up = scale, res_rescale, clip_x0, lr_up
+        self.canvas_grid = scale  # tiles start on the LR grid (their conditions are crops of the LR's)
 
     def reference(self, lr, noise=None):
         return UPSAMPLERS[self.lr_up](lr, self.scale)
@@ -73,7 +76,7 @@ class VAELatentSpace:
         vae (CFWAutoencoder): the autoencoder (``encode``, ``decode``, ``factor``).
     """
 
-    clip_x0 = False
+    clip_x0, canvas_grid, tile_weights = False, 1, 'stablesr'
 
     def __init__(self, vae, scale, scale_factor=0.18215, fidelity=0.5, lr_up='bilinear_antialias', posterior='sample'):
         if lr_up not in UPSAMPLERS:

@@ -7,6 +7,9 @@ al. 2023). Any sampler and parametrization work unchanged: this is a network, (x
 The network's memory is that of one batch of tiles, whatever the image size, except for a network with
 whole-image statistics (GroupNorm, global attention), whose tiles run in one batch to share them.
 
+On a latent space (StableSR) the canvas is the latent, tiles are in latent pixels and their conditions the time-aware
+encoder's maps of their latent box, as StableSR's canvas sampler.
+
 Exact where the network is (to float round-off, away from the tiles' borders, whose convolutions see zero
 padding and which the Gaussian weights fade out): each tile's condition is a crop of the whole image's, tiles
 start on the grid of every window attention, and whole-image statistics are computed across the tiles.
@@ -49,16 +52,41 @@ def gaussian_weight(height, width, device, dtype):
     return (axis(height)[:, None] * axis(width)[None, :]).to(dtype)
 
 
+def stablesr_weight(height, width, device, dtype, var=0.01):
+    """StableSR's tile weights (its ``_gaussian_weights``): exp(-(x - m)^2 / n^2 / (2 var)) / sqrt(2 pi var) per
+    axis, float64, with the midpoints it uses, (width - 1) / 2 across but height / 2 down (sigma = n / 10)."""
+    def axis(n, middle):
+        x = torch.arange(n, device=device, dtype=torch.float64)
+        return torch.exp(-(x - middle)**2 / n**2 / (2 * var)) / math.sqrt(2 * math.pi * var)
+    return torch.outer(axis(height, height / 2), axis(width, (width - 1) / 2)).to(dtype)
+
+
+# ``tile.weights``: how the tiles' outputs are blended
+TILE_WEIGHTS = {'gaussian': gaussian_weight, 'stablesr': stablesr_weight}
+
+
+def batched(conditions, n):
+    """The conditions of several tiles as one batch: tensors (expanded to ``n`` rows each) concatenated, and
+    tuples and dicts of them (StableSR's (context, {width: map})) element by element."""
+    first = conditions[0]
+    if isinstance(first, tuple):
+        return tuple(batched(list(parts), n) for parts in zip(*conditions))
+    if isinstance(first, dict):
+        return {key: batched([c[key] for c in conditions], n) for key in first}
+    return torch.cat([c.expand(n, *c.shape[1:]) for c in conditions])
+
+
 class TiledNetwork:
     """The network's output at (x_t, t) for a whole canvas, from ``net(x_tile, t, cond_tile)`` on overlapping tiles.
 
     Args:
         net: (x, t, cond) -> output (``condition.timed_network``).
         condition: ``at(t, box)`` gives a tile's condition (``diffusion.condition``).
-        height, width (int): the canvas, in HR pixels.
-        scale (int): HR / LR size ratio; tile corners are on the LR grid.
-        tile (int): tile side in HR pixels (a multiple of ``divisor``, ``grid`` and ``scale``).
-        overlap (int): HR pixels shared by neighbouring tiles.
+        height, width (int): the canvas (x_t's size: HR pixels for a pixel space, latent pixels for a latent one).
+        scale (int): the canvas pixels between the corners a tile may start at (the space's ``canvas_grid``: the
+            scale for a pixel space, so that tiles start on the LR grid; 1 for a latent one).
+        tile (int): tile side in canvas pixels (a multiple of ``divisor``, ``grid`` and ``scale``).
+        overlap (int): canvas pixels shared by neighbouring tiles.
         divisor (int): the U-Net's size divisor.
         batch (int): tiles per network call.
         grid (int): HR pixels between the window-grid lines of the network's window attention (1: none); tiles
@@ -66,10 +94,12 @@ class TiledNetwork:
         image_statistics (bool): the network reduces over the whole image (GroupNorm, global attention): all
             tiles run in one batch, each counting its core (``archs.image_statistics``), so the statistics
             are the whole image's; memory is then that of the whole canvas.
+        weights (str): how tile outputs are blended (``TILE_WEIGHTS``: gaussian, sigma 1/8 of the side; stablesr,
+            StableSR's).
     """
 
     def __init__(self, net, condition, height, width, scale, tile, overlap, divisor, batch=1, grid=1,
-                 image_statistics=False):
+                 image_statistics=False, weights='gaussian'):
         check_tile_options(tile, overlap, scale, divisor, batch, grid=grid)
         self.net, self.condition = net, condition
         align = tile_multiple(scale, divisor, grid)  # on the LR grid and the window grid, the U-Net's phase kept
@@ -89,6 +119,7 @@ class TiledNetwork:
             size = len(group) if image_statistics else batch
             self.batches += [group[i:i + size] for i in range(0, len(group), size)]
         self.shapes = list(by_shape)
+        self.weight_function = TILE_WEIGHTS[weights]
         self.weights = None  # per tile shape, on the canvas's device and dtype (made at the first call)
         self.image_statistics = image_statistics
         self.calls = 0
@@ -98,12 +129,12 @@ class TiledNetwork:
         total = torch.zeros(x_t.shape[-2:], device=x_t.device, dtype=x_t.dtype)
         n = x_t.shape[0]
         if self.weights is None:
-            self.weights = {shape: gaussian_weight(*shape, x_t.device, x_t.dtype) for shape in self.shapes}
+            self.weights = {shape: self.weight_function(*shape, x_t.device, x_t.dtype) for shape in self.shapes}
         for indices in self.batches:
             boxes = [self.boxes[i] for i in indices]
             _, _, h, w = boxes[0]
             crops = torch.cat([x_t[..., top:top + h, left:left + w] for top, left, h, w in boxes])
-            conds = torch.cat([self.condition.at(t, box).expand(n, -1, -1, -1) for box in boxes])
+            conds = batched([self.condition.at(t, box) for box in boxes], n)
             reduction = TileReduction([self.cores[i] for i in indices], n, h, w) if self.image_statistics else None
             with reducing_over_tiles(reduction):
                 out = self.net(crops, t.repeat(len(boxes)), conds)
@@ -118,20 +149,28 @@ class TiledNetwork:
         return out_canvas / total
 
 
-def tile_options(tile, scale, divisor, where='val.tile', grid=1):
-    """``{size, overlap, batch}`` (HR pixels; overlap 0 and batch 1 by default) checked against the model,
-    or None for None (the whole image at once)."""
+def tile_options(tile, scale, divisor, where='val.tile', grid=1, unit=1):
+    """``{size, overlap, batch, weights}`` (HR pixels; overlap 0, batch 1, Gaussian weights by default) checked
+    against the model, or None for None (the whole image at once). ``unit``: HR pixels per canvas pixel (a latent
+    space's factor; size and overlap must be multiples of it), ``scale``: the canvas grid tiles start on."""
     if tile is None:
         return None
     if not isinstance(tile, dict):
-        raise TileError(f'{where}: expected {{size, overlap, batch}}, got {tile!r}')
-    unknown = sorted(set(tile) - {'size', 'overlap', 'batch'})
+        raise TileError(f'{where}: expected {{size, overlap, batch, weights}}, got {tile!r}')
+    unknown = sorted(set(tile) - {'size', 'overlap', 'batch', 'weights'})
     if unknown:
-        raise TileError(f'{where}: unknown option(s) {unknown}; known: batch, overlap, size')
+        raise TileError(f'{where}: unknown option(s) {unknown}; known: batch, overlap, size, weights')
     if 'size' not in tile:
         raise TileError(f'{where}.size: missing (tile side in HR pixels)')
-    tile = {'overlap': 0, 'batch': 1, **tile}
-    check_tile_options(tile['size'], tile['overlap'], scale, divisor, tile['batch'], where, grid)
+    tile = {'overlap': 0, 'batch': 1, 'weights': 'gaussian', **tile}
+    if tile['weights'] not in TILE_WEIGHTS:
+        raise TileError(f'{where}.weights: must be one of {sorted(TILE_WEIGHTS)}, got {tile["weights"]!r}')
+    for key in ('size', 'overlap'):
+        if unit > 1 and (not isinstance(tile[key], int) or tile[key] % unit):
+            raise TileError(f'{where}.{key}: must be a multiple of {unit} (output pixels per latent pixel), '
+                            f'got {tile[key]!r}')
+    check_tile_options(tile['size'] // unit, tile['overlap'] // unit, scale, divisor, tile['batch'],
+                       where if unit == 1 else f'{where} (in latent pixels)', grid)
     return tile
 
 
