@@ -2,6 +2,7 @@
 import copy
 
 import pytest
+import torch
 import yaml
 from basicsr.archs import build_network
 from basicsr.utils.options import ordered_yaml
@@ -34,7 +35,7 @@ def test_all_option_files_named_by_the_issue_exist():
 @pytest.mark.parametrize('path', OPTION_FILES, ids=lambda p: p.name)
 def test_option_file_builds_its_networks(path, monkeypatch, tmp_path):
     opt = load(path)
-    assert opt['name'] and opt['model_type'] in ('SRModel', 'SRDiffModel', 'SRDiffDistillModel')
+    assert opt['name'] and opt['model_type'] in ('SRModel', 'SRDiffModel', 'SRDiffDistillModel', 'StableSRModel')
     if 'image_quality' in opt.get('train', {}):  # ECDP's VGG19 weights cannot be had here: a stand-in file
         from srdiff_basicsr.models import image_quality
         (tmp_path / 'vgg19.pth').touch()
@@ -54,8 +55,14 @@ def test_option_file_builds_its_networks(path, monkeypatch, tmp_path):
         assert opt == completed  # checking changes nothing: the defaults come from complete_options
         if opt.get('is_train'):
             assert opt['train']['pixel_opt']['type'] in ('L1Loss', 'MSELoss')
-        for section in ('network_g', 'network_encoder'):
-            build_network(copy.deepcopy(opt[section]))
+        if opt['model_type'] == 'StableSRModel':  # the released sizes (1.1 G parameters): on the meta device
+            with torch.device('meta'):
+                nets = {s: build_network(copy.deepcopy(opt[s])) for s in ('network_g', 'network_encoder', 'network_vae')}
+            assert sum(n_params(net) for net in nets.values()) == 918_930_884 + 52_494_080 + 128_047_591
+            assert opt.get('is_train') is False or opt['train']['optim_g']['type'] == 'AdamW'
+        else:
+            for section in ('network_g', 'network_encoder'):
+                build_network(copy.deepcopy(opt[section]))
     else:
         net = build_network(copy.deepcopy(opt['network_g']))
         assert net.scale == opt['scale']

@@ -8,6 +8,7 @@ from basicsr.utils.registry import LOSS_REGISTRY
 
 from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS
 from srdiff_basicsr.diffusion.samplers import sampler_options
+from srdiff_basicsr.diffusion.space import SPACES
 from srdiff_basicsr.diffusion.tiling import tile_options
 from srdiff_basicsr.errors import OptionsError, WeightsError, is_int, is_number, require
 from srdiff_basicsr.model_files import experiment_options_file, read_model_options, resolve_model_files
@@ -18,6 +19,7 @@ from srdiff_basicsr.execution import check_precision
 from srdiff_basicsr.pipeline import check_colour_fix
 
 NOISE_LOSS_DEFAULT = {'type': 'L1Loss', 'loss_weight': 1.0}  # the paper's
+LATENT_NOISE_LOSS_DEFAULT = {'type': 'MSELoss', 'loss_weight': 1.0}  # StableSR's (latent diffusion's l2)
 # the official auxiliary L1 of a trained encoder, on [-1, 1] images: twice the L1 on BasicSR's [0, 1]
 ENCODER_LOSSES_DEFAULT = {'l1': {'type': 'L1Loss', 'loss_weight': 2.0}}
 
@@ -25,12 +27,14 @@ ENCODER_LOSSES_DEFAULT = {'l1': {'type': 'L1Loss', 'loss_weight': 2.0}}
 def complete_options(opt):
     """An SRDiffModel's options with their defaults filled in (in place; returned), before ``check_options``:
     the network sections' sizes and scale (``complete_network_options``, which refuses sections it cannot
-    complete), ``train.pixel_opt`` (the paper's L1), ``train.head_weights`` (1 per head, several heads only),
-    ``train.encoder_losses`` (a trained encoder only) and ``train.image_quality``'s options."""
+    complete), ``train.pixel_opt`` (the paper's L1; StableSR's MSE on a latent space), ``train.head_weights`` (1 per
+    head, several heads only), ``train.encoder_losses`` (a trained encoder only) and ``train.image_quality``'s
+    options."""
     complete_network_options(opt)
     train_opt = opt.get('train')
     if opt.get('is_train') and isinstance(train_opt, dict):
-        train_opt.setdefault('pixel_opt', dict(NOISE_LOSS_DEFAULT))
+        latent = diffusion_options(opt.get('diffusion'))['space'] == 'vae_latent'
+        train_opt.setdefault('pixel_opt', dict(LATENT_NOISE_LOSS_DEFAULT if latent else NOISE_LOSS_DEFAULT))
         heads = PARAMETRIZATIONS[diffusion_options(opt.get('diffusion'))['parametrization']].heads
         if len(heads) > 1:
             train_opt.setdefault('head_weights', {head: 1.0 for head in heads})
@@ -44,16 +48,25 @@ def check_options(opt):
     """Fail early, naming the option, instead of deep inside torch; ``opt`` completed (``complete_options``),
     not changed."""
     path_opt = opt.get('path') or {}
-    if path_opt.get('pretrain_network_encoder') is None:
+    diffusion = diffusion_options(opt.get('diffusion'))
+    latent = diffusion['space'] == 'vae_latent'
+    if latent:
+        for section, what in (('vae', 'the VAE (a converted StableSR checkpoint\'s net_vae_official)'),
+                              ('g', "the U-Net (SD 2.1's, or a converted StableSR checkpoint's net_g_official)")):
+            if path_opt.get(f'pretrain_network_{section}') is None:
+                raise OptionsError(f'path.pretrain_network_{section} is not set: StableSR starts from {what}')
+        if (opt.get('train') or {}).get('image_quality') is not None:
+            raise OptionsError('train.image_quality: ECDP\'s fine-tuning is for pixel-space models, not StableSR')
+    elif path_opt.get('pretrain_network_encoder') is None:
         raise OptionsError('path.pretrain_network_encoder is not set: SRDiff needs a pretrained LR encoder '
                            '(train one with options/train_rrdb_*.yml, then point this at its models/net_g_*.pth)')
-    diffusion = diffusion_options(opt.get('diffusion'))
     if opt.get('device') and opt.get('dist'):
         raise OptionsError('device: not with a launcher (each process takes the GPU of its LOCAL_RANK)')
     _check_val(opt.get('val') or {}, diffusion['timesteps'], _device(opt))
     unet = meta_network(opt['network_g'])
-    tile_options((opt.get('val') or {}).get('tile'), opt['scale'], unet.divisor, 'val.tile',
-                 getattr(unet, 'window_grid', 1))
+    unit = meta_network(opt['network_vae']).factor if latent else 1  # tiles on the latent canvas
+    tile_options((opt.get('val') or {}).get('tile'), 1 if latent else opt['scale'], unet.divisor, 'val.tile',
+                 getattr(unet, 'window_grid', 1), unit)
     train_opt = opt.get('train')
     if opt.get('is_train') and train_opt is not None:
         _check_train(train_opt, opt)
@@ -194,9 +207,10 @@ def _check_against_training_options(opt, diffusion):
     try:
         with open(trained_file) as f:
             trained = yaml.safe_load(f)
-        trained_networks = complete_network_options({key: trained[key] for key in
-                                                     ('scale', 'network_g', 'network_encoder')})
         trained_diffusion = diffusion_options(trained.get('diffusion'))
+        sections = ('scale', 'network_g', 'network_encoder', 'diffusion',
+                    *SPACES[trained_diffusion['space']].networks)
+        trained_networks = complete_network_options({key: trained.get(key) for key in sections})
     except (OSError, yaml.YAMLError, KeyError, TypeError, OptionsError):
         return  # not an SRDiff training options file
     differ = [f'diffusion.{key}: {diffusion[key]!r} here, {trained_diffusion[key]!r} in training'

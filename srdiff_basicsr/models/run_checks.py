@@ -49,11 +49,11 @@ def check_run_options(opt):
             raise OptionsError(f'val.metrics.{name}.type: no metric named {metric_type!r} is registered; known: '
                                f'{sorted(name for name, _ in METRIC_REGISTRY)}')
     for name, dataset_opt in (opt.get('datasets') or {}).items():
-        if dataset_opt.get('type') in HR_ONLY_DATASETS and opt.get('model_type') in BASE_MODELS:
+        if dataset_opt.get('type') in HR_ONLY_DATASETS and opt.get('model_type') in (*BASE_MODELS, 'StableSRModel'):
             raise OptionsError(f"datasets.{name}.type: {dataset_opt['type']} gives HR crops and blur kernels but no LR "
                                f"('lq'), and model_type {opt['model_type']} makes no LR on the fly (it has no "
                                'degradation stage); use a paired dataset (CheckedPairedImageDataset) or BicubicSRDataset')
-    if opt.get('model_type') == 'SRDiffModel':
+    if opt.get('model_type') in ('SRDiffModel', 'StableSRModel'):
         check_options(complete_options(copy.deepcopy(opt)))
     elif opt.get('model_type') == 'SRDiffDistillModel':
         check_options(complete_options(complete_distill_options(copy.deepcopy(opt))))

@@ -85,7 +85,7 @@ class SRDiffModel(SampledValidation, LREncoderTraining, GuardedStep, SRModel):
             self._build_encoder()
         if opt.get('device'):  # BasicSR's choice is plain 'cuda' or 'cpu'
             self.device = torch.device(opt['device'])
-            for name in ('net_g', 'net_g_ema', 'net_encoder', 'net_encoder_ema'):
+            for name in ('net_g', 'net_g_ema', 'net_encoder', 'net_encoder_ema', 'net_vae'):
                 if hasattr(self, name):
                     getattr(self, name).to(self.device)
         val_opt = opt.get('val') or {}
@@ -93,11 +93,16 @@ class SRDiffModel(SampledValidation, LREncoderTraining, GuardedStep, SRModel):
         sampling_encoder = (self.net_encoder_ema if hasattr(self, 'net_encoder_ema')
                             else self.get_bare_model(self.net_encoder))
         self.pipeline = SRDiffPipeline.from_networks(
-            sampling_encoder, sampling_unet, opt['scale'], opt.get('diffusion'), sampler=val_opt.get('sampler'),
+            sampling_encoder, sampling_unet, opt['scale'], opt.get('diffusion'), self.space_networks(),
+            sampler=val_opt.get('sampler'),
             tile=val_opt.get('tile'), colour_fix=val_opt.get('colour_fix', 'none'), device=self.device,
             precision=val_opt.get('precision', 'auto'), channels_last=val_opt.get('channels_last'),
             compile=val_opt.get('compile', False))
         get_root_logger().info(f'Sampling: {self.pipeline.describe_execution()}')
+
+    def space_networks(self):
+        """The networks of the diffusion's space besides the U-Net and the encoder ({section: module})."""
+        return {}
 
     def init_training_settings(self):
         self._build_encoder()  # before SRModel's set-up, which makes the optimizers

@@ -1,0 +1,84 @@
+import torch
+from basicsr.archs import build_network
+from basicsr.utils import get_root_logger
+from basicsr.utils.registry import MODEL_REGISTRY
+
+from srdiff_basicsr.diffusion.condition import TimeAwareCondition
+from srdiff_basicsr.models.srdiff_model import SRDiffModel
+from srdiff_basicsr.weights import load_weights
+
+
+@MODEL_REGISTRY.register()
+class StableSRModel(SRDiffModel):
+    """StableSR's first stage in BasicSR's loop: the time-aware encoder and the U-Net's SPADE layers trained, the rest
+    of the U-Net (Stable Diffusion's), the VAE and the empty prompt's embedding frozen; the eps loss on the VAE
+    latent of the HR image, noised at a random step, the encoder reading the clean latent of the upsampled LR image
+    at that step (the official ``LatentDiffusionSRTextWT``). SRDiffModel's training step, guards, precision,
+    validation and checkpoints otherwise.
+
+    Options (besides SRDiffModel's; ``diffusion.space: vae_latent``):
+        network_vae: the VAE (``CFWAutoencoder``), loaded from ``path.pretrain_network_vae`` (``param_key_vae``,
+            default ``params``), frozen, saved with every checkpoint (``net_vae``).
+        network_encoder: the time-aware encoder, from ``path.pretrain_network_encoder`` when set (a StableSR
+            checkpoint's), else from its initialisation (the official's first stage).
+        path.pretrain_network_g: the U-Net (SD 2.1's converted weights or a StableSR checkpoint's); its SPADEs train.
+        train.optim_g: one optimizer over the SPADEs and the encoder (the official: ``{type: AdamW, lr: 5e-5}``;
+            AdamW added to BasicSR's Adam).
+        train.pixel_opt: the official loss is the mean squared error on eps (``{type: MSELoss, loss_weight: 1.0}``).
+    """
+
+    def model_to_device(self, net):
+        if net is getattr(self, 'net_g', None) and self.is_train:  # before DDP sees which parameters train
+            for name, param in net.named_parameters():
+                param.requires_grad_('spade' in name)
+        return super().model_to_device(net)
+
+    def _build_encoder(self):
+        """The time-aware encoder (trained with the SPADEs when training) and the frozen VAE."""
+        path_opt = self.opt['path']
+        encoder = build_network(self.opt['network_encoder']).to(self.device)
+        if path_opt.get('pretrain_network_encoder'):
+            load_weights(encoder, path_opt['pretrain_network_encoder'], path_opt.get('param_key_encoder', 'params'),
+                         path_opt.get('strict_load_encoder', True), option='path.pretrain_network_encoder')
+        self.encoder_trained, self.encoder_losses = self.is_train, {}
+        self.net_encoder = (self.model_to_device(encoder.train()) if self.is_train
+                            else encoder.eval().requires_grad_(False))
+        self.net_vae = build_network(self.opt['network_vae']).to(self.device).eval().requires_grad_(False)
+        load_weights(self.net_vae, path_opt['pretrain_network_vae'], path_opt.get('param_key_vae', 'params'),
+                     option='path.pretrain_network_vae')
+        get_root_logger().info(f"Time-aware encoder {'trained' if self.is_train else 'loaded'}; VAE (frozen) from "
+                               f"{path_opt['pretrain_network_vae']}")
+
+    def space_networks(self):
+        return {'network_vae': self.net_vae}
+
+    def setup_optimizers(self):
+        """One optimizer over the SPADEs and the time-aware encoder, as the official."""
+        optim_opt = dict(self.opt['train']['optim_g'])
+        params = [p for p in self.net_g.parameters() if p.requires_grad] + list(self.net_encoder.parameters())
+        self.optimizer_g = self.get_optimizer(optim_opt.pop('type'), params, **optim_opt)
+        self.optimizers.append(self.optimizer_g)
+
+    def get_optimizer(self, optim_type, params, lr, **kwargs):
+        if optim_type == 'AdamW':
+            return torch.optim.AdamW(params, lr, **kwargs)
+        return super().get_optimizer(optim_type, params, lr, **kwargs)
+
+    def feed_data(self, data):
+        with torch.no_grad():  # the VAE's encoding of the upsampled LR: frozen
+            super().feed_data(data)
+
+    def _encode(self):
+        return None, {}  # the encoder runs at every step, inside the condition
+
+    def _condition(self, features):
+        unet = self.get_bare_model(self.net_g)
+        return TimeAwareCondition(self.net_encoder, self.lr_up.latent, unet.empty_context)
+
+    def _training_targets(self, features):
+        with torch.no_grad():
+            return super()._training_targets(features)
+
+    def save(self, epoch, current_iter):
+        self.save_network(self.net_vae, 'net_vae', current_iter)  # the experiment folder alone samples
+        super().save(epoch, current_iter)

@@ -1,0 +1,98 @@
+"""StableSR's first stage in BasicSR's loop, at the golden tiny configuration: only the SPADEs and the time-aware
+encoder train, a killed run resumes bit-exactly, and the experiment tests through BasicSR's stock entry."""
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from srdiff_basicsr.network_options import build_arch
+from srdiff_basicsr.official_stablesr import network_options
+from tests.conftest import dataset_opt, make_pairs, save_basicsr_weights, write_options
+from tests.stablesr_fixtures import tiny_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope='module')
+def project(tmp_path_factory, stablesr_golden):
+    root = tmp_path_factory.mktemp('stablesr')
+    lr_dir, hr_dir = make_pairs(root / 'data', count=4, hr_size=32)
+    networks = network_options(tiny_config(stablesr_golden))
+    torch.manual_seed(0)
+    unet, vae = build_arch(networks['network_g']), build_arch(networks['network_vae'])
+    for p in unet.parameters():  # SD's U-Net is trained: no zero-initialised output layers here
+        p.data.normal_(0, 0.05)
+    unet.empty_context.normal_()
+    encoder = build_arch(networks['network_encoder'])
+    return root, lr_dir, hr_dir, networks, save_basicsr_weights(unet, root / 'unet.pth'), \
+        save_basicsr_weights(vae, root / 'vae.pth'), save_basicsr_weights(encoder, root / 'encoder.pth')
+
+
+def options(project, name, total_iter=4):
+    root, lr_dir, hr_dir, networks, unet, vae, encoder = project
+    return write_options(root / f'{name}.yml', dict(
+        name=name, model_type='StableSRModel', scale=4, num_gpu=0, manual_seed=0, **networks,
+        diffusion=dict(space='vae_latent', schedule='scaled_linear'),
+        datasets=dict(train=dataset_opt('train', lr_dir, hr_dir, 'train', gt_size=32),
+                      val=dataset_opt('val', lr_dir, hr_dir, 'val')),
+        path=dict(pretrain_network_g=unet, pretrain_network_vae=vae, pretrain_network_encoder=encoder,
+                  resume_state=None),
+        train=dict(optim_g=dict(type='AdamW', lr=1e-3), scheduler=dict(type='MultiStepLR', milestones=[100], gamma=0.5),
+                   total_iter=total_iter, warmup_iter=-1),
+        val=dict(val_freq=4, save_img=True, seed=0, sampler=dict(type='ddpm_spaced', steps=2),
+                 metrics=dict(psnr=dict(type='calculate_psnr', crop_border=0, test_y_channel=False))),
+        logger=dict(print_freq=1, save_checkpoint_freq=2, use_tb_logger=False)))
+
+
+def run(project, *args):
+    return subprocess.run([sys.executable, *args], cwd=project[0], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, 'PYTHONPATH': str(REPO)})
+
+
+def weights(project, name, net):
+    return torch.load(project[0] / 'experiments' / name / 'models' / f'{net}_latest.pth', weights_only=True)['params']
+
+
+def test_stage_one_trains_the_spades_and_the_encoder_resumes_exactly_and_tests(project):
+    result = run(project, '-m', 'srdiff_basicsr.train', '-opt', options(project, 'whole'))
+    assert result.returncode == 0, result.stderr[-3000:]
+    initial = torch.load(project[4], weights_only=True)['params']
+    trained = weights(project, 'whole', 'net_g')
+    changed = {k for k, v in trained.items() if not torch.equal(v, initial[k])}
+    assert changed and all('spade' in k for k in changed)  # SD's U-Net frozen, every SPADE layer trained
+    assert {k.split('.spade.')[0] for k in changed} == {k.split('.spade.')[0] for k in initial if '.spade.' in k}
+    encoder = torch.load(project[6], weights_only=True)['params']
+    assert all(not torch.equal(v, encoder[k]) for k, v in weights(project, 'whole', 'net_encoder').items()
+               if k.endswith('.weight'))  # every layer of it trained
+    vae = torch.load(project[5], weights_only=True)['params']
+    assert all(torch.equal(v, vae[k]) for k, v in weights(project, 'whole', 'net_vae').items())
+    assert re.search(r'# psnr: [\d.]+', result.stderr)  # validation sampled through the pipeline
+
+    opt_file = options(project, 'killed')
+    killed = run(project, '-m', 'tests.killed_training', 'iteration:3', '-opt', opt_file)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    resumed = run(project, '-m', 'srdiff_basicsr.train', '-opt', opt_file, '--auto_resume')
+    assert resumed.returncode == 0 and re.search(r'Resuming training from epoch: \d+, iter: 2\.', resumed.stderr)
+    for net in ('net_g', 'net_encoder'):
+        expected, got = weights(project, 'whole', net), weights(project, 'killed', net)
+        assert [k for k in expected if not torch.equal(expected[k], got[k])] == [], net
+
+    root, lr_dir, hr_dir, networks = project[:4]
+    models = root / 'experiments' / 'whole' / 'models'
+    test_file = write_options(root / 'test.yml', dict(
+        name='stablesr_test', model_type='StableSRModel', scale=4, num_gpu=0, manual_seed=0, **networks,
+        diffusion=dict(space='vae_latent', schedule='scaled_linear'),
+        datasets=dict(test_1=dataset_opt('tiny_test', lr_dir, hr_dir, 'test')),
+        path=dict(pretrain_network_g=str(models / 'net_g_latest.pth'),
+                  pretrain_network_encoder=str(models / 'net_encoder_latest.pth'),
+                  pretrain_network_vae=str(models / 'net_vae_latest.pth')),
+        val=dict(save_img=True, seed=0, sampler=dict(type='ddpm_spaced', steps=2),
+                 metrics=dict(psnr=dict(type='calculate_psnr', crop_border=0, test_y_channel=False)))))
+    tested = run(project, '-m', 'basicsr.test', '-opt', test_file)  # the stock entry, through the hook
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    assert len(list((root / 'results' / 'stablesr_test' / 'visualization' / 'tiny_test').glob('*.png'))) == 4
