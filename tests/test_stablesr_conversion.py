@@ -146,6 +146,8 @@ def test_srdiff_infer_super_resolves_a_folder_with_a_converted_stablesr(checkpoi
     assert infer('tiled', '--tile', '32', '--tile-overlap', '16', '--fidelity', '0') == 0  # 4x4 latent tiles
     tiled = cv2.imread(str(tmp_path / 'tiled' / 'a.png')).astype(int)
     assert tiled.shape == plain.shape and 0 < np.abs(tiled - plain).mean() < 40  # tiles see less context
+    assert infer('vae_tiled', '--vae-tile', '32', '--fidelity', '0') == 0
+    assert cv2.imread(str(tmp_path / 'vae_tiled' / 'a.png')).shape == plain.shape
     assert infer('odd', '--tile', '36') == 2
     assert 'tile.size: must be a multiple of 8 (output pixels per latent pixel), got 36' in capsys.readouterr().err
     assert infer('bad', '--fidelity', '1.5') == 2

@@ -14,7 +14,7 @@ from srdiff_basicsr.diffusion.parametrization import Denoiser
 from srdiff_basicsr.diffusion.samplers import make_plan, run_sampler
 from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
 from srdiff_basicsr.diffusion.space import VAELatentSpace
-from srdiff_basicsr.diffusion.tiling import TiledNetwork, gaussian_weight, stablesr_weight
+from srdiff_basicsr.diffusion.tiling import TiledNetwork, gaussian_weight, stablesr_weight, tiled_map
 from srdiff_basicsr.ops.colour import colour_fix
 from srdiff_basicsr.pipeline import SRDiffPipeline
 
@@ -184,3 +184,33 @@ def test_pipeline_tiles_on_the_latent_canvas(stablesr_nets, schedule):
         del encoder.forward
     assert tiled.shape == whole.shape and not torch.equal(tiled, whole)
     assert len(calls) == 2 * 3 * 5 and set(calls) == {(4, 4)}  # 8x12 latent: 3 x 5 tiles of 4x4 (stride 2), 2 steps
+
+
+def test_tiled_map_blends_each_output_at_its_own_scale_into_the_whole_canvas():
+    """A local map (pointwise at full size, 2x2 means at half size) run on overlapping tiles is the whole map."""
+    x = torch.randn(2, 3, 40, 56, dtype=torch.float64)
+
+    def local(top, left, h, w):
+        crop = x[..., top:top + h, left:left + w]
+        return [crop * 2 + 1, torch.nn.functional.avg_pool2d(crop, 2)]
+
+    full, half = tiled_map(local, 40, 56, 16, 8, align=2)
+    assert torch.allclose(full, x * 2 + 1, atol=1e-12)
+    assert torch.allclose(half, torch.nn.functional.avg_pool2d(x, 2), atol=1e-12)
+
+
+def test_the_vae_on_tiles_is_the_whole_vae_on_one_tile_and_keeps_every_size(stablesr_nets):
+    vae = stablesr_nets[2]
+    lr = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(0))
+    whole, tiled, one = (VAELatentSpace(vae, 4, posterior='mean', vae_tile=tile)
+                         for tile in (None, {'size': 64, 'overlap': 32}, {'size': 256, 'overlap': 0}))
+    with torch.no_grad():
+        reference = whole.reference(lr)
+        assert torch.allclose(one.reference(lr).latent, reference.latent, atol=1e-6)
+        assert torch.allclose(one.decode(reference.latent, reference), whole.decode(reference.latent, reference),
+                              atol=1e-6)
+        pieces = tiled.reference(lr)
+        assert pieces.latent.shape == reference.latent.shape
+        assert [f.shape for f in pieces.features] == [f.shape for f in reference.features]
+        decoded = tiled.decode(reference.latent, reference)
+    assert decoded.shape == (1, 3, 96, 128) and not torch.allclose(decoded, whole.decode(reference.latent, reference))

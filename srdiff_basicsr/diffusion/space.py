@@ -21,6 +21,7 @@ from typing import Callable
 import torch
 
 from srdiff_basicsr.diffusion.condition import ProjectedCondition, TimeAwareCondition
+from srdiff_basicsr.diffusion.tiling import tiled_map
 from srdiff_basicsr.errors import OptionsError
 from srdiff_basicsr.ops.resize import UPSAMPLERS
 
@@ -70,7 +71,9 @@ class VAELatentSpace:
     latent space, ``scale_factor`` 0.18215); decoding with CFW at the fidelity weight ``fidelity`` (w: 0 the plain
     decoder, 1 closest to the LR image; StableSR's scripts: 0.5). The LR image is upsampled to the output size by
     ``lr_up`` (``ops.resize.UPSAMPLERS``; StableSR's old script: torchvision's bilinear ``Resize``) and encoded
-    once, its latent the condition of the time-aware encoder; ``posterior``: sample (the official) or mean.
+    once, its latent the condition of the time-aware encoder; ``posterior``: sample (the official) or mean;
+    ``vae_tile``: {size, overlap} in output pixels (multiples of 8) to encode and decode on Gaussian-blended tiles,
+    memory then bounded by the tile (each tile's GroupNorms see only the tile, so seams may differ slightly).
 
     Args:
         vae (CFWAutoencoder): the autoencoder (``encode``, ``decode``, ``factor``).
@@ -78,7 +81,8 @@ class VAELatentSpace:
 
     clip_x0, canvas_grid, tile_weights = False, 1, 'stablesr'
 
-    def __init__(self, vae, scale, scale_factor=0.18215, fidelity=0.5, lr_up='bilinear_antialias', posterior='sample'):
+    def __init__(self, vae, scale, scale_factor=0.18215, fidelity=0.5, lr_up='bilinear_antialias', posterior='sample',
+                 vae_tile=None):
         if lr_up not in UPSAMPLERS:
             raise OptionsError(f'lr_up: must be one of {sorted(UPSAMPLERS)}, got {lr_up!r}')
         if posterior not in ('sample', 'mean'):
@@ -87,10 +91,33 @@ class VAELatentSpace:
         self.lr_up, self.posterior = lr_up, posterior
         self.factor = vae.factor
         self.networks = (vae, )
+        self.vae_tile = vae_tile  # None, or {size, overlap} in output pixels: the VAE runs on blended tiles
+
+    def _encoded(self, image):
+        """((mean, logvar), features) of images in [-1, 1], on tiles when ``vae_tile`` is set."""
+        if self.vae_tile is None:
+            return self.vae.encode(image)
+
+        def encode(top, left, h, w):
+            (mean, logvar), features = self.vae.encode(image[..., top:top + h, left:left + w])
+            return [mean, logvar, *features]
+        mean, logvar, *features = tiled_map(encode, *image.shape[-2:], self.vae_tile['size'],
+                                            self.vae_tile['overlap'], self.factor)
+        return (mean, logvar), features
+
+    def _decoded(self, z, features):
+        if self.vae_tile is None:
+            return self.vae.decode(z, features, self.fidelity)
+        f = self.factor
+
+        def decode(top, left, h, w):
+            crops = [_box(feature, top, left, h, w, feature.shape[-2] / z.shape[-2]) for feature in features]
+            return [self.vae.decode(z[..., top:top + h, left:left + w], crops, self.fidelity)]
+        return tiled_map(decode, *z.shape[-2:], self.vae_tile['size'] // f, self.vae_tile['overlap'] // f)[0]
 
     def _latent(self, image, noise):
         """(scaled latent, CFW features) of images in [0, 1]; ``noise(shape)`` gives the posterior draw."""
-        (mean, logvar), features = self.vae.encode(image * 2 - 1)
+        (mean, logvar), features = self._encoded(image * 2 - 1)
         z = mean if self.posterior == 'mean' else mean + torch.exp(0.5 * logvar) * noise(mean.shape)
         return self.scale_factor * z, features
 
@@ -103,7 +130,7 @@ class VAELatentSpace:
         return self._latent(hr, lambda shape: torch.randn(shape, device=hr.device))[0]
 
     def decode(self, x0, reference, clamp=True):
-        image = (self.vae.decode(x0 / self.scale_factor, reference.features, self.fidelity) + 1) / 2
+        image = (self._decoded(x0 / self.scale_factor, reference.features) + 1) / 2
         return image.clamp(0, 1) if clamp else image
 
     def shape(self, reference):
@@ -111,6 +138,12 @@ class VAELatentSpace:
 
     def colour_reference(self, reference):
         return reference.lr_up
+
+
+def _box(feature, top, left, h, w, f):
+    """The region of a feature map at scale ``f`` of the latent that the latent box covers."""
+    t, l = round(top * f), round(left * f)
+    return feature[..., t:t + round(h * f), l:l + round(w * f)]
 
 
 @dataclass(frozen=True)
@@ -130,6 +163,12 @@ def _positive(v):
     return _number(v) and v > 0
 
 
+def _vae_tile(v):
+    return v is None or (isinstance(v, dict) and set(v) == {'size', 'overlap'} and all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 and n % 8 == 0 for n in v.values())
+        and 0 <= v['overlap'] < v['size'])
+
+
 _LR_UP = (lambda v: v in UPSAMPLERS, f'one of {sorted(UPSAMPLERS)}')
 
 # ``diffusion.space``: a new family's space is one class and one entry
@@ -142,8 +181,10 @@ SPACES = {
         ProjectedCondition),
     'vae_latent': SpaceEntry(
         lambda scale, networks, **options: VAELatentSpace(networks['network_vae'], scale, **options),
-        {'scale_factor': 0.18215, 'fidelity': 0.5, 'lr_up': 'bilinear_antialias', 'posterior': 'sample'},
+        {'scale_factor': 0.18215, 'fidelity': 0.5, 'lr_up': 'bilinear_antialias', 'posterior': 'sample',
+         'vae_tile': None},
         {'scale_factor': (_positive, 'a number > 0'),
+         'vae_tile': (_vae_tile, '~ (whole images) or {size, overlap}: output pixels, multiples of 8, overlap < size'),
          'fidelity': (lambda v: _number(v) and 0 <= v <= 1, 'a number in [0, 1]'),
          'lr_up': _LR_UP, 'posterior': (lambda v: v in ('sample', 'mean'), 'sample or mean')},
         TimeAwareCondition, ('network_vae', )),

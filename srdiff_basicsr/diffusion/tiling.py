@@ -189,3 +189,27 @@ def check_tile_options(tile, overlap, scale, divisor, batch=1, where='tile', gri
         raise TileError(f'{where}.overlap: must be an integer from 0 to size - 1 ({tile - 1}), got {overlap!r}')
     if not isinstance(batch, int) or batch < 1:
         raise TileError(f'{where}.batch: must be a positive integer, got {batch!r}')
+
+
+def tiled_map(fn, height, width, tile, overlap, align=1):
+    """``fn(top, left, h, w)`` -> a list of (N, C_i, h * f_i, w * f_i) tensors (each output at its own scale f_i of
+    the input canvas, e.g. a VAE's latent at 1/8 and its features at 1/2 and 1/4), run on overlapping tiles of a
+    ``height`` x ``width`` canvas and blended with Gaussian weights into whole-canvas outputs. Memory is that of one
+    tile's run plus the outputs. Tiles start on multiples of ``align`` (so every scaled box is whole)."""
+    rows, cols = tile_spans(height, tile, tile - overlap, align), tile_spans(width, tile, tile - overlap, align)
+    outputs = totals = None
+    for top, h in rows:
+        for left, w in cols:
+            parts = fn(top, left, h, w)
+            if outputs is None:
+                outputs = [p.new_zeros(*p.shape[:2], round(height * p.shape[-2] / h), round(width * p.shape[-1] / w))
+                           for p in parts]
+                totals = [p.new_zeros(o.shape[-2:]) for p, o in zip(parts, outputs)]
+            for part, out, total in zip(parts, outputs, totals):
+                f = part.shape[-2] / h
+                region = (slice(round(top * f), round(top * f) + part.shape[-2]),
+                          slice(round(left * f), round(left * f) + part.shape[-1]))
+                weight = gaussian_weight(*part.shape[-2:], part.device, part.dtype)
+                out[(..., *region)] += part * weight
+                total[region] += weight
+    return [out / total for out, total in zip(outputs, totals)]

@@ -56,6 +56,9 @@ def add_sampling_arguments(parser):
     group.add_argument('--tile-batch', type=int, default=1, help='tiles per network call')
     group.add_argument('--colour-fix', default='none', choices=COLOUR_FIXES,
                        help='match the colours of the bicubic upsampling: adain (mean/std) or wavelet (low band)')
+    group.add_argument('--vae-tile', type=int, default=0,
+                       help="for a latent model (StableSR): the VAE's tile side in output pixels, a multiple of 8, "
+                            'overlapping by half (0: whole images); bounds the VAE\'s memory at any image size')
     group.add_argument('--fidelity', type=float,
                        help="CFW's weight for a model with one (StableSR): 0 the plain VAE decoder (most realistic) "
                             "to 1 (closest to the LR image); default: the model's (StableSR's scripts: 0.5)")
@@ -82,6 +85,15 @@ def set_fidelity(pipe, fidelity):
     pipe.space.fidelity = fidelity
 
 
+def set_vae_tile(pipe, size):
+    """``--vae-tile``: the latent space's VAE on tiles of ``size`` output pixels overlapping by half."""
+    if not hasattr(pipe.space, 'vae_tile'):
+        raise OptionsError(f'--vae-tile: this {type(pipe.unet).__name__} model has no VAE (only a latent model has)')
+    if size < 16 or size % 16:
+        raise OptionsError(f'--vae-tile: must be a positive multiple of 16 output pixels, got {size}')
+    pipe.space.vae_tile = {'size': size, 'overlap': size // 2}
+
+
 def build_pipeline(args, sampling=True):
     """The pipeline of ``--model`` with the command line's execution options, and its sampling options when
     ``sampling`` (else the paper's sampler on whole images)."""
@@ -93,6 +105,8 @@ def build_pipeline(args, sampling=True):
         pipe.set_sampling(sampler, tile, args.colour_fix, where='command line')
     if getattr(args, 'fidelity', None) is not None:
         set_fidelity(pipe, args.fidelity)
+    if getattr(args, 'vae_tile', 0):
+        set_vae_tile(pipe, args.vae_tile)
     pipe.set_execution(args.device, 'fp16' if args.half else args.precision, args.channels_last, args.compile,
                        where='command line')
     return pipe
