@@ -18,6 +18,7 @@ from srdiff_basicsr.infer import main
 from srdiff_basicsr.official_stablesr import RELEASED_CONFIG, convert_stablesr_checkpoints
 from srdiff_basicsr.pipeline import SRDiffPipeline
 from srdiff_basicsr.weights import write_state_dict
+from tests.conftest import load_script
 from tests.stablesr_fixtures import tiny_config
 from tests.test_stablesr_archs import released_keys
 
@@ -86,7 +87,7 @@ def test_the_released_layout_converts_on_the_meta_device():
 
 
 def test_the_script_writes_a_folder_that_samples_the_official_old_scripts_image(checkpoints, stablesr_golden,
-                                                                               tmp_path):
+                                                                               tmp_path, monkeypatch, capsys):
     """convert (with the official tiny configurations) -> SRDiffPipeline.from_pretrained (what srdiff-infer --model
     runs) -> the golden f_pipeline_old image from the official run's own draws (its posterior noise, x_T and step
     noises, replayed). The golden run's text context is a random stand-in (the official code's text tower was not
@@ -115,10 +116,12 @@ def test_the_script_writes_a_folder_that_samples_the_official_old_scripts_image(
         pipe.set_sampling({'type': 'ddpm_spaced', 'steps': 4}, colour_fix=method)
         draws = Replay([run['latent_eps'], run['x_T'], *[step['noise'] for step in run['steps'][:3]]])
         assert torch.allclose(pipe(lr, generator=draws), run[f'out_{method}'], atol=1e-4), method
-    again = subprocess.run([sys.executable, str(SCRIPTS / 'convert_stablesr_checkpoint.py'),
-                            str(tmp_path / 'stablesr.ckpt'), str(tmp_path / 'cfw.ckpt'), '--out', str(out)],
-                           capture_output=True, text=True)
-    assert again.returncode == 2 and 'already in' in again.stderr  # nothing overwritten without --force
+    script = load_script('convert_stablesr_checkpoint.py')  # again, in process: nothing overwritten without --force
+    monkeypatch.setattr(sys, 'argv', ['convert', str(tmp_path / 'stablesr.ckpt'), str(tmp_path / 'cfw.ckpt'),
+                                      '--out', str(out)])
+    with pytest.raises(SystemExit) as stopped:
+        script.main()
+    assert stopped.value.code == 2 and 'already in' in capsys.readouterr().err
 
 
 def test_srdiff_infer_super_resolves_a_folder_with_a_converted_stablesr(checkpoints, tmp_path, capsys):
