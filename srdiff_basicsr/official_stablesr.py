@@ -15,7 +15,7 @@ import torch
 from srdiff_basicsr.archs.openclip_text_arch import empty_prompt_embedding
 from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
 from srdiff_basicsr.errors import WeightsError
-from srdiff_basicsr.network_options import build_arch
+from srdiff_basicsr.network_options import meta_network
 from srdiff_basicsr.official import renamed
 
 PARTS = {'unet': 'model.diffusion_model.', 'time_aware_encoder': 'structcond_stage_model.',
@@ -156,13 +156,8 @@ def convert_stablesr_checkpoints(diffusion_sd, cfw_sd, config=RELEASED_CONFIG, s
     for name, section, what in (('g', 'network_g', 'diffusion checkpoint model.diffusion_model'),
                                 ('encoder', 'network_encoder', 'diffusion checkpoint structcond_stage_model'),
                                 ('vae', 'network_vae', 'CFW checkpoint')):
-        _check_layout(converted[name], build_meta(options[section]), what)
+        _check_layout(converted[name], meta_network(options[section]), what)
     return converted, options
-
-
-def build_meta(arch_opt):
-    with torch.device('meta'):
-        return build_arch(dict(arch_opt))
 
 
 def _check_layout(state_dict, net, what):

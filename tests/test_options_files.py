@@ -7,6 +7,7 @@ import yaml
 from basicsr.archs import build_network
 from basicsr.utils.options import ordered_yaml
 
+from srdiff_basicsr.errors import TileError
 from srdiff_basicsr.models.evaluation import apply_protocol, describe_protocol
 from srdiff_basicsr.models.options import check_options, complete_options
 from tests.conftest import REPO
@@ -103,3 +104,14 @@ def test_sradm_files_are_the_srdiff_files_with_window_attention(kind, data):
     for section in set(sradm) | set(srdiff):
         if section not in ('name', 'path'):
             assert sradm.get(section) == srdiff.get(section), section
+
+
+def test_a_latent_models_validation_tiles_are_checked_in_output_pixels_on_its_latent():
+    """val.tile of StableSR: multiples of the VAE's 8 output pixels per latent pixel (the pipeline's rule)."""
+    opt = complete_options(load(REPO / 'options' / 'test_stablesr.yml'))
+    opt['val']['tile'] = {'size': 36, 'overlap': 16}
+    with pytest.raises(TileError, match=r'val.tile.size: must be a multiple of 8 \(output pixels per latent pixel\)'):
+        check_options(opt)
+    opt['val']['tile'] = {'size': 40, 'overlap': 16}  # 5 latent pixels: not a multiple of the U-Net's 8
+    with pytest.raises(TileError, match=r'val.tile \(in latent pixels\).size: must be a positive multiple of 8'):
+        check_options(opt)

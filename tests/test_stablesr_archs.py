@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from srdiff_basicsr.archs.cfw_autoencoder_arch import CFWAutoencoder, posterior_sample
-from srdiff_basicsr.network_options import build_arch
+from srdiff_basicsr.network_options import meta_network
 from srdiff_basicsr.official_stablesr import (RELEASED_CONFIG, convert_vae_state_dict, network_options,
                                               split_checkpoint)
 from tests.stablesr_fixtures import REFERENCE
@@ -88,9 +88,8 @@ def released_keys():
 
 
 def meta_networks():
-    with torch.device('meta'):
-        options = network_options(RELEASED_CONFIG)
-        return {name: build_arch(dict(options[name])) for name in ('network_g', 'network_encoder', 'network_vae')}
+    options = network_options(RELEASED_CONFIG)
+    return {name: meta_network(options[name]) for name in ('network_g', 'network_encoder', 'network_vae')}
 
 
 def count(net, contains=''):

@@ -74,7 +74,7 @@ class TimeAwareCondition:
         if box is not None:
             top, left, h, w = box
             latent = latent[..., top:top + h, left:left + w]
-        return self.context[:latent.shape[0]], self.encoder(latent, t)
+        return self.context, self.encoder(latent, t)
 
 
 def timed_network(unet, schedule, channels_last=False):

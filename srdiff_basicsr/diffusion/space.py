@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 
 from srdiff_basicsr.diffusion.condition import ProjectedCondition, TimeAwareCondition
-from srdiff_basicsr.diffusion.tiling import tiled_map
+from srdiff_basicsr.diffusion.tiling import scaled_box, tiled_map
 from srdiff_basicsr.errors import OptionsError
 from srdiff_basicsr.ops.resize import UPSAMPLERS
 
@@ -111,7 +111,8 @@ class VAELatentSpace:
         f = self.factor
 
         def decode(top, left, h, w):
-            crops = [_box(feature, top, left, h, w, feature.shape[-2] / z.shape[-2]) for feature in features]
+            crops = [feature[(..., *scaled_box(top, left, h, w, feature.shape[-2] / z.shape[-2]))]
+                     for feature in features]
             return [self.vae.decode(z[..., top:top + h, left:left + w], crops, self.fidelity)]
         return tiled_map(decode, *z.shape[-2:], self.vae_tile['size'] // f, self.vae_tile['overlap'] // f)[0]
 
@@ -138,12 +139,6 @@ class VAELatentSpace:
 
     def colour_reference(self, reference):
         return reference.lr_up
-
-
-def _box(feature, top, left, h, w, f):
-    """The region of a feature map at scale ``f`` of the latent that the latent box covers."""
-    t, l = round(top * f), round(left * f)
-    return feature[..., t:t + round(h * f), l:l + round(w * f)]
 
 
 @dataclass(frozen=True)

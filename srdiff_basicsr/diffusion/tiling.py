@@ -198,6 +198,7 @@ def tiled_map(fn, height, width, tile, overlap, align=1):
     tile's run plus the outputs. Tiles start on multiples of ``align`` (so every scaled box is whole)."""
     rows, cols = tile_spans(height, tile, tile - overlap, align), tile_spans(width, tile, tile - overlap, align)
     outputs = totals = None
+    weights = {}  # per output shape
     for top, h in rows:
         for left, w in cols:
             parts = fn(top, left, h, w)
@@ -206,10 +207,16 @@ def tiled_map(fn, height, width, tile, overlap, align=1):
                            for p in parts]
                 totals = [p.new_zeros(o.shape[-2:]) for p, o in zip(parts, outputs)]
             for part, out, total in zip(parts, outputs, totals):
-                f = part.shape[-2] / h
-                region = (slice(round(top * f), round(top * f) + part.shape[-2]),
-                          slice(round(left * f), round(left * f) + part.shape[-1]))
-                weight = gaussian_weight(*part.shape[-2:], part.device, part.dtype)
-                out[(..., *region)] += part * weight
-                total[region] += weight
+                region = scaled_box(top, left, h, w, part.shape[-2] / h)
+                shape = tuple(part.shape[-2:])
+                if shape not in weights:
+                    weights[shape] = gaussian_weight(*shape, part.device, part.dtype)
+                out[(..., *region)] += part * weights[shape]
+                total[region] += weights[shape]
     return [out / total for out, total in zip(outputs, totals)]
+
+
+def scaled_box(top, left, h, w, f):
+    """(rows, cols) slices of the box (top, left, h, w) on a map at scale ``f`` of its canvas."""
+    t, l = round(top * f), round(left * f)
+    return slice(t, t + round(h * f)), slice(l, l + round(w * f))

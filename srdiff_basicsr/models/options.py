@@ -14,7 +14,8 @@ from srdiff_basicsr.errors import OptionsError, WeightsError, is_int, is_number,
 from srdiff_basicsr.model_files import experiment_options_file, read_model_options, resolve_model_files
 from srdiff_basicsr.models.evaluation import PROTOCOL_NAMES
 from srdiff_basicsr.models.image_quality import check_image_quality, complete_image_quality
-from srdiff_basicsr.network_options import complete_network_options, diffusion_options, meta_network
+from srdiff_basicsr.network_options import (complete_network_options, diffusion_options, meta_network,
+                                            space_options)
 from srdiff_basicsr.execution import check_precision
 from srdiff_basicsr.pipeline import check_colour_fix
 
@@ -33,9 +34,10 @@ def complete_options(opt):
     complete_network_options(opt)
     train_opt = opt.get('train')
     if opt.get('is_train') and isinstance(train_opt, dict):
-        latent = diffusion_options(opt.get('diffusion'))['space'] == 'vae_latent'
+        diffusion = diffusion_options(opt.get('diffusion'))
+        latent = diffusion['space'] == 'vae_latent'
         train_opt.setdefault('pixel_opt', dict(LATENT_NOISE_LOSS_DEFAULT if latent else NOISE_LOSS_DEFAULT))
-        heads = PARAMETRIZATIONS[diffusion_options(opt.get('diffusion'))['parametrization']].heads
+        heads = PARAMETRIZATIONS[diffusion['parametrization']].heads
         if len(heads) > 1:
             train_opt.setdefault('head_weights', {head: 1.0 for head in heads})
         if 'optim_encoder' in train_opt:
@@ -64,9 +66,10 @@ def check_options(opt):
         raise OptionsError('device: not with a launcher (each process takes the GPU of its LOCAL_RANK)')
     _check_val(opt.get('val') or {}, diffusion['timesteps'], _device(opt))
     unet = meta_network(opt['network_g'])
-    unit = meta_network(opt['network_vae']).factor if latent else 1  # tiles on the latent canvas
-    tile_options((opt.get('val') or {}).get('tile'), 1 if latent else opt['scale'], unet.divisor, 'val.tile',
-                 getattr(unet, 'window_grid', 1), unit)
+    entry = SPACES[diffusion['space']]  # the space as the pipeline builds it (its networks on the meta device)
+    space = entry.build(opt['scale'], {s: meta_network(opt[s]) for s in entry.networks}, **space_options(diffusion))
+    tile_options((opt.get('val') or {}).get('tile'), space.canvas_grid, unet.divisor, 'val.tile',
+                 getattr(unet, 'window_grid', 1), space.factor)
     train_opt = opt.get('train')
     if opt.get('is_train') and train_opt is not None:
         _check_train(train_opt, opt)
