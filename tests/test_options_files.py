@@ -58,7 +58,8 @@ def test_option_file_builds_its_networks(path, monkeypatch, tmp_path):
             assert opt['train']['pixel_opt']['type'] in ('L1Loss', 'MSELoss')
         if opt['model_type'] == 'StableSRModel':  # the released sizes (1.1 G parameters): on the meta device
             with torch.device('meta'):
-                nets = {s: build_network(copy.deepcopy(opt[s])) for s in ('network_g', 'network_encoder', 'network_vae')}
+                nets = {s: build_network(copy.deepcopy(opt[s]))
+                        for s in ('network_g', 'network_encoder', 'network_vae')}
             assert sum(n_params(net) for net in nets.values()) == 918_930_884 + 52_494_080 + 128_047_591
             assert opt.get('is_train') is False or opt['train']['optim_g']['type'] == 'AdamW'
         else:
