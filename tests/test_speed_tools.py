@@ -144,7 +144,8 @@ def test_the_speed_report_has_flops_peaks_the_default_and_the_official_ratio(tmp
     default = re.search(r'^\| ours, default \(fp32\) \| ([\d.]+) \(([\d.]+)x\) \| ([\d.]+) \(([\d.]+)x\) \|$',
                         report, re.M)
     assert official and default
-    train_row, sample_row = re.search(r'^\| fp32 \(default\) \| ([\d.]+) \|(?:[^|]+\|){3} ([\d.]+) \|', report, re.M).groups()
+    train_row, sample_row = re.search(r'^\| fp32 \(default\) \| ([\d.]+) \|(?:[^|]+\|){3} ([\d.]+) \|',
+                                      report, re.M).groups()
     assert ratio_within_rounding(default[2], official[1], train_row)
     assert ratio_within_rounding(default[4], official[2], sample_row)
     assert 'bf16 vs fp32 loss, per iteration' in report
