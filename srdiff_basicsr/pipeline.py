@@ -256,11 +256,21 @@ class SRDiffPipeline:
                 gives each group of rows its own (an image's samples then do not depend on its batch).
             sampler (str | dict | None), **sampler_opt: this call's sampler and its options (e.g.
                 ``sampler='ddim', steps=20``); default: ``set_sampling``'s.
-            start ((Tensor, int) | None): (x_t, t) continues from the residual latent x_t at step t instead of
-                pure noise at T-1 (the paper's manipulations).
+            start ((Tensor, int) | 'lr' | None): (x_t, t) continues from the residual latent x_t at step t instead of
+                pure noise at T-1 (the paper's manipulations); ``'lr'``: x_T is the LR's own x0 in the space (StableSR:
+                its latent; a pixel residual: 0) noised to T-1 (StableSR's tiled script and CFW data generation).
             on_step (callable | None): called with the evaluation count before each network evaluation.
         The number of network evaluations is left in ``self.nfe``.
         """
+        x0, reference, crop = self.sample_space(lr, seed, generator, sampler, start, on_step, **sampler_opt)
+        sr = self.space.decode(x0, reference, clamp=self.colour_fix == 'none')[crop]
+        return colour_fix(sr, self.space.colour_reference(reference)[crop], self.colour_fix)  # clamps
+
+    @torch.no_grad()
+    def sample_space(self, lr, seed=None, generator=None, sampler=None, start=None, on_step=None, **sampler_opt):
+        """The sampler's x0 in the diffusion's space before decoding (StableSR: the scaled latent), on the padded
+        LR; with the space's reference of it and the crop of the output image to the LR's size. Arguments as
+        ``__call__``'s."""
         sampler_opt = self._sampler_for_call(sampler, sampler_opt)
         check_lr(lr)
         if generator is None and seed is not None:
@@ -289,6 +299,11 @@ class SRDiffPipeline:
             denoiser = Denoiser(counted, self.schedule, self.parametrization, self.clip_x0)
             if start is None:
                 x_T, t_start = randn(x_shape, generator, lr.device, lr.dtype), None
+            elif start == 'lr':  # StableSR's tiled script and CFW data: the LR's own x0 noised to the last step
+                last = torch.full((x_shape[0], ), self.schedule.num_timesteps - 1, device=lr.device)
+                x_T = self.schedule.q_sample(self.space.lr_x0(reference), last,
+                                             randn(x_shape, generator, lr.device, lr.dtype))
+                t_start = None
             else:
                 x_T, t_start = start
                 pad = (0, pad_w * self.scale // self.space.factor, 0, pad_h * self.scale // self.space.factor)
@@ -296,9 +311,7 @@ class SRDiffPipeline:
             x0 = run_sampler(sampler_opt, denoiser, self.schedule, x_T, noise_source(generator), t_start)
         for net, mode in zip(networks, was_training):
             net.train(mode)
-        crop = (..., slice(0, h * self.scale), slice(0, w * self.scale))
-        sr = self.space.decode(x0, reference, clamp=self.colour_fix == 'none')[crop]
-        return colour_fix(sr, self.space.colour_reference(reference)[crop], self.colour_fix)  # clamps
+        return x0, reference, (..., slice(0, h * self.scale), slice(0, w * self.scale))
 
     def _sampler_for_call(self, sampler, options):
         if sampler is None and not options:

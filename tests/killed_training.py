@@ -12,6 +12,7 @@ import sys
 import torch
 
 import srdiff_basicsr.plugin  # noqa: F401  (registration)
+from srdiff_basicsr.models.cfw_model import CFWModel
 from srdiff_basicsr.models.srdiff_model import SRDiffModel
 from srdiff_basicsr.train import main
 
@@ -21,14 +22,13 @@ def die():
 
 
 def kill_at_iteration(iteration):
-    optimize_parameters = SRDiffModel.optimize_parameters
+    for model in (SRDiffModel, CFWModel):
+        def optimize_or_die(self, current_iter, optimize_parameters=model.optimize_parameters):
+            if current_iter == iteration:
+                die()
+            return optimize_parameters(self, current_iter)
 
-    def optimize_or_die(self, current_iter):
-        if current_iter == iteration:
-            die()
-        return optimize_parameters(self, current_iter)
-
-    SRDiffModel.optimize_parameters = optimize_or_die
+        model.optimize_parameters = optimize_or_die
 
 
 def kill_while_saving(file_name):

@@ -36,7 +36,14 @@ def test_all_option_files_named_by_the_issue_exist():
 @pytest.mark.parametrize('path', OPTION_FILES, ids=lambda p: p.name)
 def test_option_file_builds_its_networks(path, monkeypatch, tmp_path):
     opt = load(path)
-    assert opt['name'] and opt['model_type'] in ('SRModel', 'SRDiffModel', 'SRDiffDistillModel', 'StableSRModel')
+    assert opt['name'] and opt['model_type'] in ('SRModel', 'SRDiffModel', 'SRDiffDistillModel', 'StableSRModel',
+                                                 'CFWModel')
+    if opt['model_type'] == 'CFWModel':  # StableSR's second stage: the released CFW VAE and a pix2pix PatchGAN
+        with torch.device('meta'):
+            assert n_params(build_network(copy.deepcopy(opt['network_g']))) == 128_047_591
+            assert n_params(build_network(copy.deepcopy(opt['network_d']))) == 2_765_633
+        assert opt['train']['disc_start'] == 501 and opt['train']['gan_opt']['loss_weight'] == 0.025
+        return
     if 'image_quality' in opt.get('train', {}):  # ECDP's VGG19 weights cannot be had here: a stand-in file
         from srdiff_basicsr.models import image_quality
         (tmp_path / 'vgg19.pth').touch()

@@ -28,7 +28,7 @@ def project(tmp_path_factory):
 
 def training_options(project, name, workers):
     root, lr_dir, hr_dir, encoder = project
-    opt = srdiff_options(name, lr_dir, hr_dir, encoder, total_iter=12)
+    opt = srdiff_options(name, lr_dir, hr_dir, encoder, total_iter=12, timesteps=10)  # validation: 10 DDPM steps
     # 12 samples an epoch: 6 batches for one process, 3 for each of two; checkpoints land mid-epoch and at its end
     opt['datasets']['train'].update(dataset_enlarge_ratio=3, num_worker_per_gpu=workers)
     opt['datasets']['val']['dataroot_gt'] = hr_dir

@@ -1,6 +1,7 @@
 """StableSR's released checkpoints -> a converted folder -> ``from_pretrained`` / ``srdiff-infer``: on the golden
 state dicts of the official tiny classes (plus a tiny random OpenCLIP text tower, which the golden data does not
 build), and on a meta-device checkpoint with every released key."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from srdiff_basicsr.infer import main
 from srdiff_basicsr.official_stablesr import RELEASED_CONFIG, convert_stablesr_checkpoints
 from srdiff_basicsr.pipeline import SRDiffPipeline
 from srdiff_basicsr.weights import write_state_dict
-from tests.conftest import load_script
+from tests.conftest import load_script, make_pairs
 from tests.stablesr_fixtures import tiny_config
 from tests.test_stablesr_archs import released_keys
 
@@ -124,14 +125,32 @@ def test_the_script_writes_a_folder_that_samples_the_official_old_scripts_image(
     assert stopped.value.code == 2 and 'already in' in capsys.readouterr().err
 
 
-def test_srdiff_infer_super_resolves_a_folder_with_a_converted_stablesr(checkpoints, tmp_path, capsys):
-    diffusion, cfw, config = checkpoints
-    converted, options = convert_stablesr_checkpoints(diffusion, cfw, config)
-    model = tmp_path / 'model'
+def converted_folder(checkpoints, model):
+    converted, options = convert_stablesr_checkpoints(*checkpoints)
     model.mkdir()
     for name, state_dict in converted.items():
         write_state_dict(state_dict, str(model / f'net_{name}_official.safetensors'))
     (model / 'network_options.yml').write_text(yaml.safe_dump(options))
+    return model
+
+
+def test_cfw_data_are_generated_from_a_converted_folder(checkpoints, tmp_path, capsys):
+    """scripts/generate_cfw_data.py: the official layout, one latent per pair, a bad pair named (exit 2)."""
+    model = converted_folder(checkpoints, tmp_path / 'model')
+    lr_dir, hr_dir = make_pairs(tmp_path / 'pairs', count=2, hr_size=32)
+    script = load_script('generate_cfw_data.py')
+    args = [lr_dir, hr_dir, '-o', str(tmp_path / 'cfw'), '--model', str(model), '--steps', '2', '--device', 'cpu']
+    assert script.main(args) == 0
+    assert sorted(p.name for p in (tmp_path / 'cfw' / 'latents').iterdir()) == ['000.npy', '001.npy']
+    assert np.load(tmp_path / 'cfw' / 'latents' / '000.npy').shape == (1, 4, 4, 4)
+    cv2.imwrite(os.path.join(hr_dir, '002.png'), np.zeros((30, 30, 3), np.uint8))
+    cv2.imwrite(os.path.join(lr_dir, '002.png'), np.zeros((8, 8, 3), np.uint8))
+    assert script.main(args) == 2
+    assert 'is 30x30 and' in capsys.readouterr().err
+
+
+def test_srdiff_infer_super_resolves_a_folder_with_a_converted_stablesr(checkpoints, tmp_path, capsys):
+    model = converted_folder(checkpoints, tmp_path / 'model')
     images = tmp_path / 'lr'
     images.mkdir()
     cv2.imwrite(str(images / 'a.png'), (np.random.default_rng(0).random((12, 20, 3)) * 255).astype(np.uint8))

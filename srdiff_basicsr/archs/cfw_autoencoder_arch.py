@@ -61,6 +61,11 @@ class CFWAutoencoder(nn.Module):
         self.fusion = nn.ModuleList([CFWFusion(widths[level]) for level in FUSED_LEVELS]) if cfw else None
         self.factor = 2**(len(widths) - 1)  # image pixels per latent pixel
 
+    def forward(self, image, z, w=1.0):
+        """CFW's training pass (the official ``AutoencoderKLResi.forward``): the latent z (unscaled) decoded with
+        the features of ``image`` (the upsampled LR, in [-1, 1]) fused at weight ``w``."""
+        return self.decode(z, self.encode(image)[1], w)
+
     def encode(self, image):
         """(mean, logvar) of the posterior of images in [-1, 1] (logvar clamped to [-30, 20], as the official), and
         the features CFW fuses: each fused level's last residual block output, before its downsampling."""

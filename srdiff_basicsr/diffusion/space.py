@@ -53,6 +53,9 @@ class PixelResidualSpace:
     def shape(self, lr_up):
         return lr_up.shape
 
+    def lr_x0(self, lr_up):
+        return torch.zeros_like(lr_up)  # the upsampled LR's residual over itself
+
     def colour_reference(self, lr_up):
         return lr_up.clamp(0, 1)
 
@@ -136,6 +139,9 @@ class VAELatentSpace:
 
     def shape(self, reference):
         return reference.latent.shape
+
+    def lr_x0(self, reference):
+        return reference.latent
 
     def colour_reference(self, reference):
         return reference.lr_up

@@ -1,6 +1,7 @@
 import srdiff_basicsr.basicsr_setup  # noqa: F401  (BasicSR fixed and our archs registered before these modules import it)
+from srdiff_basicsr.models.cfw_model import CFWModel
 from srdiff_basicsr.models.distill_model import SRDiffDistillModel
 from srdiff_basicsr.models.srdiff_model import SRDiffModel
 from srdiff_basicsr.models.stablesr_model import StableSRModel
 
-__all__ = ['SRDiffDistillModel', 'SRDiffModel', 'StableSRModel']
+__all__ = ['CFWModel', 'SRDiffDistillModel', 'SRDiffModel', 'StableSRModel']

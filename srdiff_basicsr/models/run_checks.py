@@ -53,10 +53,29 @@ def check_run_options(opt):
             raise OptionsError(f"datasets.{name}.type: {dataset_opt['type']} gives HR crops and blur kernels but no LR "
                                f"('lq'), and model_type {opt['model_type']} makes no LR on the fly (it has no "
                                'degradation stage); use a paired dataset (CheckedPairedImageDataset) or BicubicSRDataset')
+    if opt.get('model_type') == 'CFWModel':
+        check_cfw_options(opt)
     if opt.get('model_type') in ('SRDiffModel', 'StableSRModel'):
         check_options(complete_options(copy.deepcopy(opt)))
     elif opt.get('model_type') == 'SRDiffDistillModel':
         check_options(complete_options(complete_distill_options(copy.deepcopy(opt))))
+
+
+def check_cfw_options(opt):
+    """What StableSR's CFW stage (``CFWModel``) needs besides BasicSR's SRGANModel options."""
+    for section in ('network_g', 'network_d'):
+        require(opt.get(section), lambda v: isinstance(v, dict) and 'type' in v, section,
+                'a network section with a type (CFWAutoencoder, PatchGANDiscriminator)')
+    for where in ('train', 'val'):
+        fidelity = (opt.get(where) or {}).get('fidelity', 1.0)
+        require(fidelity, lambda v: is_number(v) and 0 <= v <= 1, f'{where}.fidelity', 'a number in [0, 1]')
+    if opt.get('is_train'):
+        train_opt = opt.get('train') or {}
+        for key in ('optim_g', 'optim_d', 'gan_opt'):
+            require(train_opt.get(key), lambda v: isinstance(v, dict) and 'type' in v, f'train.{key}',
+                    'a section with a type (see options/train_stablesr_stage2.yml)')
+        require(train_opt.get('disc_start', 501), lambda v: is_int(v) and v >= 0, 'train.disc_start',
+                'an integer >= 0 (iterations before the GAN terms count)')
 
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -127,8 +146,8 @@ def _check_registered(opt):
     for key, loss_opt in train_opt.items():
         if key.endswith('_opt') and isinstance(loss_opt, dict) and 'type' in loss_opt:
             _known('loss', loss_opt['type'], losses, f'train.{key}.type')
-    if opt.get('model_type') in BASE_MODELS:
-        for key in ('optim_g', 'optim_encoder'):
+    if opt.get('model_type') in (*BASE_MODELS, 'CFWModel'):
+        for key in ('optim_g', 'optim_encoder', 'optim_d'):
             if isinstance(train_opt.get(key), dict):
                 _known('optimizer', train_opt[key].get('type'), BASICSR_OPTIMIZERS, f'train.{key}.type')
         if isinstance(train_opt.get('scheduler'), dict):
