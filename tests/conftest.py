@@ -117,7 +117,7 @@ def encoder_train_options(name, lr_dir, hr_dir, scale=4, total_iter=4):
         logger=dict(print_freq=1, save_checkpoint_freq=2, use_tb_logger=False))
 
 
-def srdiff_options(name, lr_dir, hr_dir, encoder_path, scale=4, total_iter=4, is_train=True, timesteps=100):
+def srdiff_options(name, lr_dir, hr_dir, encoder_path, scale=4, total_iter=4, is_train=True, timesteps=20):
     opt = dict(
         name=name, model_type='SRDiffModel', scale=scale, num_gpu=0, manual_seed=0,
         network_g=dict(TINY_UNET), network_encoder=dict(TINY_ENCODER),
