@@ -36,11 +36,13 @@ def read_state_dict(path, param_key='params', option='path', fallback=True):
     return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in loaded.items()}
 
 
-def load_weights(net, path, param_key='params', strict=True, option='path'):
-    """Load ``path`` into ``net``; on a mismatch, name the missing, unexpected and misshapen keys."""
+def load_weights(net, path, param_key='params', strict=True, option='path', may_miss=None):
+    """Load ``path`` into ``net``; on a mismatch, name the missing, unexpected and misshapen keys. ``may_miss(key)``:
+    the keys of ``net`` the file may lack even when strict (they keep their initialisation). Returns those."""
     state_dict = read_state_dict(path, param_key, option)
     own = net.state_dict()
-    missing = sorted(set(own) - set(state_dict))
+    initialised = sorted(k for k in set(own) - set(state_dict) if may_miss is not None and may_miss(k))
+    missing = sorted(set(own) - set(state_dict) - set(initialised))
     unexpected = sorted(set(state_dict) - set(own))
     misshapen = [f'{k}: file {tuple(state_dict[k].shape)}, network {tuple(own[k].shape)}'
                  for k in sorted(set(own) & set(state_dict)) if own[k].shape != state_dict[k].shape]
@@ -53,7 +55,8 @@ def load_weights(net, path, param_key='params', strict=True, option='path'):
                 lines.append(f'{title}: {shown}')
         raise WeightsError(f'{option}: {path} does not fit {type(net).__name__} as configured '
                            '(check the network options against the run that wrote the file):\n  ' + '\n  '.join(lines))
-    net.load_state_dict(state_dict, strict=strict)
+    net.load_state_dict(state_dict, strict=strict and not initialised)
+    return initialised
 
 
 def write_state_dict(state_dict, path, param_key='params'):

@@ -83,7 +83,8 @@ class CFWAutoencoder(nn.Module):
         return (mean, logvar.clamp(-30.0, 20.0)), features
 
     def decode(self, z, features=None, w=0.5):
-        """Images in [-1, 1] of (unscaled) latents z; with the encoder's ``features``, CFW fused at weight ``w``."""
+        """Images in [-1, 1] of (unscaled) latents z; with the encoder's ``features``, CFW fused at weight ``w`` (a VAE
+        without CFW ignores them)."""
         dec = self.decoder
         h = dec.mid_block(dec.conv_in(self.post_quant_conv(z)), None)
         levels = len(dec.up_blocks)
@@ -91,7 +92,7 @@ class CFWAutoencoder(nn.Module):
             level = levels - 1 - j
             for resnet in block.resnets:
                 h = resnet(h, None)
-            if features is not None and level in FUSED_LEVELS:
+            if self.fusion is not None and features is not None and level in FUSED_LEVELS:
                 h = self.fusion[FUSED_LEVELS.index(level)](features[FUSED_LEVELS.index(level)], h, w)
             for up in block.upsamplers or []:
                 h = up(h)

@@ -21,7 +21,8 @@ class StableSRModel(SRDiffModel):
             default ``params``), frozen, saved with every checkpoint (``net_vae``).
         network_encoder: the time-aware encoder, from ``path.pretrain_network_encoder`` when set (a StableSR
             checkpoint's), else from its initialisation (the official's first stage).
-        path.pretrain_network_g: the U-Net (SD 2.1's converted weights or a StableSR checkpoint's); its SPADEs train.
+        path.pretrain_network_g: the U-Net (a StableSR checkpoint's, or SD 2.1's converted by
+            ``scripts/convert_sd_diffusers.py``: its SPADEs then start from their initialisation); its SPADEs train.
         train.optim_g: one optimizer over the SPADEs and the encoder (the official: ``{type: AdamW, lr: 5e-5}``;
             AdamW added to BasicSR's Adam).
         train.pixel_opt: the official loss is the mean squared error on eps (``{type: MSELoss, loss_weight: 1.0}``).
@@ -32,6 +33,15 @@ class StableSRModel(SRDiffModel):
             for name, param in net.named_parameters():
                 param.requires_grad_('spade' in name)
         return super().model_to_device(net)
+
+    def load_network(self, net, load_path, strict=True, param_key='params'):
+        """The U-Net; for training, a file without SPADEs (SD 2.1's, ``scripts/convert_sd_diffusers.py``) starts them
+        from their initialisation, as the official; any other key it lacks is an error."""
+        initialised = load_weights(self.get_bare_model(net), load_path, param_key, strict,
+                                   option=f'weights of {type(net).__name__}',
+                                   may_miss=(lambda key: '.spade.' in key) if self.is_train else None)
+        if initialised:
+            get_root_logger().info(f'{load_path}: {len(initialised)} SPADE tensors not in the file, initialised')
 
     def _build_encoder(self):
         """The time-aware encoder (trained with the SPADEs when training) and the frozen VAE."""
