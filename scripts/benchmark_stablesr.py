@@ -1,10 +1,12 @@
 """StableSR at the released sizes (random weights): peak memory and seconds per step, whole vs tiled, fp32 vs bf16.
 
-    python scripts/benchmark_stablesr.py [--size 2048] [--tile 512] [--steps 2] [--precisions fp32 bf16]
+    python scripts/benchmark_stablesr.py [--size 2048] [--tile 512] [--vae-tile 1152 --vae-overlap 128] [--steps 2]
+        [--precisions fp32 bf16]
 
 Each configuration runs in its own process (its peak resident memory is the process's): the LR image (--size / 4)
 is upsampled, VAE-encoded, sampled with DDIM for --steps steps and decoded; "tiled" runs the U-Net on StableSR's
-latent canvas tiles and the VAE on tiles of --tile output pixels (overlap half), "whole" the whole image at once.
+latent canvas tiles of --tile output pixels (overlap half) and the VAE on tiles of --vae-tile (default --tile;
+overlap --vae-overlap, default half), "whole" the whole image at once.
 Seconds per step are between the network evaluations (the time-aware encoder and the U-Net on every tile); the VAE's
 encode and decode are timed apart. The weights alone take ~4.4 GB in fp32. Writes --out/report.md.
 """
@@ -22,7 +24,7 @@ from srdiff_basicsr.benchmark.report import write_report
 from srdiff_basicsr.benchmark.speed import machine
 
 
-def run_one(size, tiled, tile, precision, steps):
+def run_one(size, tiled, tile, precision, steps, vae_tile):
     """One configuration, in this process: a JSON line of its numbers."""
     from srdiff_basicsr.diffusion.condition import TimeAwareCondition
     from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
@@ -34,7 +36,7 @@ def run_one(size, tiled, tile, precision, steps):
     options = stablesr_options()
     torch.manual_seed(0)
     unet, encoder, vae = (build_arch(dict(options[s])).eval() for s in ('network_g', 'network_encoder', 'network_vae'))
-    space = VAELatentSpace(vae, 4, vae_tile={'size': tile, 'overlap': tile // 2} if tiled else None)
+    space = VAELatentSpace(vae, 4, vae_tile=vae_tile if tiled else None)
     pipe = SRDiffPipeline(encoder, unet, DiscreteSchedule.from_options('scaled_linear'), 4, space=space,
                           condition=TimeAwareCondition, sampler={'type': 'ddim', 'steps': steps},
                           tile={'size': tile, 'overlap': tile // 2} if tiled else None, precision=precision)
@@ -54,22 +56,28 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--size', type=int, default=2048, help='output side in pixels (a multiple of 64)')
     parser.add_argument('--tile', type=int, default=512, help='tile side in output pixels (StableSR: 512)')
+    parser.add_argument('--vae-tile', type=int, help="the VAE's tile side in output pixels (default: --tile)")
+    parser.add_argument('--vae-overlap', type=int, help="the VAE tiles' overlap (default: half the VAE tile)")
     parser.add_argument('--steps', type=int, default=2, help='DDIM steps timed (at least 2)')
     parser.add_argument('--precisions', nargs='+', default=['fp32', 'bf16'], choices=['fp32', 'bf16', 'fp16'])
     parser.add_argument('--modes', nargs='+', default=['whole', 'tiled'], choices=['whole', 'tiled'])
     parser.add_argument('--out', default='results/benchmark_stablesr')
     parser.add_argument('--one', nargs=4, metavar=('SIZE', 'TILED', 'TILE', 'PRECISION'), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    vae_tile = args.vae_tile or args.tile
+    vae_tile = {'size': vae_tile, 'overlap': vae_tile // 2 if args.vae_overlap is None else args.vae_overlap}
     if args.one:
         size, tiled, tile, precision = args.one
-        return run_one(int(size), tiled == 'tiled', int(tile), precision, args.steps)
-    if args.size % 64 or args.tile % 16 or args.steps < 2:
-        parser.error('--size: a multiple of 64; --tile: a multiple of 16; --steps: 2 or more')
+        return run_one(int(size), tiled == 'tiled', int(tile), precision, args.steps, vae_tile)
+    if args.size % 64 or args.tile % 16 or vae_tile['size'] % 16 or vae_tile['overlap'] % 8 or args.steps < 2:
+        parser.error('--size: a multiple of 64; --tile, --vae-tile: multiples of 16; --vae-overlap: of 8; '
+                     '--steps: 2 or more')
     rows = []
     for mode in args.modes:
         for precision in args.precisions:
             done = subprocess.run([sys.executable, __file__, '--one', str(args.size), mode, str(args.tile), precision,
-                                   '--steps', str(args.steps)], capture_output=True, text=True,
+                                   '--steps', str(args.steps), '--vae-tile', str(vae_tile['size']), '--vae-overlap',
+                                   str(vae_tile['overlap'])], capture_output=True, text=True,
                                   env={**os.environ, 'PYTHONPATH': os.path.dirname(os.path.dirname(__file__))})
             if done.returncode:
                 tail = (done.stderr.strip().splitlines() or ['killed'])[-1]
@@ -81,8 +89,8 @@ def main():
             print(rows[-1], flush=True)
     write_report(args.out, [
         f'# StableSR, released sizes, random weights: {args.size}x{args.size} output (x4), {machine("cpu")}', '',
-        f'tiled: U-Net canvas tiles and VAE tiles of {args.tile} output pixels, overlap {args.tile // 2}; '
-        f'DDIM {args.steps} steps', '',
+        f'tiled: U-Net canvas tiles of {args.tile} output pixels, overlap {args.tile // 2}; VAE tiles of '
+        f"{vae_tile['size']}, overlap {vae_tile['overlap']}; DDIM {args.steps} steps", '',
         '| mode | precision | peak memory GB | s / step | VAE encode + decode s | total s |',
         '|---|---|---|---|---|---|', *rows])
 

@@ -250,6 +250,8 @@ def test_the_discriminator_learns_only_from_disc_start(project):
     (lambda opt: opt['train'].update(disc_start=-1), 'train.disc_start: must be an integer >= 0'),
     (lambda opt: opt['val'].update(fidelity=2), r'val.fidelity: must be a number in \[0, 1\]'),
     (lambda opt: opt['train']['optim_d'].update(type='AdamX'), "train.optim_d.type: no optimizer named 'AdamX'"),
+    (lambda opt: opt['path'].update(pretrain_network_g='cfw.pth'), r'path.pretrain_network_g: no file cfw.pth; '
+                                                                   r"convert StableSR's released"),
 ])
 def test_cfw_options_are_checked_before_anything_is_built(project, change, message):
     import yaml

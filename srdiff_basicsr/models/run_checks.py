@@ -53,12 +53,29 @@ def check_run_options(opt):
             raise OptionsError(f"datasets.{name}.type: {dataset_opt['type']} gives HR crops and blur kernels but no LR "
                                f"('lq'), and model_type {opt['model_type']} makes no LR on the fly (it has no "
                                'degradation stage); use a paired dataset (CheckedPairedImageDataset) or BicubicSRDataset')
+    if opt.get('model_type') in STABLESR_WEIGHTS:
+        check_stablesr_weights(opt)
     if opt.get('model_type') == 'CFWModel':
         check_cfw_options(opt)
     if opt.get('model_type') in ('SRDiffModel', 'StableSRModel'):
         check_options(complete_options(copy.deepcopy(opt)))
     elif opt.get('model_type') == 'SRDiffDistillModel':
         check_options(complete_options(complete_distill_options(copy.deepcopy(opt))))
+
+
+# the weight files a StableSR run starts from, and where they come from
+STABLESR_WEIGHTS = {'StableSRModel': ('pretrain_network_g', 'pretrain_network_vae'), 'CFWModel': ('pretrain_network_g', )}
+STABLESR_SOURCES = ("convert StableSR's released stablesr_000117.ckpt and vqgan_cfw_00011.ckpt (github.com/IceClear/"
+                    'StableSR) with scripts/convert_stablesr_checkpoint.py, or Stable Diffusion 2.1-base in diffusers\' '
+                    'format (huggingface.co/stabilityai/stable-diffusion-2-1-base) with scripts/convert_sd_diffusers.py')
+
+
+def check_stablesr_weights(opt):
+    """The weight files a StableSR stage starts from exist, before any folder is made; else what to download."""
+    for key in STABLESR_WEIGHTS[opt['model_type']]:
+        path = (opt.get('path') or {}).get(key)
+        if isinstance(path, str) and not osp.isfile(path):
+            raise OptionsError(f'path.{key}: no file {path}; {STABLESR_SOURCES}')
 
 
 def check_cfw_options(opt):
