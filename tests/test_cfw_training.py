@@ -4,8 +4,6 @@ disc_start, a killed run resumes bit-exactly, the result tests through BasicSR's
 import os
 import re
 import signal
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -26,8 +24,9 @@ from srdiff_basicsr.metrics.lpips_metric import lpips_network
 from srdiff_basicsr.network_options import build_arch
 from srdiff_basicsr.official_stablesr import network_options
 from srdiff_basicsr.pipeline import SRDiffPipeline
-from tests.conftest import REPO, make_pairs, save_basicsr_weights, write_options
+from tests.conftest import make_pairs, save_basicsr_weights, write_options
 from tests.stablesr_fixtures import tiny_config
+from tests.test_stablesr_training import run, weights  # a project's (root, ...) runs and weights
 
 TINY_D = {'type': 'PatchGANDiscriminator', 'num_in_ch': 3, 'num_feat': 8, 'num_layers': 2}
 
@@ -188,15 +187,6 @@ def options(project, name, disc_start=1, total_iter=4, is_train=True):
     else:
         opt['datasets'] = dict(test_1=dict(dataset, name='cfw_test', phase='test'))
     return write_options(root / f'{name}.yml', opt)
-
-
-def run(project, *args):
-    return subprocess.run([sys.executable, *args], cwd=project[0], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, 'PYTHONPATH': str(REPO)})
-
-
-def weights(project, name, net):
-    return torch.load(project[0] / 'experiments' / name / 'models' / f'{net}_latest.pth', weights_only=True)['params']
 
 
 def test_the_cfw_stage_trains_the_fusion_layers_resumes_exactly_and_tests(project):
