@@ -3,7 +3,6 @@ PatchGAN and LPIPS of its loss, and the CFW layers trained in BasicSR's loop (on
 disc_start, a killed run resumes bit-exactly, the result tests through BasicSR's stock entry)."""
 import os
 import re
-import signal
 
 import cv2
 import numpy as np
@@ -26,7 +25,7 @@ from srdiff_basicsr.official_stablesr import network_options
 from srdiff_basicsr.pipeline import SRDiffPipeline
 from tests.conftest import make_pairs, save_basicsr_weights, write_options
 from tests.stablesr_fixtures import tiny_config
-from tests.test_stablesr_training import run, weights  # a project's (root, ...) runs and weights
+from tests.test_stablesr_training import assert_killed_run_resumes_exactly, run, weights  # (root, ...) projects'
 
 TINY_D = {'type': 'PatchGANDiscriminator', 'num_in_ch': 3, 'num_feat': 8, 'num_layers': 2}
 
@@ -200,14 +199,7 @@ def test_the_cfw_stage_trains_the_fusion_layers_resumes_exactly_and_tests(projec
     assert re.search(r'l_g_gan: [-\d.e+]+ .*l_d: [\d.e+-]+', result.stderr)
     assert re.search(r'# psnr: [\d.]+', result.stderr)
 
-    opt_file = options(project, 'killed')
-    killed = run(project, '-m', 'tests.killed_training', 'iteration:3', '-opt', opt_file)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    resumed = run(project, '-m', 'srdiff_basicsr.train', '-opt', opt_file, '--auto_resume')
-    assert resumed.returncode == 0 and re.search(r'Resuming training from epoch: \d+, iter: 2\.', resumed.stderr)
-    for net in ('net_g', 'net_d'):
-        expected, got = weights(project, 'whole', net), weights(project, 'killed', net)
-        assert [k for k in expected if not torch.equal(expected[k], got[k])] == [], net
+    assert_killed_run_resumes_exactly(project, options(project, 'killed'), ('net_g', 'net_d'))
 
     test_file = options(project, 'cfw_test', is_train=False)
     test_opt = __import__('yaml').safe_load(open(test_file))

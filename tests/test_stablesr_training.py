@@ -58,6 +58,17 @@ def weights(project, name, net):
     return torch.load(project[0] / 'experiments' / name / 'models' / f'{net}_latest.pth', weights_only=True)['params']
 
 
+def assert_killed_run_resumes_exactly(project, opt_file, nets):
+    """Killed as iteration 3 starts and resumed (from 2): the weights of ``nets`` equal the uninterrupted run's."""
+    killed = run(project, '-m', 'tests.killed_training', 'iteration:3', '-opt', opt_file)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    resumed = run(project, '-m', 'srdiff_basicsr.train', '-opt', opt_file, '--auto_resume')
+    assert resumed.returncode == 0 and re.search(r'Resuming training from epoch: \d+, iter: 2\.', resumed.stderr)
+    for net in nets:
+        expected, got = weights(project, 'whole', net), weights(project, 'killed', net)
+        assert [k for k in expected if not torch.equal(expected[k], got[k])] == [], net
+
+
 def test_stage_one_trains_the_spades_and_the_encoder_resumes_exactly_and_tests(project):
     result = run(project, '-m', 'srdiff_basicsr.train', '-opt', options(project, 'whole'))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -73,14 +84,7 @@ def test_stage_one_trains_the_spades_and_the_encoder_resumes_exactly_and_tests(p
     assert all(torch.equal(v, vae[k]) for k, v in weights(project, 'whole', 'net_vae').items())
     assert re.search(r'# psnr: [\d.]+', result.stderr)  # validation sampled through the pipeline
 
-    opt_file = options(project, 'killed')
-    killed = run(project, '-m', 'tests.killed_training', 'iteration:3', '-opt', opt_file)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    resumed = run(project, '-m', 'srdiff_basicsr.train', '-opt', opt_file, '--auto_resume')
-    assert resumed.returncode == 0 and re.search(r'Resuming training from epoch: \d+, iter: 2\.', resumed.stderr)
-    for net in ('net_g', 'net_encoder'):
-        expected, got = weights(project, 'whole', net), weights(project, 'killed', net)
-        assert [k for k in expected if not torch.equal(expected[k], got[k])] == [], net
+    assert_killed_run_resumes_exactly(project, options(project, 'killed'), ('net_g', 'net_encoder'))
 
     root, lr_dir, hr_dir, networks = project[:4]
     models = root / 'experiments' / 'whole' / 'models'
