@@ -48,6 +48,8 @@ def after_basicsr_import():
     _wrap(basicsr.utils.options, 'parse_options', _with_root_outside_site_packages)
     basicsr.utils.options.ordered_yaml = safe_ordered_yaml
     basicsr.utils.options._postprocess_yml_value = literal_yml_value
+    _filter2d_on_any_layout()
+    _realesrgan_models_on_their_device()
 
 
 def safe_ordered_yaml():
@@ -77,6 +79,58 @@ def literal_yml_value(value):
         return yaml.safe_load(value)
     except yaml.YAMLError:
         return value
+
+
+def _filter2d_on_any_layout():
+    """BasicSR's ``filter2D`` reshapes the padded image with ``view``, which fails ("view size is not compatible
+    with input tensor's size and stride") on a tensor that is not contiguous, and ``DiffJPEG`` returns one (a
+    channels-last crop): Real-ESRGAN's second blur, on the first JPEG's output, failed for batches of 2 or more.
+    The fixed function filters a contiguous copy; the modules that imported the name get it too."""
+    from basicsr.models import realesrgan_model, realesrnet_model
+    from basicsr.utils import img_process_util
+
+    def contiguous_input(filter2d):
+        @functools.wraps(filter2d)
+        def wrapper(img, kernel):
+            return filter2d(img.contiguous(), kernel.contiguous())
+        return wrapper
+
+    _wrap(img_process_util, 'filter2D', contiguous_input)
+    for module in (realesrgan_model, realesrnet_model):
+        module.filter2D = img_process_util.filter2D
+
+
+def _realesrgan_models_on_their_device():
+    """BasicSR's ``RealESRNetModel`` and ``RealESRGANModel`` put their JPEG simulator, sharpener and training-pair
+    pool on CUDA with ``.cuda()`` whatever ``num_gpu`` says: on a machine without CUDA they fail when built. Here
+    they are made on the model's device (BasicSR's ``self.device``), the rest of each model unchanged."""
+    from basicsr.models.realesrgan_model import RealESRGANModel
+    from basicsr.models.realesrnet_model import RealESRNetModel
+    from basicsr.utils import DiffJPEG, USMSharp
+
+    for model in (RealESRNetModel, RealESRGANModel):
+        if getattr(model.__init__, '_srdiff', False):
+            continue
+        base = model.__mro__[1]  # SRModel, SRGANModel: what their __init__ calls before the .cuda() lines
+
+        def __init__(self, opt, base=base):
+            base.__init__(self, opt)
+            self.jpeger = DiffJPEG(differentiable=False).to(self.device)
+            self.usm_sharpener = USMSharp().to(self.device)
+            self.queue_size = opt.get('queue_size', 180)
+
+        def _dequeue_and_enqueue(self, original=model._dequeue_and_enqueue):
+            if not hasattr(self, 'queue_lr'):  # the empty pool, made here so that the original skips its .cuda()
+                batch = self.lq.size(0)
+                assert self.queue_size % batch == 0, f'queue size {self.queue_size} should be divisible by batch size {batch}'
+                self.queue_lr = self.lq.new_zeros((self.queue_size, *self.lq.shape[1:]))
+                self.queue_gt = self.gt.new_zeros((self.queue_size, *self.gt.shape[1:]))
+                self.queue_ptr = 0
+            original(self)
+
+        __init__._srdiff = True
+        model.__init__ = __init__
+        model._dequeue_and_enqueue = _dequeue_and_enqueue
 
 
 def _wrap(owner, name, wrapper):

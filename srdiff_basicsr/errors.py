@@ -60,6 +60,10 @@ def is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def is_probability(value):
+    return is_number(value) and 0 <= value <= 1
+
+
 def is_number(value):
     """A finite int or float (inf and nan are never a valid option value here)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

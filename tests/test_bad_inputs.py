@@ -297,8 +297,8 @@ def test_a_dataset_without_lr_images_for_a_model_that_makes_none_is_one_line(tin
                                     io_backend={'type': 'disk'}, batch_size_per_gpu=1)
     code, err = run(train_entry, opt, root, monkeypatch, capsys)
     assert code == 2 and 'Traceback' not in err
-    assert ("error: datasets.train.type: RealESRGANDataset gives HR crops and blur kernels but no LR ('lq'), and "
-            'model_type SRDiffModel makes no LR on the fly') in err
+    assert ("error: datasets.train.type: RealESRGANDataset gives HR crops and blur kernels but no LR ('lq'); add "
+            '`degradation: {type: realesrgan}` to the options') in err
     assert not (root / 'experiments' / 'realesrgan').exists()
 
 

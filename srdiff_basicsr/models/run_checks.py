@@ -10,7 +10,9 @@ from os import path as osp
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
+from srdiff_basicsr.data.degradation import check_degradation
 from srdiff_basicsr.errors import OptionsError, is_int, is_number, require
+from srdiff_basicsr.models.degraded_training import DegradedTraining
 from srdiff_basicsr.models.options import check_options, complete_distill_options, complete_options
 from srdiff_basicsr.network_options import check_arch_options
 
@@ -48,11 +50,7 @@ def check_run_options(opt):
         if metric_type not in METRIC_REGISTRY:
             raise OptionsError(f'val.metrics.{name}.type: no metric named {metric_type!r} is registered; known: '
                                f'{sorted(name for name, _ in METRIC_REGISTRY)}')
-    for name, dataset_opt in (opt.get('datasets') or {}).items():
-        if dataset_opt.get('type') in HR_ONLY_DATASETS and opt.get('model_type') in (*BASE_MODELS, 'StableSRModel'):
-            raise OptionsError(f"datasets.{name}.type: {dataset_opt['type']} gives HR crops and blur kernels but no LR "
-                               f"('lq'), and model_type {opt['model_type']} makes no LR on the fly (it has no "
-                               'degradation stage); use a paired dataset (CheckedPairedImageDataset) or BicubicSRDataset')
+    check_degradation(opt, _has_degradation_stage(opt.get('model_type')))
     if opt.get('model_type') in STABLESR_WEIGHTS:
         check_stablesr_weights(opt)
     if opt.get('model_type') == 'CFWModel':
@@ -143,9 +141,11 @@ def _first_pair(gt_dir, lq_dir):
 
 # what BasicSR 1.4.2's BaseModel builds (get_optimizer, setup_schedulers), for its models and ours
 BASICSR_OPTIMIZERS, BASICSR_SCHEDULERS = ('Adam', ), ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
-BASE_MODELS = ('SRModel', 'SRDiffModel', 'SRDiffDistillModel')
-# datasets whose batches have no 'lq': Real-ESRGAN's model degrades the HR on the fly
-HR_ONLY_DATASETS = ('RealESRGANDataset', )
+BASE_MODELS = ('SRModel', 'DegradedSRModel', 'SRDiffModel', 'SRDiffDistillModel')
+
+
+def _has_degradation_stage(model_type):
+    return model_type in MODEL_REGISTRY and issubclass(MODEL_REGISTRY.get(model_type), DegradedTraining)
 
 
 def _known(kind, value, known, where):

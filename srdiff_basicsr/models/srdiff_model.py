@@ -10,6 +10,7 @@ from srdiff_basicsr.diffusion.objective import flow_sample, head_losses, noised
 from srdiff_basicsr.diffusion.parametrization import Denoiser
 from srdiff_basicsr.errors import DatasetError
 from srdiff_basicsr.models.collapse import COLLAPSE_DEFAULT, CollapseGuard
+from srdiff_basicsr.models.degraded_training import DegradedTraining
 from srdiff_basicsr.models.evaluation import SampledValidation
 from srdiff_basicsr.models.lr_encoder import LREncoderTraining
 from srdiff_basicsr.models.options import check_options, complete_options
@@ -20,7 +21,7 @@ from srdiff_basicsr.weights import load_weights
 
 
 @MODEL_REGISTRY.register()
-class SRDiffModel(SampledValidation, LREncoderTraining, GuardedStep, SRModel):
+class SRDiffModel(DegradedTraining, SampledValidation, LREncoderTraining, GuardedStep, SRModel):
     """SRDiff: diffusion of the residual HR - bicubic(LR), conditioned on an RRDB encoder (frozen by default).
 
     BasicSR's SRModel does the rest: optimiser, scheduler, EMA, checkpoints, logging. This class adds
@@ -141,6 +142,7 @@ class SRDiffModel(SampledValidation, LREncoderTraining, GuardedStep, SRModel):
         load_weights(self.get_bare_model(net), load_path, param_key, strict, option=f'weights of {type(net).__name__}')
 
     def feed_data(self, data):
+        data = self.degraded(data)
         self.lq = data['lq'].to(self.device)
         scale = self.opt['scale']
         if 'gt' in data:
@@ -250,8 +252,9 @@ class SRDiffModel(SampledValidation, LREncoderTraining, GuardedStep, SRModel):
     save_training_state = checkpoints.save_training_state  # with extra_training_state and the data position
 
     def extra_training_state(self):
-        """fp16's gradient scale (else a resumed run starts it over)."""
-        return {'grad_scaler': self.grad_scaler.state_dict()} if getattr(self, 'grad_scaler', None) else {}
+        """fp16's gradient scale (else a resumed run starts it over), and the degradation's pool."""
+        scaler = {'grad_scaler': self.grad_scaler.state_dict()} if getattr(self, 'grad_scaler', None) else {}
+        return {**super().extra_training_state(), **scaler}
 
     def resume_training(self, resume_state):
         super().resume_training(resume_state)
