@@ -48,6 +48,9 @@ def parse_args(argv):
     parser.add_argument('--lpips', choices=['alex', 'vgg', 'off'], default='alex',
                         help='LPIPS trunk; without its ImageNet weights on disk LPIPS is left out, with a note')
     parser.add_argument('--lpips-random-trunk', action='store_true', help=argparse.SUPPRESS)  # plumbing tests
+    parser.add_argument('--srdiff-name', help="the -opt model's name in the tables (default: SRDiff and its sampler)")
+    parser.add_argument('--lr-psnr-from-hr', action='store_true',
+                        help="LR-PSNR against the HR's bicubic LR, not the input (for degraded inputs: their clean LR)")
     parser.add_argument('--max-images', type=int, help='only the first N images of each dataset')
     parser.add_argument('--grid-samples', type=int, default=3, help='SRDiff samples shown in the grids')
     parser.add_argument('--crop-size', type=int, default=192, help='grids show at most this many pixels a side')
@@ -70,7 +73,7 @@ def build_methods(args):
     num_samples = args.num_samples or val_opt.get('num_samples', 1)
     seed = args.seed if args.seed is not None else val_opt.get('seed', opt.get('manual_seed', 0))
     pipe = srdiff_model.pipeline
-    methods = [Bicubic(opt['scale']), Encoder(pipe), SRDiff(pipe, num_samples, seed)]
+    methods = [Bicubic(opt['scale']), Encoder(pipe), SRDiff(pipe, num_samples, seed, args.srdiff_name)]
     for entry in args.model:
         name, options_path = entry.split('=', 1)
         model, model_opt = build_basicsr_model(options_path, args.device)
@@ -85,6 +88,9 @@ def metric_options(args, opt):
     metrics, notes = paper_metrics(opt['scale'], protocol, args.lpips, args.device, args.lpips_random_trunk)
     for note in notes:
         print(f'warning: {note}', file=sys.stderr)
+    if args.lr_psnr_from_hr:
+        metrics['lr_psnr']['lr_from_hr'] = True
+        notes.append("LR-PSNR against the HR's bicubic LR (the clean version of the degraded input), not the input")
     return metrics, notes
 
 

@@ -72,6 +72,15 @@ def test_lr_psnr_metric_uses_the_lr_when_given_and_the_bicubic_of_the_hr_otherwi
         calculate_metric({'img': hr, 'img2': hr}, {'type': 'calculate_lr_psnr'})
 
 
+def test_lr_psnr_from_hr_compares_with_the_clean_lr_not_the_degraded_input():
+    hr, sr = photo_crops(2, 32)
+    degraded = np.clip(imresize_uint8(hr, 1 / 4).astype(int) + 20, 0, 255).astype(np.uint8)
+    opt = {'type': 'calculate_lr_psnr', 'scale': 4}
+    clean = calculate_metric({'img': sr, 'img2': hr, 'lq': degraded}, {**opt, 'lr_from_hr': True})
+    assert clean == pytest.approx(lr_psnr(sr, imresize_uint8(hr, 1 / 4), 4))
+    assert clean != pytest.approx(calculate_metric({'img': sr, 'img2': hr, 'lq': degraded}, opt))
+
+
 def astronaut_crop():
     from skimage import data
     return data.astronaut()[:128, :128]  # RGB uint8

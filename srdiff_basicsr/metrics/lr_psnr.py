@@ -20,15 +20,16 @@ def lr_psnr(sr, lr, scale):
 
 
 @METRIC_REGISTRY.register()
-def calculate_lr_psnr(img, img2, scale=None, lq=None, **kwargs):
+def calculate_lr_psnr(img, img2, scale=None, lq=None, lr_from_hr=False, **kwargs):
     """LR-PSNR as a BasicSR metric: ``img`` is the SR, ``img2`` the HR (uint8, BasicSR's metric data).
 
     The LR is ``lq`` when the model passes it; otherwise it is made from the HR with MATLAB bicubic,
     which is the input LR itself for datasets made that way (up to 8-bit rounding).
-    Options: scale (required).
+    Options: scale (required); lr_from_hr: true compares with the HR's bicubic LR even when the model passes its
+    input, e.g. for degraded inputs (noise, JPEG) whose clean version the SR should match, not their artefacts.
     """
     if scale is None:
         raise ValueError('calculate_lr_psnr needs `scale` in its val.metrics options')
-    if lq is None:
+    if lq is None or lr_from_hr:
         lq = imresize_uint8(mod_crop(img2, scale), 1 / scale)
     return lr_psnr(img, lq, scale)
