@@ -3,7 +3,9 @@
 Training pairs come from one set of photographs, cut into overlapping HR sub-images (small files
 decode fast, as BasicSR's DIV2K recipe does); validation pairs are centre crops of other
 photographs that training never sees. LR = MATLAB-style bicubic (the kernel SR benchmarks use),
-rounded to 8 bits. Re-running skips files that exist.
+rounded to 8 bits. For real-world training (BasicSR's RealESRGANDataset, which reads HR images only and crops
+or pads them to 400 px) the training photographs are also cut into 400-px sub-images, listed in a meta_info
+file. Re-running skips files that exist.
 
     python scripts/prepare_demo_data.py --out datasets/demo --scale 4
 """
@@ -16,7 +18,7 @@ import numpy as np
 from basicsr.data.transforms import mod_crop
 from skimage import data as skdata
 
-from srdiff_basicsr.data.preparation import centre_crop
+from srdiff_basicsr.data.preparation import centre_crop, write_png
 from srdiff_basicsr.ops.resize import imresize_uint8
 
 TRAIN_IMAGES = {
@@ -57,6 +59,8 @@ def main():
     parser.add_argument('--sub-size', type=int, default=96, help='HR size of the training sub-images')
     parser.add_argument('--sub-step', type=int, default=64, help='stride between training sub-images')
     parser.add_argument('--sub-max', type=int, default=150, help='most sub-images taken from one photograph')
+    parser.add_argument('--realesrgan-step', type=int, default=100, help='stride between the 400-px sub-images')
+    parser.add_argument('--realesrgan-max', type=int, default=20, help='most 400-px sub-images from one photograph')
     args = parser.parse_args()
 
     written = 0
@@ -77,6 +81,22 @@ def main():
                 counts[split] = counts.get(split, 0) + 1
         print(f'{split}: {counts[split]} pairs from {len(names)} photographs in {hr_dir} and {lr_dir}')
     print(f'{written} new pairs written (existing ones kept)')
+    write_realesrgan_set(osp.join(args.out, 'train'), args.realesrgan_step, args.realesrgan_max)
+
+
+def write_realesrgan_set(split_dir, step, max_count, size=400):
+    """split_dir/HR_sub400/*.png and split_dir/meta_info_HR_sub400.txt (paths relative to split_dir/HR_sub400)."""
+    hr_dir = osp.join(split_dir, 'HR_sub400')
+    os.makedirs(hr_dir, exist_ok=True)
+    names = []
+    for name, load in TRAIN_IMAGES.items():
+        for suffix, piece in sub_images(np.ascontiguousarray(load()[..., :3]), size, step, max_count):
+            names.append(f'{name}{suffix}.png')
+            if not osp.exists(osp.join(hr_dir, names[-1])):
+                write_png(osp.join(hr_dir, names[-1]), cv2.cvtColor(piece, cv2.COLOR_RGB2BGR))
+    with open(osp.join(split_dir, 'meta_info_HR_sub400.txt'), 'w') as f:
+        f.write(''.join(f'{name}\n' for name in names))
+    print(f'real-world training: {len(names)} HR sub-images of {size} px in {hr_dir}')
 
 
 if __name__ == '__main__':

@@ -28,6 +28,8 @@ def n_params(net):
 
 def test_all_option_files_named_by_the_issue_exist():
     names = {p.name for p in OPTION_FILES}
+    assert {'train_srdiff_realesrgan_x4.yml', 'train_ecdp_realesrgan_x4.yml', 'train_rrdb_realesrgan_x4.yml',
+            'demo_srdiff_realesrgan_x4.yml'} <= names
     assert {'train_rrdb_celeba_x8.yml', 'train_srdiff_celeba.yml', 'train_rrdb_div2k_x4.yml', 'train_srdiff_div2k.yml',
             'test_srdiff_celeba.yml', 'test_srdiff_div2k.yml', 'train_sradm_celeba.yml', 'train_sradm_div2k.yml',
             'test_sradm_celeba.yml', 'test_sradm_div2k.yml'} <= names
@@ -36,8 +38,10 @@ def test_all_option_files_named_by_the_issue_exist():
 @pytest.mark.parametrize('path', OPTION_FILES, ids=lambda p: p.name)
 def test_option_file_builds_its_networks(path, monkeypatch, tmp_path):
     opt = load(path)
-    assert opt['name'] and opt['model_type'] in ('SRModel', 'SRDiffModel', 'SRDiffDistillModel', 'StableSRModel',
-                                                 'CFWModel')
+    assert opt['name'] and opt['model_type'] in ('SRModel', 'DegradedSRModel', 'SRDiffModel', 'SRDiffDistillModel',
+                                                 'StableSRModel', 'CFWModel')
+    if opt.get('degradation'):
+        check_realesrgan_files(opt, tmp_path)
     if opt['model_type'] == 'CFWModel':  # StableSR's second stage: the released CFW VAE and a pix2pix PatchGAN
         with torch.device('meta'):
             assert n_params(build_network(copy.deepcopy(opt['network_g']))) == 128_047_591
@@ -56,7 +60,7 @@ def test_option_file_builds_its_networks(path, monkeypatch, tmp_path):
                 teacher_section = {**teacher_section, 'parametrization': 'v'}
             assert opt[section] == teacher_section, section
         opt['path'].update(pretrain_network_g='teacher.pth', pretrain_network_encoder='encoder.pth')
-    if opt['model_type'] != 'SRModel':
+    if opt['model_type'] not in ('SRModel', 'DegradedSRModel'):
         complete_options(opt)
         completed = copy.deepcopy(opt)
         check_options(opt)
@@ -76,6 +80,31 @@ def test_option_file_builds_its_networks(path, monkeypatch, tmp_path):
     else:
         net = build_network(copy.deepcopy(opt['network_g']))
         assert net.scale == opt['scale']
+
+
+# Real-ESRGAN's options/train_realesrnet_x4plus.yml: its dataset's kernel settings
+REALESRNET_KERNELS = dict(
+    blur_kernel_size=21, kernel_list=['iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso',
+                                      'plateau_aniso'],
+    kernel_prob=[0.45, 0.25, 0.12, 0.03, 0.12, 0.03], sinc_prob=0.1, blur_sigma=[0.2, 3], betag_range=[0.5, 4],
+    betap_range=[1, 2], blur_kernel_size2=21, kernel_list2=['iso', 'aniso', 'generalized_iso', 'generalized_aniso',
+                                                            'plateau_iso', 'plateau_aniso'],
+    kernel_prob2=[0.45, 0.25, 0.12, 0.03, 0.12, 0.03], sinc_prob2=0.1, blur_sigma2=[0.2, 1.5], betag_range2=[0.5, 4],
+    betap_range2=[1, 2], final_sinc_prob=0.8, use_hflip=True, use_rot=False)
+
+
+def check_realesrgan_files(opt, tmp_path):
+    """A degradation file: Real-ESRGAN's kernels; its degradation in range; the full-size files keep every
+    degradation default (Real-ESRGAN's) but the patch size and the pool (a multiple of their batch)."""
+    from srdiff_basicsr.data.degradation import check_degradation
+    train = opt['datasets']['train']
+    assert {key: train[key] for key in REALESRNET_KERNELS} == REALESRNET_KERNELS
+    (tmp_path / 'meta_info.txt').write_text('x.png\n')
+    check_degradation({**opt, 'datasets': {'train': {**train, 'meta_info': str(tmp_path / 'meta_info.txt')}}},
+                      model_has_stage=True)
+    if not opt['name'].startswith('demo'):
+        assert set(opt['degradation']) == {'type', 'gt_size', 'queue_size'}
+        assert train['meta_info'] == 'datasets/DF2K/meta_info/meta_info_DF2Kmultiscale+OST_sub.txt'
 
 
 TEACHER_OPTIONS = {'experiments/demo_srdiff_x4': 'demo_srdiff_x4.yml',
