@@ -231,3 +231,13 @@ def test_realesrgans_options_pass():
     check_degradation(run_options(), True)
     check_degradation(run_options(degradation={'type': 'realesrgan', **REALESRGAN_DEFAULTS},
                                   datasets__train__batch_size_per_gpu=12), True)
+
+
+def test_the_degradation_benchmark_times_both_stages_on_the_same_batches(tmp_path):
+    from tests.conftest import load_script
+    rows = load_script('benchmark_degradation.py').main(['--device', 'cpu', '--batch', '2', '--sizes', '96',
+                                                         '--repeats', '1', '--out', str(tmp_path / 'report')])
+    assert [(size, usm) for size, usm, _, _ in rows] == [(96, True), (96, False)]
+    assert all(ours > 0 and theirs > 0 for _, _, ours, theirs in rows)
+    report = (tmp_path / 'report' / 'report.md').read_text()
+    assert report.count('| 96 |') == 2 and 'RealESRNetModel s / batch' in report
