@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 from basicsr.data.degradations import random_add_gaussian_noise_pt, random_add_poisson_noise_pt
-from basicsr.models import build_model
 from basicsr.utils import DiffJPEG, USMSharp, img_process_util, set_random_seed
 from torch.nn import functional as F
 
@@ -14,6 +13,7 @@ import srdiff_basicsr.models  # noqa: F401  (registration, compat)
 from srdiff_basicsr.data.degradation import check_degradation
 from srdiff_basicsr.data.realesrgan_degradation import REALESRGAN_DEFAULTS, RealESRGANDegradation
 from srdiff_basicsr.errors import OptionsError
+from tests.conftest import load_script
 
 CPU = torch.device('cpu')
 DATASET = dict(name='train', type='RealESRGANDataset', dataroot_gt='hr', meta_info='meta.txt', io_backend={'type': 'disk'},
@@ -98,23 +98,11 @@ def test_the_lr_is_basicsrs_functions_in_realesrgans_order_for_every_branch():
                     'sinc then JPEG', 'JPEG then sinc'}
 
 
-def stock_realesrnet(tmp_path, **degradation):
-    opt = dict(name='stock', model_type='RealESRNetModel_basicsr', scale=4, num_gpu=0, is_train=True, dist=False,
-               rank=0, world_size=1,
-               network_g=dict(type='RRDBNet', num_in_ch=3, num_out_ch=3, num_feat=4, num_block=1, num_grow_ch=4),
-               path=dict(pretrain_network_g=None, strict_load_g=True, resume_state=None, **{
-                   key: str(tmp_path) for key in ('experiments_root', 'models', 'training_states')}),
-               train=dict(optim_g=dict(type='Adam', lr=1e-4), pixel_opt=dict(type='L1Loss', loss_weight=1.0),
-                          scheduler=dict(type='MultiStepLR', milestones=[10], gamma=0.5)),
-               **{**REALESRGAN_DEFAULTS, **degradation})
-    return build_model(opt)
-
-
 def test_stage_equals_basicsrs_realesrnet_model_crops_and_pool_included_and_that_model_runs_on_the_cpu(tmp_path):
     """BasicSR's own RealESRNetModel (built on the CPU thanks to compat) makes the same training pairs, through its
     pool: 4 batches of 2 into a pool of 4, the last two drawn from the shuffled pool."""
     degradation = dict(gt_size=32, queue_size=4)
-    stock = stock_realesrnet(tmp_path, **degradation)
+    stock = load_script('benchmark_degradation.py').realesrnet_model(degradation, CPU, str(tmp_path))
     stage = RealESRGANDegradation({'type': 'realesrgan', **degradation}, 4, CPU)
     data = batches(4)
     set_random_seed(3)
@@ -234,7 +222,6 @@ def test_realesrgans_options_pass():
 
 
 def test_the_degradation_benchmark_times_both_stages_on_the_same_batches(tmp_path):
-    from tests.conftest import load_script
     rows = load_script('benchmark_degradation.py').main(['--device', 'cpu', '--batch', '2', '--sizes', '96',
                                                          '--repeats', '1', '--out', str(tmp_path / 'report')])
     assert [(size, usm) for size, usm, _, _ in rows] == [(96, True), (96, False)]

@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from srdiff_basicsr.data.degraded_test_set import degrade_folder
+from srdiff_basicsr.errors import OptionsError
 from tests.conftest import REPO, TINY_ENCODER, photo_crops, save_basicsr_weights, srdiff_options, write_options
 from tests.test_realesrgan_degradation import DATASET
 from tests.test_stablesr_training import assert_killed_run_resumes_exactly, run
@@ -73,6 +74,8 @@ def test_degrade_images_writes_a_seeded_paired_set_and_a_rerun_keeps_it(project)
     assert not (cv2.imread(str(root / 'other_seed' / 'LR' / '0.png')) == lr).all()
     assert degrade_folder(str(root / 'held_out'), str(root / 'same_seed'), opt, seed=3) == 2
     assert (cv2.imread(str(root / 'same_seed' / 'LR' / '0.png')) == lr).all()
+    with pytest.raises(OptionsError, match="degradation: must be a mapping with type one of \\['realesrgan'\\]"):
+        degrade_folder(str(root / 'held_out'), str(root / 'unknown'), {**opt, 'degradation': {'type': 'bsrgan'}})
 
 
 @pytest.mark.parametrize('model', ['srdiff', 'ecdp'])

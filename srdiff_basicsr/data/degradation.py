@@ -18,7 +18,14 @@ REALESRGAN_KERNEL_SIZE = 21  # RealESRGANDataset draws sizes 7..21 and pads ever
 
 def build_degradation(opt, scale, device):
     """The degradation of the ``degradation`` options (None without them), on ``device``."""
-    return None if not opt else DEGRADATIONS[opt['type']](opt, scale, device)
+    return None if not opt else degradation_class(opt)(opt, scale, device)
+
+
+def degradation_class(degradation):
+    """The class of the ``degradation`` options, or an OptionsError naming the known types."""
+    require(degradation, lambda v: isinstance(v, dict) and v.get('type') in DEGRADATIONS, 'degradation',
+            f'a mapping with type one of {sorted(DEGRADATIONS)}')
+    return DEGRADATIONS[degradation['type']]
 
 
 def check_degradation(opt, model_has_stage):
@@ -53,13 +60,11 @@ def check_degradation(opt, model_has_stage):
     if not model_has_stage:
         raise OptionsError(f'degradation: model_type {model_type} has no degradation stage (the models of this '
                            'plugin and DegradedSRModel have one)')
-    require(degradation, lambda v: isinstance(v, dict) and v.get('type') in DEGRADATIONS, 'degradation',
-            f'a mapping with type one of {sorted(DEGRADATIONS)}')
+    stage = degradation_class(degradation)
     if not opt.get('is_train'):
         return
     train_opt = (opt.get('datasets') or {}).get('train') or {}
-    DEGRADATIONS[degradation['type']].check_options('degradation', degradation, opt.get('scale'),
-                                                    train_opt.get('batch_size_per_gpu', 1))
+    stage.check_options('degradation', degradation, opt.get('scale'), train_opt.get('batch_size_per_gpu', 1))
 
 
 def check_realesrgan_dataset(name, dataset_opt):

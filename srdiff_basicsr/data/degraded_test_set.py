@@ -11,7 +11,7 @@ from basicsr.data.realesrgan_dataset import RealESRGANDataset
 from basicsr.data.transforms import mod_crop
 from basicsr.utils import img2tensor, set_random_seed, tensor2img
 
-from srdiff_basicsr.data.degradation import DEGRADATIONS, check_realesrgan_dataset
+from srdiff_basicsr.data.degradation import build_degradation, check_realesrgan_dataset, degradation_class
 from srdiff_basicsr.data.preparation import write_png
 from srdiff_basicsr.errors import OptionsError
 from srdiff_basicsr.files import is_image_name
@@ -26,11 +26,11 @@ def degrade_folder(hr_dir, out_dir, opt, seed=0):
     if not degradation or train_opt.get('type') != 'RealESRGANDataset':
         raise OptionsError('degrade_images: the options need `degradation` and a RealESRGANDataset as datasets.train '
                            '(its kernel options are used)')
-    DEGRADATIONS[degradation['type']].check_options('degradation', degradation, scale, 1)
+    degradation_class(degradation).check_options('degradation', degradation, scale, 1)
     names = sorted(n for n in os.listdir(hr_dir) if is_image_name(n))
     if not names:
         raise OptionsError(f'degrade_images: no images in {hr_dir}')
-    stage = DEGRADATIONS[degradation['type']](degradation, scale, torch.device('cpu'))
+    stage = build_degradation(degradation, scale, torch.device('cpu'))
     os.makedirs(osp.join(out_dir, 'HR'), exist_ok=True)
     os.makedirs(osp.join(out_dir, 'LR'), exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
