@@ -15,6 +15,11 @@ from srdiff_basicsr.errors import OptionsError
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 PRECISION_CHOICES = ('auto', *PRECISIONS)
 BF16_CPU_FLAGS = ('avx512_bf16', 'amx_bf16')  # /proc/cpuinfo names of the native bf16 instructions
+# SRDIFF_AUTO_EXECUTION=<one of these> makes ``auto`` pick it on every device (e.g. the native-bf16 choice on a
+# machine without it, to test that path; or fp32 everywhere, for exact runs), in this process and its children
+AUTO_EXECUTIONS = {'fp32': ('fp32', False), 'fp32+channels_last': ('fp32', True),
+                   'bf16': ('bf16', False), 'bf16+channels_last': ('bf16', True)}
+AUTO_EXECUTION_ENV = 'SRDIFF_AUTO_EXECUTION'
 
 
 def cpu_flags(cpuinfo='/proc/cpuinfo'):
@@ -47,7 +52,13 @@ def check_precision(precision, device, where):
 def auto_execution(device):
     """What ``precision: auto`` runs with on ``device``: (bf16, channels_last) where bf16 is native; fp32 with
     channels_last on other CPUs (the same math, measured 1.2x faster to train and 1.3x to sample there:
-    scripts/benchmark_speed.py); plain fp32 elsewhere."""
+    scripts/benchmark_speed.py); plain fp32 elsewhere. SRDIFF_AUTO_EXECUTION, where set, decides instead."""
+    forced = os.environ.get(AUTO_EXECUTION_ENV)
+    if forced:
+        if forced not in AUTO_EXECUTIONS:
+            raise OptionsError(f'{AUTO_EXECUTION_ENV}={forced!r}: must be one of {list(AUTO_EXECUTIONS)} '
+                               f'(what precision: auto picks), or unset for the device\'s own choice')
+        return AUTO_EXECUTIONS[forced]
     if native_bf16(device):
         return 'bf16', True
     return 'fp32', torch.device(device).type == 'cpu'

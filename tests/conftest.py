@@ -14,10 +14,17 @@ import srdiff_basicsr.plugin  # noqa: F401  (registration)
 from srdiff_basicsr.ops.resize import imresize_uint8
 
 REPO = Path(__file__).resolve().parents[1]
-# under pytest-xdist (scripts/test.sh: one worker per core) each worker computes on its share of the cores
+# under pytest-xdist (scripts/test.sh: one worker per core) each worker computes on its share of the cores;
+# SRDIFF_TEST_THREADS=N sets the threads of every worker instead (scripts/test_matrix.sh: 1 and 2)
 _WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
-if _WORKERS > 1:
+if 'SRDIFF_TEST_THREADS' in os.environ:
+    torch.set_num_threads(int(os.environ['SRDIFF_TEST_THREADS']))
+elif _WORKERS > 1:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // _WORKERS))
+# ``precision: auto`` picks plain fp32 in the suite and its subprocesses on any machine unless
+# SRDIFF_AUTO_EXECUTION says otherwise (scripts/test_matrix.sh runs it as on a native-bf16 machine, and with
+# channels_last); tests/test_execution.py checks what auto picks on each kind of device
+os.environ.setdefault('SRDIFF_AUTO_EXECUTION', 'fp32')
 
 
 def reference_dir():
@@ -45,19 +52,50 @@ TINY_ENCODER = dict(type='SRDiffRRDBNet', num_feat=8, num_block=2, num_grow_ch=4
 TINY_UNET = dict(type='SRDiffUNet', dim=8, dim_mults=[1, 2])
 
 
-def load_golden(name):
-    """shared/reference/golden/<name>, data recorded from an official implementation, on TEST_DEVICE."""
+# SRDIFF_GOLDEN_ULP=n moves every non-integer float of the golden data n ulps up or down (seeded): a CPU whose
+# transcendentals or reductions round the last bit otherwise (tests/test_machine_independence.py)
+GOLDEN_ULP = int(os.environ.get('SRDIFF_GOLDEN_ULP', '0'))
+
+
+def off_by_ulps(data, ulps, generator):
+    """``data`` (nested dicts, lists, tuples of tensors and others) with each non-integer float ``ulps`` ulps off,
+    up or down at random per element; integer-valued floats (steps, masks) are left as recorded."""
+    if isinstance(data, dict):
+        return {key: off_by_ulps(value, ulps, generator) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return type(data)(off_by_ulps(value, ulps, generator) for value in data)
+    if not (torch.is_tensor(data) and data.is_floating_point()) or ulps == 0:
+        return data
+    up = torch.rand(data.shape, generator=generator).to(data.device) < 0.5
+    moved = data
+    for _ in range(ulps):
+        moved = torch.where(up, torch.nextafter(moved, torch.full_like(moved, float('inf'))),
+                            torch.nextafter(moved, torch.full_like(moved, float('-inf'))))
+    return torch.where(data == data.round(), data, moved)
+
+
+def load_golden(name, device=TEST_DEVICE):
+    """shared/reference/golden/<name>, data recorded from an official implementation, on ``device``
+    (``GOLDEN_ULP`` ulps off where SRDIFF_GOLDEN_ULP says so)."""
     path = REFERENCE / 'golden' / name
     if not path.is_file():
         raise FileNotFoundError(f'golden data not found at {path}; set SRDIFF_REFERENCE_DIR to shared/reference')
-    return torch.load(path, weights_only=False, map_location=TEST_DEVICE)
+    data = torch.load(path, weights_only=False, map_location=device)
+    return off_by_ulps(data, GOLDEN_ULP, torch.Generator().manual_seed(0))
 
 
-@pytest.fixture(autouse=True)
-def exact_by_default(monkeypatch):
-    """``precision: auto`` is plain fp32 in this process on any machine (tests/test_execution.py checks what it
-    picks on each kind of device); subprocesses get this machine's choice."""
-    monkeypatch.setattr('srdiff_basicsr.execution.auto_execution', lambda device: ('fp32', False))
+def assert_within_ulps(actual, expected, ulps, what=''):
+    """``actual`` equals the reference ``expected`` up to ``ulps`` units in the last place of its dtype: the
+    tolerance of a reference value that another CPU's libm or SIMD width may round otherwise."""
+    rtol = ulps * torch.finfo(expected.dtype).eps
+    assert actual.dtype == expected.dtype and torch.allclose(actual, expected, rtol=rtol, atol=0), \
+        f'{what}: off by up to {((actual - expected).abs() / expected.abs()).nan_to_num().max() / rtol * ulps:.3g} ulps'
+
+
+def differing_tensors(expected, got):
+    """The keys of two state dicts whose tensors differ in any bit: our own bit-exactness (resume, ranks), which
+    holds on every CPU because both sides ran the same ops in the same order on the same machine."""
+    return [key for key in expected if not torch.equal(expected[key], got[key])]
 
 
 @pytest.fixture(scope='session')

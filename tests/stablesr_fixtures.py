@@ -1,13 +1,9 @@
 """StableSR's golden data (``shared/reference/golden/stablesr_official_tiny.pt``) and our networks loaded with its
 official state dicts, for the StableSR tests (the fixtures ``stablesr_golden`` and ``stablesr_nets`` in conftest)."""
-import torch
-
 from srdiff_basicsr.network_options import build_arch
 from srdiff_basicsr.official_stablesr import (config_from_official, convert_vae_state_dict, network_options,
                                               split_checkpoint)
-from tests.conftest import REFERENCE  # shared/reference, wherever conftest finds it (a CI clone's too)
-
-GOLDEN = REFERENCE / 'golden' / 'stablesr_official_tiny.pt'
+from tests import conftest
 
 
 def tiny_config(golden):
@@ -15,7 +11,7 @@ def tiny_config(golden):
 
 
 def load_golden():
-    return torch.load(GOLDEN, weights_only=False)
+    return conftest.load_golden('stablesr_official_tiny.pt', 'cpu')
 
 
 def loaded_networks(golden):

@@ -227,7 +227,7 @@ def test_the_training_loss_and_its_gradients_with_the_recorded_draws(golden, tmp
                train=dict(optim_g={'type': 'Adam', 'lr': 1e-4}, optim_encoder={'type': 'Adam', 'lr': 1e-5},
                           encoder_losses={}, scheduler={'type': 'MultiStepLR', 'milestones': [10], 'gamma': 0.5},
                           total_iter=10, warmup_iter=-1, head_weights={'eps': 1.0, 'x0': 1.0},
-                          pixel_opt={'type': 'MSELoss', 'loss_weight': 3 * 32 * 32}),
+                          pixel_opt={'type': 'MSELoss', 'loss_weight': 3 * 32 * 32}, precision='fp32'),
                logger={'print_freq': 1})
     model = build_model(opt)
     model.feed_data({'lq': case['lr'], 'gt': case['hr']})

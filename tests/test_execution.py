@@ -8,8 +8,7 @@ from basicsr.archs import build_network
 
 from srdiff_basicsr import execution
 from srdiff_basicsr.errors import OptionsError
-from srdiff_basicsr.execution import (auto_execution, check_precision, compiled, cpu_flags, native_bf16,
-                                      resolve_execution)
+from srdiff_basicsr.execution import check_precision, compiled, cpu_flags, native_bf16, resolve_execution
 from srdiff_basicsr.pipeline import SRDiffPipeline
 from tests.conftest import TINY_ENCODER, TINY_UNET, save_basicsr_weights
 from tests.test_model import batch, make_model
@@ -24,7 +23,7 @@ def encoder_path(tmp_path):
 def bf16_device(monkeypatch, native):
     """This machine seen as one that computes bf16 natively (or not), with auto's own choice (conftest pins it)."""
     monkeypatch.setattr(execution, 'native_bf16', lambda device: native)
-    monkeypatch.setattr(execution, 'auto_execution', auto_execution)
+    monkeypatch.delenv(execution.AUTO_EXECUTION_ENV, raising=False)
 
 
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
@@ -60,6 +59,22 @@ def test_auto_picks_bf16_only_where_it_is_native_and_channels_last_on_cpus(monke
 def test_auto_leaves_other_devices_contiguous_without_native_bf16(monkeypatch):
     bf16_device(monkeypatch, False)
     assert resolve_execution('auto', None, 'meta') == ('fp32', False)  # stands in for a GPU without bf16
+
+
+@pytest.mark.parametrize('forced, expected', [('fp32', ('fp32', False)), ('bf16+channels_last', ('bf16', True)),
+                                               ('fp32+channels_last', ('fp32', True))])
+def test_the_environment_decides_what_auto_picks_on_any_device(monkeypatch, forced, expected):
+    bf16_device(monkeypatch, native=forced == 'fp32')  # the opposite of what the machine would pick
+    monkeypatch.setenv('SRDIFF_AUTO_EXECUTION', forced)
+    assert resolve_execution('auto', None, 'cpu') == expected
+    assert resolve_execution('auto', None, 'meta') == expected
+    assert resolve_execution('fp32', None, 'cpu') == ('fp32', False)  # an explicit precision is kept
+
+
+def test_a_bad_auto_execution_in_the_environment_names_the_variable_and_the_choices(monkeypatch):
+    monkeypatch.setenv('SRDIFF_AUTO_EXECUTION', 'bfloat16')
+    with pytest.raises(OptionsError, match=r"SRDIFF_AUTO_EXECUTION='bfloat16': must be one of \['fp32', "):
+        resolve_execution('auto', None, 'cpu')
 
 
 def test_an_unknown_precision_names_the_option_and_the_choices():

@@ -86,7 +86,7 @@ def test_training_step_updates_the_unet_and_never_the_encoder(tmp_path, encoder_
                                              lambda a, b: 0.5 * torch.nn.functional.mse_loss(a, b))])
 def test_noise_loss_comes_from_basicsr_loss_registry(tmp_path, encoder_path, pixel_opt, loss):
     changes = {} if pixel_opt is None else {'train__pixel_opt': pixel_opt}
-    model = make_model(tmp_path, encoder_path, **changes)
+    model = make_model(tmp_path, encoder_path, train__precision='fp32', **changes)  # the exact math
     unet = copy.deepcopy(model.net_g)
     model.feed_data(batch())
     torch.manual_seed(5)
@@ -249,10 +249,10 @@ def test_validation_with_several_samples_averages_metrics_and_reports_sigma(tmp_
 
 
 def test_execution_options_keep_the_samples(tmp_path, encoder_path, monkeypatch):
-    model = make_model(tmp_path, encoder_path, is_train=False)
+    model = make_model(tmp_path, encoder_path, is_train=False, val__precision='fp32')
     lq = torch.rand(1, 3, 6, 6)
     reference = model.pipeline(lq, generator=torch.Generator().manual_seed(0))
-    model.pipeline.set_execution(channels_last=True)
+    model.pipeline.set_execution(precision='fp32', channels_last=True)
     assert torch.allclose(model.pipeline(lq, generator=torch.Generator().manual_seed(0)), reference, atol=1e-5)
     model.pipeline.set_execution(precision='bf16')
     bf16 = model.pipeline(lq, generator=torch.Generator().manual_seed(0))
@@ -291,7 +291,8 @@ def test_a_device_with_an_index_is_honoured_by_the_model_and_its_pipeline(tmp_pa
 
 def test_training_precision_options_reach_the_step_and_keep_weights_in_fp32(tmp_path, encoder_path, monkeypatch):
     losses = {}
-    for name, changes in (('fp32', {}), ('channels_last', {'train__channels_last': True}),
+    for name, changes in (('fp32', {'train__precision': 'fp32'}),
+                          ('channels_last', {'train__precision': 'fp32', 'train__channels_last': True}),
                           ('bf16', {'train__precision': 'bf16', 'train__ema_decay': 0.5})):
         torch.manual_seed(0)  # the same initial weights
         model = make_model(tmp_path / name, encoder_path, **changes)
@@ -460,7 +461,7 @@ def test_an_ecdp_style_step_draws_continuous_times_and_trains_both_heads(tmp_pat
     diffusion = {'schedule': 'vp', 'timesteps': 10, 'parametrization': 'hybrid'}
     model = make_model(tmp_path, encoder_path, diffusion=diffusion, network_g__num_out_ch=6,
                        train__pixel_opt={'type': 'MSELoss', 'loss_weight': 1.0},
-                       train__head_weights={'eps': 1.0, 'x0': 0.5})
+                       train__head_weights={'eps': 1.0, 'x0': 0.5}, train__precision='fp32')
     unet = copy.deepcopy(model.net_g)
     model.feed_data(batch())
     torch.manual_seed(5)

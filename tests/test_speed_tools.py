@@ -128,6 +128,7 @@ def test_the_speed_report_has_flops_peaks_the_default_and_the_official_ratio(tmp
                                       '--dim', '8', '--encoder-feat', '8', '--train-iters', '1', '--sample-steps', '2',
                                       '--curve-iters', '2', '--device', 'cpu', '--official', str(tmp_path / 'official')])
     monkeypatch.setattr(sys, 'path', list(sys.path))  # the script puts the official tree first
+    monkeypatch.setenv('SRDIFF_AUTO_EXECUTION', 'fp32')  # the rows below: auto as on a CPU without native bf16
     for module in ('models', 'models.diffsr_modules', 'models.diffusion', 'utils', 'utils.hparams'):
         monkeypatch.delitem(sys.modules, module, raising=False)
     script.main()
@@ -135,7 +136,7 @@ def test_the_speed_report_has_flops_peaks_the_default_and_the_official_ratio(tmp
     flops = re.search(r'one training iteration \(batch 2, 32x32\): ([\d.]+) GFLOP; one sampling step .*: ([\d.]+) '
                       r'GFLOP, of which convolutions (\d+)%', report)
     assert flops and float(flops[1]) > float(flops[2]) > 0 and flops[3] == '100'  # a U-Net without attention
-    assert '`precision: auto` (the default) picks **fp32** here' in report  # no native bf16 in the suite
+    assert '`precision: auto` (the default) picks **fp32** here' in report
     rows = {m[0]: [float(v) for v in m[1:]] for m in re.findall(
         r'^\| ([a-z0-9_ +]+?)(?: \(default\))? \| ([\d.]+) \| [\d.]+x \| ([\d.]+) \| [^|]+ \| ([\d.]+) \| [\d.]+x \| '
         r'([\d.]+) \|', report, re.M)}

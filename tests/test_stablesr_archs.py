@@ -13,7 +13,7 @@ from srdiff_basicsr.archs.cfw_autoencoder_arch import CFWAutoencoder, posterior_
 from srdiff_basicsr.network_options import meta_network
 from srdiff_basicsr.official_stablesr import (RELEASED_CONFIG, convert_vae_state_dict, network_options,
                                               split_checkpoint)
-from tests.stablesr_fixtures import REFERENCE
+from tests.conftest import REFERENCE
 
 ATOL = 2e-5
 
