@@ -9,7 +9,8 @@ import pytest
 import torch
 from basicsr.archs import build_network
 
-from tests.conftest import REPO, TINY_ENCODER, make_pairs, run_cli, save_basicsr_weights, srdiff_options, write_options
+from tests.conftest import (REPO, TINY_ENCODER, differing_tensors, make_pairs, run_cli, save_basicsr_weights,
+                            srdiff_options, write_options)
 
 TORCHRUN = ['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2']
 
@@ -31,7 +32,7 @@ def test_training_steps_keep_the_ranks_weights_identical(project, tmp_path, mode
     assert ranks[0]['l_noise'] != ranks[1]['l_noise']  # the ranks saw different data
 
     def differing(key):
-        return [k for k in ranks[0][key] if not torch.equal(ranks[0][key][k], ranks[1][key][k])]
+        return differing_tensors(ranks[0][key], ranks[1][key])
 
     if mode == 'nosync':  # the control: without DDP the same steps drift apart
         assert ranks[0]['net_g'] == 'SRDiffUNet' and len(differing('params')) > 10

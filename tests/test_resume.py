@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO, srdiff_options, tiny_data_and_encoder, write_options
+from tests.conftest import REPO, differing_tensors, srdiff_options, tiny_data_and_encoder, write_options
 
 TORCHRUN = ['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2']
 KILLS = [  # where rank 0 dies, the temporary file it leaves, the iteration the next run resumes from
@@ -76,7 +76,7 @@ def test_killed_and_resumed_run_ends_with_the_uninterrupted_run_weights(project,
     expected, got = final_weights(project, f'whole_{launcher}'), final_weights(project, name)
     assert set(got) == {'params', 'params_ema'}
     for key in got:
-        differing = [k for k in expected[key] if not torch.equal(expected[key][k], got[key][k])]
+        differing = differing_tensors(expected[key], got[key])
         assert differing == [], f'{key}: {len(differing)} tensors differ'
 
 
@@ -100,5 +100,5 @@ def test_a_resumed_joint_training_continues_the_trained_encoder(project):
                                     weights_only=True) for name in names)
         assert set(got) == {'params', 'params_ema'}
         for key in got:
-            assert [k for k in expected[key] if not torch.equal(expected[key][k], got[key][k])] == [], (net, key)
+            assert differing_tensors(expected[key], got[key]) == [], (net, key)
     assert any(not torch.equal(initial[k], v) for k, v in got['params'].items())  # the encoder did train

@@ -12,7 +12,7 @@ import torch
 
 from srdiff_basicsr.network_options import build_arch
 from srdiff_basicsr.official_stablesr import network_options
-from tests.conftest import dataset_opt, make_pairs, save_basicsr_weights, write_options
+from tests.conftest import dataset_opt, differing_tensors, make_pairs, save_basicsr_weights, write_options
 from tests.stablesr_fixtures import tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,7 +66,7 @@ def assert_killed_run_resumes_exactly(project, opt_file, nets):
     assert resumed.returncode == 0 and re.search(r'Resuming training from epoch: \d+, iter: 2\.', resumed.stderr)
     for net in nets:
         expected, got = weights(project, 'whole', net), weights(project, 'killed', net)
-        assert [k for k in expected if not torch.equal(expected[k], got[k])] == [], net
+        assert differing_tensors(expected, got) == [], net
 
 
 def test_stage_one_trains_the_spades_and_the_encoder_resumes_exactly_and_tests(project):
