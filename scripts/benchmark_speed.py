@@ -47,8 +47,8 @@ def configurations(device, compile):
 
 def auto_label(device):
     precision, channels_last = resolve_execution('auto', None, device)
-    return {('fp32', False): 'fp32', ('fp32', True): 'channels_last', ('bf16', True): 'bf16 + channels_last'}[
-        precision, channels_last]
+    return {('fp32', False): 'fp32', ('fp32', True): 'channels_last', ('bf16', False): 'bf16',
+            ('bf16', True): 'bf16 + channels_last'}[precision, channels_last]
 
 
 def our_steps(model, batch, lq, steps):

@@ -212,3 +212,15 @@ def test_our_rrdb_block_is_basicsrs_same_names_same_seeded_start_same_output():
     x = torch.randn(2, 16, 7, 5)
     with torch.no_grad():
         assert torch.equal(ours(x), reference(x))
+
+
+def test_the_unets_mish_is_x_tanh_softplus_x_in_value_and_gradient():
+    from srdiff_basicsr.archs.srdiff_unet_arch import Mish
+    x = torch.linspace(-25, 25, 2001, dtype=torch.float64, requires_grad=True)
+    closed_form = x * torch.tanh(torch.log1p(torch.exp(x)))  # softplus written out; mish'(x) by autograd of it
+    ours = Mish()(x)
+    assert torch.allclose(ours, closed_form, rtol=1e-12, atol=1e-12)
+    assert torch.allclose(ours, F.mish(x), rtol=1e-12, atol=1e-12)  # torch's one-kernel mish
+    grad_ours, = torch.autograd.grad(ours.sum(), x)
+    grad_closed, = torch.autograd.grad(closed_form.sum(), x)
+    assert torch.allclose(grad_ours, grad_closed, rtol=1e-10, atol=1e-12)
