@@ -59,10 +59,9 @@ def our_steps(model, batch, lq, steps):
     return train_step, lambda: model.pipeline(lq, seed=0, sampler='ddim', steps=steps)
 
 
-def official_steps(path, args, batch, lq):
-    """(a training iteration, ``args.sample_steps`` reverse steps of one image) of the official code in ``path``
-    at this run's size and batch: its GaussianDiffusion with the CelebA config's hyper-parameters, frozen
-    encoder, Adam over the U-Net; its data loader makes img_lr_up, so that is outside the step."""
+def official_training(path, args):
+    """(GaussianDiffusion, Adam over its U-Net) of the official code in ``path``, with the CelebA config's
+    hyper-parameters at this run's widths and a frozen encoder."""
     sys.path.insert(0, os.path.abspath(path))
     try:
         from models.diffsr_modules import RRDBNet, Unet
@@ -78,7 +77,13 @@ def official_steps(path, args, batch, lq):
     model = GaussianDiffusion(Unet(args.dim, out_dim=3, cond_dim=args.encoder_feat, dim_mults=(1, 2, 2, 4)),
                               RRDBNet(3, 3, args.encoder_feat, 8, args.encoder_feat // 2), timesteps=100,
                               loss_type='l1').to(args.device)
-    optimizer = torch.optim.Adam([p for name, p in model.named_parameters() if 'rrdb' not in name], lr=2e-4)
+    return model, torch.optim.Adam([p for name, p in model.named_parameters() if 'rrdb' not in name], lr=2e-4)
+
+
+def official_steps(model, optimizer, args, batch, lq):
+    """(a training iteration, ``args.sample_steps`` reverse steps of one image) of the official ``model`` at this
+    run's size and batch: its forward (loss), backward and Adam step; its data loader makes img_lr_up, so that
+    is outside the step."""
     img_hr, img_lr = batch['gt'] * 2 - 1, batch['lq'] * 2 - 1
     img_lr_up = imresize(batch['lq'], SCALE) * 2 - 1
 
@@ -141,7 +146,8 @@ def main():
                                                    options), train_batch, lq, args.sample_steps))
              for name, options in configurations(args.device, args.compile)}
     if args.official:
-        steps['official'] = ({'precision': 'fp32'}, official_steps(args.official, args, train_batch, lq))
+        steps['official'] = ({'precision': 'fp32'}, official_steps(*official_training(args.official, args), args,
+                                                                    train_batch, lq))
     times = {name: ([], []) for name in steps}
     for round_index in range(args.rounds):
         for name, (_, (train_step, sample_step)) in steps.items():

