@@ -32,13 +32,23 @@ from benchmark_speed import official_steps, official_training  # noqa: E402  (as
 
 
 class PartTimer:
-    """Seconds spent in wrapped callables, per part, for the current iteration."""
+    """Seconds spent in wrapped callables, per part, for the current iteration; ``restore()`` unwraps them."""
 
     def __init__(self):
         self.spent = defaultdict(float)
+        self.wrapped = []
+
+    def restore(self):
+        for owner, attribute, own in reversed(self.wrapped):
+            if own is None:  # a method of the class: the instance's wrapper goes
+                delattr(owner, attribute)
+            else:
+                setattr(owner, attribute, own)
+        self.wrapped.clear()
 
     def wrap(self, owner, attribute, part):
         original = getattr(owner, attribute)
+        self.wrapped.append((owner, attribute, vars(owner).get(attribute)))
 
         @functools.wraps(original)
         def timed(*args, **kwargs):
@@ -104,22 +114,25 @@ def main():
     batch = photo_batches(1, args.batch, args.hr_size, args.device)[0]
 
     timer = PartTimer()
-    timer.wrap(torch.Tensor, 'backward', 'backward')
-    runs = {}
-    for label, options in (('ours, fp32', {'precision': 'fp32'}), ('ours, default:', {})):
-        model = paper_model(args.device, encoder_path, args.dim, args.encoder_feat, options, options)
-        if not options:  # what precision: auto picks here
-            label += f' {model.train_precision}{" + channels_last" if model.train_channels_last else ""}'
-        runs[label] = profile(ours(model, batch, timer), timer, args.iters)
-    if args.official:
-        model, optimizer = official_training(args.official, args)
-        timer.wrap(model.rrdb, 'forward', 'encoder features')
-        timer.wrap(model.denoise_fn, 'forward', 'U-Net forward')
-        timer.wrap(model, 'p_sample', 'posterior step (official only)')
-        timer.wrap(optimizer, 'zero_grad', 'zero_grad')
-        timer.wrap(optimizer, 'step', 'Adam step')
-        step, _ = official_steps(model, optimizer, args, batch, batch['lq'][:1])
-        runs['official (fp32)'] = profile(step, timer, args.iters)
+    try:
+        timer.wrap(torch.Tensor, 'backward', 'backward')
+        runs = {}
+        for label, options in (('ours, fp32', {'precision': 'fp32'}), ('ours, default:', {})):
+            model = paper_model(args.device, encoder_path, args.dim, args.encoder_feat, options, options)
+            if not options:  # what precision: auto picks here
+                label += f' {model.train_precision}{" + channels_last" if model.train_channels_last else ""}'
+            runs[label] = profile(ours(model, batch, timer), timer, args.iters)
+        if args.official:
+            model, optimizer = official_training(args.official, args)
+            timer.wrap(model.rrdb, 'forward', 'encoder features')
+            timer.wrap(model.denoise_fn, 'forward', 'U-Net forward')
+            timer.wrap(model, 'p_sample', 'posterior step (official only)')
+            timer.wrap(optimizer, 'zero_grad', 'zero_grad')
+            timer.wrap(optimizer, 'step', 'Adam step')
+            step, _ = official_steps(model, optimizer, args, batch, batch['lq'][:1])
+            runs['official (fp32)'] = profile(step, timer, args.iters)
+    finally:
+        timer.restore()  # torch.Tensor.backward and the networks as they were
 
     parts = list(dict.fromkeys(part for run in runs.values() for part in run if part not in ('rest', 'total')))
     lines = ['# Where a training iteration goes (ms, median of %d iterations)' % args.iters, '',

@@ -339,6 +339,23 @@ def test_skip_nonfinite_skips_and_counts_the_bad_steps(tmp_path, encoder_path):
     assert all(torch.equal(before[k], v) for k, v in model.net_g.state_dict().items())
 
 
+def test_one_non_finite_gradient_element_with_a_finite_loss_stops_the_step(tmp_path, encoder_path):
+    from srdiff_basicsr.errors import DivergenceError
+    model = make_model(tmp_path, encoder_path)
+    model.feed_data(batch())
+    before = copy.deepcopy(model.net_g.state_dict())
+    weight = model.net_g.final_conv[1].weight
+
+    def one_inf(grad):
+        grad = grad.clone()
+        grad.view(-1)[3] = float('inf')
+        return grad
+    weight.register_hook(one_inf)
+    with pytest.raises(DivergenceError, match=r'iteration 1: the noise gradient is not finite'):
+        model.optimize_parameters(1)
+    assert all(torch.equal(before[k], v) for k, v in model.net_g.state_dict().items())
+
+
 @pytest.mark.parametrize('change,message', [
     (dict(diffusion__timesteps=10.5), r'diffusion.timesteps: must be an integer >= 1, got 10.5'),
     (dict(diffusion__timesteps='abc'), "diffusion.timesteps: must be an integer >= 1, got 'abc'"),

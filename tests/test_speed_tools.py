@@ -144,7 +144,11 @@ def test_the_speed_report_has_flops_peaks_the_default_and_the_official_ratio(tmp
     official = re.search(r'^\| official \| ([\d.]+) \| ([\d.]+) \|$', report, re.M)
     default = re.search(r'^\| ours, default \(fp32\) \| ([\d.]+) \(([\d.]+)x\) \| ([\d.]+) \(([\d.]+)x\) \|$',
                         report, re.M)
-    assert official and default
+    same_layout = re.search(r'^\| ours, the same math and layout \(fp32, channels_last\) \| ([\d.]+) \(([\d.]+)x\) \| '
+                            r'([\d.]+) \(([\d.]+)x\) \|$', report, re.M)
+    assert official and default and same_layout
+    assert ratio_within_rounding(same_layout[2], official[1], same_layout[1])
+    assert float(same_layout[1]) == rows['channels_last'][0]  # our channels_last row's time
     train_row, sample_row = re.search(r'^\| fp32 \(default\) \| ([\d.]+) \|(?:[^|]+\|){3} ([\d.]+) \|',
                                       report, re.M).groups()
     assert ratio_within_rounding(default[2], official[1], train_row)
@@ -157,3 +161,32 @@ def test_the_gpu_check_stops_in_one_line_without_cuda():
                          env=dict(os.environ, CUDA_VISIBLE_DEVICES=''))
     assert run.returncode == 2 and run.stdout == ''
     assert re.fullmatch(r'gpu_check: no CUDA device here \(torch .*\); run it on a GPU machine\n', run.stderr)
+
+
+def test_the_training_profile_splits_each_iteration_into_parts_that_add_up(tmp_path, monkeypatch):
+    for name, text in STAND_IN.items():
+        (tmp_path / 'official' / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / 'official' / name).write_text(text)
+    backward = torch.Tensor.backward
+    out = tmp_path / 'profile.md'
+    monkeypatch.setattr(sys, 'argv', ['profile_training.py', '--out', str(out), '--batch', '2', '--hr-size', '32',
+                                      '--dim', '8', '--encoder-feat', '8', '--iters', '2', '--device', 'cpu',
+                                      '--official', str(tmp_path / 'official')])
+    monkeypatch.setattr(sys, 'path', list(sys.path))
+    monkeypatch.setenv('SRDIFF_AUTO_EXECUTION', 'bf16+channels_last')
+    for module in ('models', 'models.diffsr_modules', 'models.diffusion', 'utils', 'utils.hparams'):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    load_script('profile_training.py').main()
+    assert torch.Tensor.backward is backward  # unwrapped again
+    lines = out.read_text().splitlines()
+    header = next(line for line in lines if line.startswith('| part |'))
+    assert header == '| part | ours, fp32 | ours, default: bf16 + channels_last | official (fp32) |'
+    table = {cells[0]: cells[1:] for cells in (
+        [c.strip() for c in line.strip('|').split('|')] for line in lines if line.startswith('| ') and '---' not in line)}
+    for column in range(3):
+        parts = [float(cells[column]) for name, cells in table.items()
+                 if name not in ('part', '**iteration**') and cells[column] != '-']
+        assert sum(parts) == pytest.approx(float(table['**iteration**'][column]), abs=0.05 * len(parts) + 0.05)
+        assert float(table['U-Net forward'][column]) > 0 and float(table['backward'][column]) > 0
+    assert table['divergence guard'][2] == '-' and float(table['divergence guard'][0]) > 0  # ours only
+    assert float(table['encoder features'][2]) > 0 and float(table['Adam step'][2]) > 0  # the official's wrapped
