@@ -367,3 +367,22 @@ def test_auto_resume_with_only_unreadable_states_stops_instead_of_starting_over(
            'path': {'training_states': str(tmp_path / 'training_states'), 'models': str(tmp_path / 'models')}}
     with pytest.raises(OptionsError, match=r'--auto_resume: no training state loads \(.*8\.state \(\w+\) unreadable\)'):
         resume.load_resume_state(opt)
+
+
+def test_the_start_up_pair_check_reads_image_names_as_the_dataset_does(tmp_path):
+    """A hidden file (a thumbnail, macOS's ._ copies) is no image to the dataset, so not the first pair either; a
+    .ppm is one. Neither stops a run whose real pairs are right."""
+    import cv2
+    import numpy as np
+
+    from srdiff_basicsr.errors import OptionsError
+    from srdiff_basicsr.models.run_checks import check_first_pair
+    lr_dir, hr_dir = make_pairs(tmp_path, count=1, hr_size=32)
+    for folder in (lr_dir, hr_dir):
+        cv2.imwrite(os.path.join(folder, '._000.png'), np.zeros((16, 16, 3), np.uint8))  # not x4 of each other
+    opt = {'type': 'CheckedPairedImageDataset', 'dataroot_gt': hr_dir, 'dataroot_lq': lr_dir, 'gt_size': 16}
+    check_first_pair('train', opt, 4)  # 000.png: 32x32 and 8x8
+    for folder, side in ((lr_dir, 8), (hr_dir, 16)):  # a first .ppm pair that is not x4 is found and named
+        cv2.imwrite(os.path.join(folder, '0.ppm'), np.zeros((side, side, 3), np.uint8))
+    with pytest.raises(OptionsError, match=r'0\.ppm is 16x16 and .*0\.ppm is 8x8: not scale 4'):
+        check_first_pair('train', opt, 4)

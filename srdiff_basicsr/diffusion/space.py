@@ -164,9 +164,13 @@ def _positive(v):
     return _number(v) and v > 0
 
 
-def _vae_tile(v):
+VAE_FACTOR = 8  # output pixels per latent pixel of Stable Diffusion's VAE: a VAE tile is whole latent pixels
+
+
+def valid_vae_tile(v):
+    """``vae_tile``: None, or {size, overlap} in output pixels, multiples of ``VAE_FACTOR``, overlap < size."""
     return v is None or (isinstance(v, dict) and set(v) == {'size', 'overlap'} and all(
-        isinstance(n, int) and not isinstance(n, bool) and n >= 0 and n % 8 == 0 for n in v.values())
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 and n % VAE_FACTOR == 0 for n in v.values())
         and 0 <= v['overlap'] < v['size'])
 
 
@@ -185,7 +189,8 @@ SPACES = {
         {'scale_factor': 0.18215, 'fidelity': 0.5, 'lr_up': 'bilinear_antialias', 'posterior': 'sample',
          'vae_tile': None},
         {'scale_factor': (_positive, 'a number > 0'),
-         'vae_tile': (_vae_tile, '~ (whole images) or {size, overlap}: output pixels, multiples of 8, overlap < size'),
+         'vae_tile': (valid_vae_tile, f'~ (whole images) or {{size, overlap}}: output pixels, multiples of {VAE_FACTOR}, '
+                                      'overlap < size'),
          'fidelity': (lambda v: _number(v) and 0 <= v <= 1, 'a number in [0, 1]'),
          'lr_up': _LR_UP, 'posterior': (lambda v: v in ('sample', 'mean'), 'sample or mean')},
         TimeAwareCondition, ('network_vae', )),

@@ -7,6 +7,7 @@ import argparse
 import torch
 
 from srdiff_basicsr.diffusion.samplers import SAMPLERS
+from srdiff_basicsr.diffusion.space import VAE_FACTOR, valid_vae_tile
 from srdiff_basicsr.errors import OptionsError
 from srdiff_basicsr.ops.colour import COLOUR_FIXES
 from srdiff_basicsr.execution import PRECISION_CHOICES
@@ -57,7 +58,7 @@ def add_sampling_arguments(parser):
     group.add_argument('--colour-fix', default='none', choices=COLOUR_FIXES,
                        help='match the colours of the bicubic upsampling: adain (mean/std) or wavelet (low band)')
     group.add_argument('--vae-tile', type=int, default=0,
-                       help="for a latent model (StableSR): the VAE's tile side in output pixels, a multiple of 8, "
+                       help="for a latent model (StableSR): the VAE's tile side in output pixels, a multiple of 16, "
                             'overlapping by half (0: whole images); bounds the VAE\'s memory at any image size')
     group.add_argument('--fidelity', type=float,
                        help="CFW's weight for a model with one (StableSR): 0 the plain VAE decoder (most realistic) "
@@ -89,9 +90,11 @@ def set_vae_tile(pipe, size):
     """``--vae-tile``: the latent space's VAE on tiles of ``size`` output pixels overlapping by half."""
     if not hasattr(pipe.space, 'vae_tile'):
         raise OptionsError(f'--vae-tile: this {type(pipe.unet).__name__} model has no VAE (only a latent model has)')
-    if size < 16 or size % 16:
-        raise OptionsError(f'--vae-tile: must be a positive multiple of 16 output pixels, got {size}')
-    pipe.space.vae_tile = {'size': size, 'overlap': size // 2}
+    tile = {'size': size, 'overlap': size // 2}
+    if size <= 0 or not valid_vae_tile(tile):
+        raise OptionsError(f'--vae-tile: must be a positive multiple of {2 * VAE_FACTOR} output pixels (it and its '
+                           f'overlap, half of it, whole latent pixels of {VAE_FACTOR}), got {size}')
+    pipe.space.vae_tile = tile
 
 
 def build_pipeline(args, sampling=True):

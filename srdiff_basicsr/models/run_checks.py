@@ -12,6 +12,7 @@ from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY
 
 from srdiff_basicsr.data.degradation import check_degradation
 from srdiff_basicsr.errors import OptionsError, is_int, is_number, require
+from srdiff_basicsr.files import is_image_name
 from srdiff_basicsr.models.degraded_training import DegradedTraining
 from srdiff_basicsr.models.options import check_options, complete_distill_options, complete_options
 from srdiff_basicsr.network_options import check_arch_options
@@ -93,7 +94,6 @@ def check_cfw_options(opt):
                 'an integer >= 0 (iterations before the GAN terms count)')
 
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 PAIRED_DATASETS = ('PairedImageDataset', 'CheckedPairedImageDataset')
 
 
@@ -129,7 +129,7 @@ def check_first_pair(name, dataset_opt, scale):
 
 
 def _first_pair(gt_dir, lq_dir):
-    names = sorted(n for n in os.listdir(gt_dir) if osp.splitext(n)[1].lower() in IMAGE_EXTENSIONS)
+    names = sorted(n for n in os.listdir(gt_dir) if is_image_name(n))
     if not names:
         return None
     stem = osp.splitext(names[0])[0]
