@@ -87,7 +87,7 @@ def test_a_new_student_is_the_teacher_and_samples_as_it(tmp_path):
     for steps in (4, 2):
         expected = teacher(lq, seed=3, sampler='ddim', steps=steps)
         assert torch.equal(model.pipeline(lq, seed=3, sampler='ddim', steps=steps), expected)
-    assert model.pipeline.sampler_opt == {'type': 'ddim', 'steps': 2, 'eta': 0.0}  # validation: the student's steps
+    assert model.pipeline.sampler_opt == {'type': 'ddim', 'steps': 2, 'eta': 0.0, 'spacing': 'trailing'}  # its steps
 
 
 @pytest.mark.parametrize('student_parametrization', ['eps', 'v'])
@@ -140,7 +140,7 @@ def test_a_student_samples_as_it_was_distilled_unless_told_otherwise(tmp_path, m
     student = str(make_experiment(tmp_path / 'student', timesteps=10,
                                   distill={'teacher': 'experiments/teacher', 'steps': 4}))
     pipe = SRDiffPipeline.from_pretrained(student)
-    assert pipe.sampler_opt == {'type': 'ddim', 'steps': 4, 'eta': 0.0}
+    assert pipe.sampler_opt == {'type': 'ddim', 'steps': 4, 'eta': 0.0, 'spacing': 'trailing'}
     assert SRDiffPipeline.from_pretrained(student, sampler={'type': 'ddpm'}).sampler_opt['type'] == 'ddpm'
     lq = torch.rand(1, 3, 4, 4)
     expected = pipe(lq, seed=0)

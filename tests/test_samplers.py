@@ -132,7 +132,7 @@ def test_samplers_are_chosen_by_options_and_seeded():
 
 def test_the_table_fills_defaults_checks_options_and_describes():
     assert sampler_options(None, 100) == {'type': 'ddpm', 'variance': 'posterior', 'end_step': 0}
-    assert sampler_options({'type': 'ddim'}, 100) == {'type': 'ddim', 'steps': 20, 'eta': 0.0}
+    assert sampler_options({'type': 'ddim'}, 100) == {'type': 'ddim', 'steps': 20, 'eta': 0.0, 'spacing': 'trailing'}
     assert describe_sampler(sampler_options({'type': 'ddim', 'steps': 10}, 100), 100) == 'DDIM, 10 steps, eta 0.0'
     assert describe_sampler({'type': 'ddpm'}, 100) == 'DDPM, 100 steps'
     assert describe_sampler({'type': 'ddpm', 'variance': 'beta', 'end_step': 5}, 300) == \

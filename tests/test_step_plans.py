@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from srdiff_basicsr.diffusion.samplers import (SAMPLERS, expected_nfe, make_plan, run_sampler, sampler_options,
-                                               trailing_steps)
+                                               steps_by_spacing)
 from srdiff_basicsr.diffusion.schedule import SCHEDULES, DiscreteSchedule
 from srdiff_basicsr.errors import OptionsError
 
-STEPPED = sorted(name for name, entry in SAMPLERS.items() if entry.plan is trailing_steps)
+STEPPED = sorted(name for name, entry in SAMPLERS.items() if entry.plan is steps_by_spacing)
 
 
 def trailing_reference(span, steps):
@@ -83,3 +83,44 @@ def test_every_schedule_evaluates_the_network_once_per_step(schedule_name):
             opt = sampler_options({'type': name, 'steps': steps}, num_timesteps)
             run_sampler(opt, denoiser, schedule, x_T, lambda k, like: torch.zeros_like(like))
             assert calls == trailing_reference(num_timesteps, steps), (name, steps)
+
+
+@pytest.mark.parametrize('num_timesteps', [100, 1000])
+def test_leading_and_linspace_spacing_are_diffusers_formulas(num_timesteps):
+    """diffusers' DDIM spacings, written with numpy: leading (np.arange(steps) * (T // steps))[::-1], linspace
+    np.linspace(0, T - 1, steps).round()[::-1]; from an earlier start the span is start_step + 1."""
+    import numpy as np
+    assert STEPPED == ['ddim', 'dpmpp_2m']
+    for name in STEPPED:
+        for start in (num_timesteps - 1, num_timesteps // 2 + 3):
+            span = start + 1
+            for steps in range(1, span + 1):
+                leading = make_plan(sampler_options({'type': name, 'steps': steps, 'spacing': 'leading'},
+                                                    num_timesteps), num_timesteps, start).tolist()
+                assert leading == (np.arange(steps) * (span // steps))[::-1].tolist(), (name, start, steps)
+                if steps == 1:  # numpy's linspace of one: step 0 alone, refused
+                    with pytest.raises(OptionsError, match='linspace spacing needs 2 steps or more'):
+                        make_plan(sampler_options({'type': name, 'steps': 1, 'spacing': 'linspace'}, num_timesteps),
+                                  num_timesteps, start)
+                    continue
+                linspace = make_plan(sampler_options({'type': name, 'steps': steps, 'spacing': 'linspace'},
+                                                     num_timesteps), num_timesteps, start).tolist()
+                assert linspace == np.linspace(0, start, steps).round().astype(int)[::-1].tolist(), (name, start, steps)
+    plan = make_plan(sampler_options({'type': 'ddim', 'steps': 10, 'spacing': 'leading'}, 1000), 1000)
+    assert plan[0] == 900 and plan[-1] == 0  # leading starts below the last training step
+    schedule, calls = DiscreteSchedule.from_options('cosine', timesteps=100), []
+    for spacing in ('leading', 'linspace'):  # sampled: the network sees exactly the plan's steps
+        calls.clear()
+        opt = sampler_options({'type': 'ddim', 'steps': 7, 'spacing': spacing}, 100)
+        run_sampler(opt, lambda x, t: (calls.append(t[0].item()) or x.clamp(-1, 1), x), schedule,
+                    torch.randn(1, 1, 2, 2), lambda k, like: torch.zeros_like(like))
+        assert calls == make_plan(opt, 100).tolist()
+
+
+def test_an_unknown_spacing_names_the_option_and_a_labelled_one_says_its_spacing():
+    from srdiff_basicsr.diffusion.samplers import describe_sampler
+    with pytest.raises(OptionsError, match=r"val.sampler.spacing: must be trailing, leading or linspace, got 'even'"):
+        sampler_options({'type': 'ddim', 'spacing': 'even'}, 100, 'val.sampler')
+    assert describe_sampler(sampler_options({'type': 'ddim', 'steps': 5}, 100), 100) == 'DDIM, 5 steps, eta 0.0'
+    assert describe_sampler(sampler_options({'type': 'dpmpp_2m', 'steps': 5, 'spacing': 'linspace'}, 100), 100) == \
+        'DPM-Solver++(2M), 5 steps, linspace spacing'

@@ -86,6 +86,15 @@ def _ode_method(value, num_timesteps):
 STEPS = Option(20, 'network evaluations', _steps)
 
 
+def _spacing(value, num_timesteps):
+    if value not in ('trailing', 'leading', 'linspace'):  # SPACINGS' names (the table is below its functions)
+        return 'trailing, leading or linspace'
+
+
+SPACING = Option('trailing', 'how the steps lie over the schedule: trailing (from the last step; Lin et al. 2024), '
+                 "leading (DDIM's original, diffusers' leading) or linspace (diffusers' linspace)", _spacing)
+
+
 # step plans --------------------------------------------------------------------------------------
 def every_step(num_timesteps, options, start_step):
     """start_step, start_step - 1, ..., ``end_step`` (default 0)."""
@@ -110,6 +119,37 @@ def trailing_steps(num_timesteps, options, start_step):
         round_up = 2 * remainder > steps or (2 * remainder == steps and quotient % 2 == 1)
         plan.append(quotient + round_up - 1)
     return torch.tensor(plan, dtype=torch.int64)
+
+
+def leading_steps(num_timesteps, options, start_step):
+    """DDIM's original spacing (diffusers' "leading"): every (span // steps)-th step from 0 up, visited down, so
+    a plan starts below start_step (the flaw Lin et al. 2024 fix with trailing; here to reproduce older runs)."""
+    span, steps = start_step + 1, options['steps']
+    if steps > span:
+        raise OptionsError(f'steps: {steps} steps do not fit between step {start_step} and 0')
+    return torch.arange(steps - 1, -1, -1, dtype=torch.int64) * (span // steps)
+
+
+def linspace_steps(num_timesteps, options, start_step):
+    """diffusers' "linspace" spacing: numpy's linspace(0, start_step, steps) rounded half to even, visited down
+    (i * step in float64 with the last entry start_step itself, as numpy computes it)."""
+    span, steps = start_step + 1, options['steps']
+    if steps > span:
+        raise OptionsError(f'steps: {steps} steps do not fit between step {start_step} and 0')
+    if steps == 1:
+        raise OptionsError('steps: linspace spacing needs 2 steps or more (its one step would be step 0 alone)')
+    stride = start_step / (steps - 1)
+    values = [round(i * stride) for i in range(steps - 1)] + [start_step]
+    return torch.tensor(values[::-1], dtype=torch.int64)
+
+
+# ``spacing``: how a sampler's ``steps`` are laid over the schedule's steps
+SPACINGS = {'trailing': trailing_steps, 'leading': leading_steps, 'linspace': linspace_steps}
+
+
+def steps_by_spacing(num_timesteps, options, start_step):
+    """``steps`` steps from start_step down by the ``spacing`` option (default trailing)."""
+    return SPACINGS[options.get('spacing', 'trailing')](num_timesteps, options, start_step)
 
 
 def interval(num_timesteps, options, start_step):
@@ -201,10 +241,19 @@ def _ancestral(denoiser, x_T, plan, noise, posterior):
     return x
 
 
-@register_sampler('ddim', trailing_steps, 'DDIM, {steps} steps, eta {eta}',
-                  'DDIM on trailing steps; eta 0 deterministic, eta 1 with every step is DDPM',
+def _spaced_label(label):
+    """A label that names the spacing where it is not the default trailing one."""
+    def describe(options):
+        spacing = options.get('spacing', 'trailing')
+        return label.format(**options) + ('' if spacing == 'trailing' else f', {spacing} spacing')
+    return describe
+
+
+@register_sampler('ddim', steps_by_spacing, _spaced_label('DDIM, {steps} steps, eta {eta}'),
+                  'DDIM (trailing steps unless spacing says otherwise); eta 0 deterministic, eta 1 with every step '
+                  'is DDPM',
                   options={'steps': STEPS, 'eta': Option(0.0, 'DDIM noise (0: deterministic, 1: ancestral)',
-                                                          _non_negative)})
+                                                          _non_negative), 'spacing': SPACING})
 @torch.no_grad()
 def ddim(denoiser, schedule, x_T, plan, noise, eta=0.0):
     """DDIM (Song et al. 2021, eq. 12) with eta; the next "step" after the last has alpha_bar = 1."""
@@ -222,9 +271,10 @@ def ddim(denoiser, schedule, x_T, plan, noise, eta=0.0):
     return x
 
 
-@register_sampler('dpmpp_2m', trailing_steps, 'DPM-Solver++(2M), {steps} steps',
-                  'DPM-Solver++(2M) (diffusers), second order multistep on trailing steps',
-                  options={'steps': STEPS})
+@register_sampler('dpmpp_2m', steps_by_spacing, _spaced_label('DPM-Solver++(2M), {steps} steps'),
+                  'DPM-Solver++(2M) (diffusers), second order multistep (trailing steps unless spacing says '
+                  'otherwise)',
+                  options={'steps': STEPS, 'spacing': SPACING})
 @torch.no_grad()
 def dpmpp_2m(denoiser, schedule, x_T, plan, noise):
     """DPM-Solver++(2M) (Lu et al. 2022): diffusers' scheduler on the schedule's betas, fed the
@@ -362,7 +412,7 @@ def _split(sampler_opt):
 def make_plan(sampler_opt, num_timesteps, start_step=None, where='sampler'):
     """The steps a (checked) sampler visits, from ``start_step`` (default T-1) down; an error naming
     ``where.steps`` when they do not fit, or when a builder gave other than ``steps`` strictly decreasing steps
-    from start_step (a plan is never run with an extra or a missing step)."""
+    from start_step, or from below it for leading spacing (a plan is never run with an extra or a missing step)."""
     sampler, options = _split(sampler_opt)
     start_step = num_timesteps - 1 if start_step is None else start_step
     try:
@@ -371,7 +421,8 @@ def make_plan(sampler_opt, num_timesteps, start_step=None, where='sampler'):
         raise OptionsError(f'{where}.{error}') from None
     if not plan.is_floating_point():
         steps = options.get('steps', start_step + 1 - options.get('end_step', 0))
-        if (len(plan) != steps or plan[0] != start_step or plan[-1] < 0 or (plan[1:] >= plan[:-1]).any()):
+        first_ok = plan[0] <= start_step if options.get('spacing') == 'leading' else plan[0] == start_step
+        if len(plan) != steps or not first_ok or plan[-1] < 0 or (plan[1:] >= plan[:-1]).any():
             raise OptionsError(f'{where}.steps: the {sampler_opt["type"]} plan of {steps} steps from step {start_step} '
                                f'is not {steps} decreasing steps from {start_step} to 0 or above: {plan.tolist()}')
     return plan
