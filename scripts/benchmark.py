@@ -26,9 +26,9 @@ import srdiff_basicsr.plugin  # noqa: F401  (registration)
 from basicsr.data import build_dataset
 from basicsr.metrics import calculate_metric
 from basicsr.utils import imwrite, mkdir_and_rename, tensor2img
-from srdiff_basicsr.benchmark.grid import comparison_grid
-from srdiff_basicsr.benchmark.methods import Bicubic, BasicSRModel, Encoder, SRDiff, build_basicsr_model
-from srdiff_basicsr.benchmark.scoring import METRIC_COLUMNS, paper_metrics
+from benchmarking.grid import comparison_grid
+from benchmarking.methods import Bicubic, BasicSRModel, Encoder, SRDiff, build_basicsr_model
+from benchmarking.scoring import METRIC_COLUMNS, paper_metrics
 from srdiff_basicsr.errors import USER_ERRORS, DatasetError, OptionsError
 from srdiff_basicsr.models.evaluation import describe_protocol, score_samples
 

@@ -22,7 +22,7 @@ import yaml
 from basicsr.utils import mkdir_and_rename
 
 import srdiff_basicsr.plugin  # noqa: F401  (registration)
-from srdiff_basicsr.benchmark.sampling import PeakMemory
+from benchmarking.sampling import PeakMemory
 from srdiff_basicsr.diffusion.condition import conditioned_network, timed_network
 from srdiff_basicsr.diffusion.parametrization import Denoiser
 from srdiff_basicsr.diffusion.samplers import probability_flow

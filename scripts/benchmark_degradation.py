@@ -14,8 +14,8 @@ from basicsr.models import build_model
 from basicsr.utils import USMSharp, set_random_seed
 
 import srdiff_basicsr.plugin  # noqa: F401  (compat: BasicSR's RealESRNetModel on any device)
-from srdiff_basicsr.benchmark.report import write_report
-from srdiff_basicsr.benchmark.speed import machine, timed
+from benchmarking.report import write_report
+from benchmarking.speed import machine, timed
 from srdiff_basicsr.data.realesrgan_degradation import REALESRGAN_DEFAULTS, RealESRGANDegradation
 
 

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 import srdiff_basicsr.plugin  # noqa: F401  (registration)
-from srdiff_basicsr.benchmark.report import write_report
-from srdiff_basicsr.benchmark.sampling import load_pairs, run_config
-from srdiff_basicsr.benchmark.scoring import METRIC_COLUMNS, paper_metrics
-from srdiff_basicsr.benchmark.speed import machine
+from benchmarking.report import write_report
+from benchmarking.sampling import load_pairs, run_config
+from benchmarking.scoring import METRIC_COLUMNS, paper_metrics
+from benchmarking.speed import machine
 from srdiff_basicsr.pipeline import SRDiffPipeline
 
 EXPERIMENTS = ['demo_srdiff_x4', 'demo_srdiff_attn_x4', 'demo_sradm_x4', 'demo_ecdp_x4', 'demo_distill_x4']

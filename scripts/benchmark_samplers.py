@@ -22,9 +22,9 @@ import yaml
 from basicsr.utils import mkdir_and_rename, tensor2img
 
 import srdiff_basicsr.plugin  # noqa: F401  (registration)
-from srdiff_basicsr.benchmark.grid import comparison_grid
-from srdiff_basicsr.benchmark.sampling import PeakMemory, load_pairs, run_config
-from srdiff_basicsr.benchmark.scoring import METRIC_COLUMNS, paper_metrics
+from benchmarking.grid import comparison_grid
+from benchmarking.sampling import PeakMemory, load_pairs, run_config
+from benchmarking.scoring import METRIC_COLUMNS, paper_metrics
 from srdiff_basicsr.diffusion.samplers import describe_sampler, sampler_options
 from srdiff_basicsr.model_files import experiment_options_file
 from srdiff_basicsr.ops.resize import imresize_uint8

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 import srdiff_basicsr.plugin  # noqa: F401  (registration)
-from srdiff_basicsr.benchmark.speed import (SCALE, count_flops, machine, nominal_peak_gflops, paper_encoder,
+from benchmarking.speed import (SCALE, count_flops, machine, nominal_peak_gflops, paper_encoder,
                                             paper_model, photo_batches, timed)
 from srdiff_basicsr.execution import resolve_execution
 from srdiff_basicsr.network_options import build_arch

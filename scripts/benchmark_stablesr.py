@@ -20,8 +20,8 @@ import time
 
 import torch
 
-from srdiff_basicsr.benchmark.report import write_report
-from srdiff_basicsr.benchmark.speed import machine
+from benchmarking.report import write_report
+from benchmarking.speed import machine
 
 
 def run_one(size, tiled, tile, precision, steps, vae_tile):

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 import srdiff_basicsr.plugin  # noqa: F401  (registration)
-from srdiff_basicsr.benchmark.report import write_report
-from srdiff_basicsr.benchmark.speed import machine
+from benchmarking.report import write_report
+from benchmarking.speed import machine
 from srdiff_basicsr.diffusion.tiling import tile_multiple, tile_spans
 from srdiff_basicsr.ops.resize import imresize_uint8
 from srdiff_basicsr.pipeline import SRDiffPipeline

@@ -16,10 +16,10 @@ import torch
 import yaml
 
 import srdiff_basicsr.plugin  # noqa: F401  (registration)
-from srdiff_basicsr.benchmark.report import write_report
-from srdiff_basicsr.benchmark.sampling import load_pairs, run_config
-from srdiff_basicsr.benchmark.scoring import METRIC_COLUMNS, paper_metrics
-from srdiff_basicsr.benchmark.training import comparison_arguments, seconds_per_iteration, train
+from benchmarking.report import write_report
+from benchmarking.sampling import load_pairs, run_config
+from benchmarking.scoring import METRIC_COLUMNS, paper_metrics
+from benchmarking.training import comparison_arguments, seconds_per_iteration, train
 from srdiff_basicsr.pipeline import SRDiffPipeline
 
 MODELS = [('SRDiff', 'options/demo_srdiff_x4.yml', 'demo_srdiff_x4'),

@@ -38,7 +38,7 @@ def golden_on_cuda(device):
 
 def training_rows(device, encoder_path, batch):
     """One training iteration per precision: (label, verdict, detail)."""
-    from srdiff_basicsr.benchmark.speed import paper_model, timed
+    from benchmarking.speed import paper_model, timed
     rows = []
     for precision in ('fp32', 'bf16', 'fp16'):
         model = paper_model(device, encoder_path, train_opt={'precision': precision, 'channels_last': True})
@@ -56,7 +56,7 @@ def training_rows(device, encoder_path, batch):
 
 def sampling_rows(device, encoder_path, lq, steps):
     """Seconds per sampling step per execution option, and compiled against eager: (label, verdict, detail)."""
-    from srdiff_basicsr.benchmark.speed import paper_model, timed
+    from benchmarking.speed import paper_model, timed
     from srdiff_basicsr.execution import resolve_execution
     options = [('fp32', {'precision': 'fp32'}), ('bf16', {'precision': 'bf16'}), ('fp16', {'precision': 'fp16'}),
                ('fp32 + channels_last', {'precision': 'fp32', 'channels_last': True}),
@@ -129,7 +129,7 @@ def main():
               'run it on a GPU machine', file=sys.stderr)
         return 2
     import srdiff_basicsr.plugin  # noqa: F401  (registration)
-    from srdiff_basicsr.benchmark.speed import paper_encoder, photo_batches
+    from benchmarking.speed import paper_encoder, photo_batches
     from srdiff_basicsr.network_options import build_arch
     started = time.perf_counter()
     rows = []

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 import srdiff_basicsr.plugin  # noqa: F401  (registration)
-from srdiff_basicsr.benchmark.speed import machine, paper_encoder, paper_model, photo_batches
+from benchmarking.speed import machine, paper_encoder, paper_model, photo_batches
 from srdiff_basicsr.network_options import build_arch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

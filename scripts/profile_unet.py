@@ -16,7 +16,7 @@ import os
 import torch
 import yaml
 
-from srdiff_basicsr.benchmark.speed import (OP_CATEGORIES, OTHER, count_flops, machine, nominal_peak_gflops,
+from benchmarking.speed import (OP_CATEGORIES, OTHER, count_flops, machine, nominal_peak_gflops,
                                             profile_by_category, timed)
 from srdiff_basicsr.execution import autocast, resolve_execution
 from srdiff_basicsr.pipeline import SRDiffPipeline

@@ -14,6 +14,8 @@ import srdiff_basicsr.plugin  # noqa: F401  (registration)
 from srdiff_basicsr.ops.resize import imresize_uint8
 
 REPO = Path(__file__).resolve().parents[1]
+# scripts/benchmarking, the benchmarks' helpers (not part of the wheel), as the scripts import it
+sys.path.insert(0, str(REPO / 'scripts'))
 # under pytest-xdist (scripts/test.sh: one worker per core) each worker computes on its share of the cores;
 # SRDIFF_TEST_THREADS=N sets the threads of every worker instead (scripts/test_matrix.sh: 1 and 2)
 _WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))

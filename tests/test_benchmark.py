@@ -10,8 +10,8 @@ from basicsr.metrics import calculate_psnr
 from basicsr.utils.matlab_functions import imresize as basicsr_imresize
 from torch.utils.data import DataLoader
 
-from srdiff_basicsr.benchmark.grid import HEADER, comparison_grid, detail_crop
-from srdiff_basicsr.benchmark.methods import build_basicsr_model
+from benchmarking.grid import HEADER, comparison_grid, detail_crop
+from benchmarking.methods import build_basicsr_model
 from srdiff_basicsr.data import CheckedPairedImageDataset
 from tests.conftest import (TINY_UNET, dataset_opt, load_script, save_basicsr_weights, srdiff_options,
                             tiny_data_and_encoder, write_options)

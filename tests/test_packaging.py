@@ -35,6 +35,7 @@ def test_wheel_declares_compatible_ranges_and_ships_the_hook(wheel):
     assert any(r.startswith('torch>=') for r in requires) and any(r.startswith('basicsr') for r in requires)
     assert not [r for r in requires if '==' in r.split(';')[0]]  # (an extra's marker says extra == 'demo')
     assert {'srdiff_basicsr_hook.pth', 'srdiff_basicsr_hook.py', 'srdiff_basicsr/pipeline.py'} <= set(names)
+    assert not [n for n in names if 'benchmark' in n]  # the benchmarks' helpers stay in scripts/
 
 
 def test_installing_the_wheel_without_deps_changes_no_other_package(wheel, tmp_path):

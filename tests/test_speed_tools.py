@@ -1,4 +1,4 @@
-"""The speed tools: FLOPs, nominal peaks and the op profile (srdiff_basicsr.benchmark.speed), the speed
+"""The speed tools: FLOPs, nominal peaks and the op profile (benchmarking.speed), the speed
 benchmark's report with a stand-in official tree, and the GPU check on a machine without CUDA."""
 import os
 import re
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from srdiff_basicsr.benchmark import speed
+from benchmarking import speed
 from tests.conftest import REPO, load_script
 
 
