@@ -15,7 +15,6 @@ Writes a Markdown table (default results/profile_training.md).
 import argparse
 import functools
 import os
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -24,11 +23,9 @@ import numpy as np
 import torch
 
 import srdiff_basicsr.plugin  # noqa: F401  (registration)
+from benchmark_speed import official_steps, official_training  # the official step as the speed benchmark runs it
 from benchmarking.speed import machine, paper_encoder, paper_model, photo_batches
 from srdiff_basicsr.network_options import build_arch
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchmark_speed import official_steps, official_training  # noqa: E402  (as the speed benchmark runs it)
 
 
 class PartTimer:
@@ -105,7 +102,6 @@ def main():
     parser.add_argument('--dim', type=int, default=64)
     parser.add_argument('--encoder-feat', type=int, default=32)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--sample-steps', type=int, default=1, help=argparse.SUPPRESS)  # official_steps' own
     args = parser.parse_args()
     os.makedirs(os.path.dirname(args.out) or '.', exist_ok=True)
     encoder_path = os.path.join(tempfile.mkdtemp(), 'encoder.pth')
@@ -129,7 +125,8 @@ def main():
             timer.wrap(model, 'p_sample', 'posterior step (official only)')
             timer.wrap(optimizer, 'zero_grad', 'zero_grad')
             timer.wrap(optimizer, 'step', 'Adam step')
-            step, _ = official_steps(model, optimizer, args, batch, batch['lq'][:1])
+            step, _ = official_steps(model, optimizer, argparse.Namespace(**vars(args), sample_steps=1), batch,
+                                     batch['lq'][:1])
             runs['official (fp32)'] = profile(step, timer, args.iters)
     finally:
         timer.restore()  # torch.Tensor.backward and the networks as they were

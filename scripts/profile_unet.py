@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from benchmarking.speed import (OP_CATEGORIES, OTHER, count_flops, machine, nominal_peak_gflops,
-                                            profile_by_category, timed)
+                                profile_by_category, timed)
 from srdiff_basicsr.execution import autocast, resolve_execution
 from srdiff_basicsr.pipeline import SRDiffPipeline
 

@@ -89,9 +89,9 @@ def load_golden(name, device=TEST_DEVICE):
 def assert_within_ulps(actual, expected, ulps, what=''):
     """``actual`` equals the reference ``expected`` up to ``ulps`` units in the last place of its dtype: the
     tolerance of a reference value that another CPU's libm or SIMD width may round otherwise."""
-    rtol = ulps * torch.finfo(expected.dtype).eps
-    assert actual.dtype == expected.dtype and torch.allclose(actual, expected, rtol=rtol, atol=0), \
-        f'{what}: off by up to {((actual - expected).abs() / expected.abs()).nan_to_num().max() / rtol * ulps:.3g} ulps'
+    eps = torch.finfo(expected.dtype).eps
+    assert actual.dtype == expected.dtype and torch.allclose(actual, expected, rtol=ulps * eps, atol=0), \
+        f'{what}: off by up to {((actual - expected).abs() / expected.abs()).nan_to_num().max() / eps:.3g} ulps'
 
 
 def differing_tensors(expected, got):

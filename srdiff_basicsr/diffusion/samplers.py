@@ -87,8 +87,9 @@ STEPS = Option(20, 'network evaluations', _steps)
 
 
 def _spacing(value, num_timesteps):
-    if value not in ('trailing', 'leading', 'linspace'):  # SPACINGS' names (the table is below its functions)
-        return 'trailing, leading or linspace'
+    if value not in SPACINGS:  # (the table is below its functions)
+        *first, last = SPACINGS
+        return f'{", ".join(first)} or {last}'
 
 
 SPACING = Option('trailing', 'how the steps lie over the schedule: trailing (from the last step; Lin et al. 2024), '
@@ -125,17 +126,13 @@ def leading_steps(num_timesteps, options, start_step):
     """DDIM's original spacing (diffusers' "leading"): every (span // steps)-th step from 0 up, visited down, so
     a plan starts below start_step (the flaw Lin et al. 2024 fix with trailing; here to reproduce older runs)."""
     span, steps = start_step + 1, options['steps']
-    if steps > span:
-        raise OptionsError(f'steps: {steps} steps do not fit between step {start_step} and 0')
     return torch.arange(steps - 1, -1, -1, dtype=torch.int64) * (span // steps)
 
 
 def linspace_steps(num_timesteps, options, start_step):
     """diffusers' "linspace" spacing: numpy's linspace(0, start_step, steps) rounded half to even, visited down
     (i * step in float64 with the last entry start_step itself, as numpy computes it)."""
-    span, steps = start_step + 1, options['steps']
-    if steps > span:
-        raise OptionsError(f'steps: {steps} steps do not fit between step {start_step} and 0')
+    steps = options['steps']
     if steps == 1:
         raise OptionsError('steps: linspace spacing needs 2 steps or more (its one step would be step 0 alone)')
     stride = start_step / (steps - 1)
@@ -149,6 +146,8 @@ SPACINGS = {'trailing': trailing_steps, 'leading': leading_steps, 'linspace': li
 
 def steps_by_spacing(num_timesteps, options, start_step):
     """``steps`` steps from start_step down by the ``spacing`` option (default trailing)."""
+    if options['steps'] > start_step + 1:
+        raise OptionsError(f'steps: {options["steps"]} steps do not fit between step {start_step} and 0')
     return SPACINGS[options.get('spacing', 'trailing')](num_timesteps, options, start_step)
 
 

@@ -91,7 +91,7 @@ def set_vae_tile(pipe, size):
     if not hasattr(pipe.space, 'vae_tile'):
         raise OptionsError(f'--vae-tile: this {type(pipe.unet).__name__} model has no VAE (only a latent model has)')
     tile = {'size': size, 'overlap': size // 2}
-    if size <= 0 or not valid_vae_tile(tile):
+    if not valid_vae_tile(tile):
         raise OptionsError(f'--vae-tile: must be a positive multiple of {2 * VAE_FACTOR} output pixels (it and its '
                            f'overlap, half of it, whole latent pixels of {VAE_FACTOR}), got {size}')
     pipe.space.vae_tile = tile
