@@ -26,7 +26,8 @@ from benchmarking.sampling import PeakMemory
 from srdiff_basicsr.diffusion.condition import conditioned_network, timed_network
 from srdiff_basicsr.diffusion.parametrization import Denoiser
 from srdiff_basicsr.diffusion.samplers import probability_flow
-from srdiff_basicsr.network_options import build_arch, complete_network_options
+from srdiff_basicsr.archs.arch_options import build_arch
+from srdiff_basicsr.network_options import complete_network_options
 from srdiff_basicsr.ops.resize import imresize
 from srdiff_basicsr.pipeline import SRDiffPipeline
 

@@ -29,7 +29,7 @@ import srdiff_basicsr.plugin  # noqa: F401  (registration)
 from benchmarking.speed import (SCALE, count_flops, machine, nominal_peak_gflops, paper_encoder,
                                 paper_model, photo_batches, timed)
 from srdiff_basicsr.execution import resolve_execution
-from srdiff_basicsr.network_options import build_arch
+from srdiff_basicsr.archs.arch_options import build_arch
 from srdiff_basicsr.ops.resize import imresize
 
 def configurations(device, compile):

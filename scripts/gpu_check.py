@@ -82,7 +82,7 @@ def sampling_rows(device, encoder_path, lq, steps):
 
 NCCL_WORKER = '''
 import torch, torch.distributed as dist
-from srdiff_basicsr.network_options import build_arch
+from srdiff_basicsr.archs.arch_options import build_arch
 cuda = torch.cuda.is_available()  # gloo on a CPU: the same worker, to try it without a GPU
 dist.init_process_group('nccl' if cuda else 'gloo')
 rank = dist.get_rank()
@@ -130,7 +130,7 @@ def main():
         return 2
     import srdiff_basicsr.plugin  # noqa: F401  (registration)
     from benchmarking.speed import paper_encoder, photo_batches
-    from srdiff_basicsr.network_options import build_arch
+    from srdiff_basicsr.archs.arch_options import build_arch
     started = time.perf_counter()
     rows = []
     if not args.skip_golden:

@@ -25,7 +25,7 @@ import torch
 import srdiff_basicsr.plugin  # noqa: F401  (registration)
 from benchmark_speed import official_steps, official_training  # the official step as the speed benchmark runs it
 from benchmarking.speed import machine, paper_encoder, paper_model, photo_batches
-from srdiff_basicsr.network_options import build_arch
+from srdiff_basicsr.archs.arch_options import build_arch
 
 
 class PartTimer:

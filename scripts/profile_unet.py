@@ -30,7 +30,8 @@ def released_pipeline(options_file, device):
     """The pipeline of an option file's networks with random weights."""
     with open(options_file) as f:
         opt = yaml.safe_load(f)
-    from srdiff_basicsr.network_options import build_arch, complete_network_options
+    from srdiff_basicsr.archs.arch_options import build_arch
+    from srdiff_basicsr.network_options import complete_network_options
     networks = complete_network_options({key: opt.get(key) for key in ('scale', 'network_g', 'network_encoder',
                                                                          'diffusion')})
     torch.manual_seed(0)

@@ -22,13 +22,14 @@ from srdiff_basicsr.diffusion.noise import noise_source, randn
 from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS, Denoiser
 from srdiff_basicsr.diffusion.samplers import describe_sampler, run_sampler, sampler_options
 from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
-from srdiff_basicsr.diffusion.space import SPACES, PixelResidualSpace
+from srdiff_basicsr.diffusion.space import PixelResidualSpace
+from srdiff_basicsr.diffusion.spaces import SPACES
 from srdiff_basicsr.diffusion.tiling import TiledNetwork, tile_options
 from srdiff_basicsr.errors import OptionsError
 from srdiff_basicsr.execution import autocast, check_precision, compiled, resolve_execution
 from srdiff_basicsr.model_files import network_files, read_model_options, resolve_model_files
-from srdiff_basicsr.network_options import (build_arch, complete_network_options, diffusion_options,
-                                            schedule_options, space_options)
+from srdiff_basicsr.archs.arch_options import build_arch
+from srdiff_basicsr.network_options import complete_network_options, diffusion_options, schedule_options, space_options
 from srdiff_basicsr.ops.colour import COLOUR_FIXES, colour_fix
 from srdiff_basicsr.weights import load_weights
 

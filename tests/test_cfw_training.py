@@ -20,7 +20,7 @@ from srdiff_basicsr.errors import DatasetError, OptionsError
 from srdiff_basicsr.inference.cfw_data import generate_cfw_data, matched_pairs
 from srdiff_basicsr.losses.lpips_loss import LPIPSLoss
 from srdiff_basicsr.metrics.lpips_metric import lpips_network
-from srdiff_basicsr.network_options import build_arch
+from srdiff_basicsr.archs.arch_options import build_arch
 from srdiff_basicsr.official_stablesr import network_options
 from srdiff_basicsr.pipeline import SRDiffPipeline
 from tests.conftest import make_pairs, save_basicsr_weights, write_options

@@ -170,7 +170,7 @@ print(sorted(name for name in sys.modules if name.split(".")[0] == "basicsr" or 
 def test_sampling_with_the_pipeline_leaves_basicsr_unimported_with_the_hook_installed(tmp_path):
     """The method layer imports no BasicSR, so the import hook never fires and nothing of BasicSR (its models,
     data, training loop, our patches of them) is loaded or changed by a program that only samples."""
-    from srdiff_basicsr.network_options import build_arch
+    from srdiff_basicsr.archs.arch_options import build_arch
     torch.manual_seed(0)
     unet = build_arch(dict(type='SRDiffUNet', dim=8, dim_mults=[1, 2], scale=4, encoder_num_feat=8,
                            encoder_num_block=2))

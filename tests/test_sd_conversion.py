@@ -8,7 +8,7 @@ import torch
 
 from srdiff_basicsr.diffusers_sd import convert_sd_folder
 from srdiff_basicsr.errors import WeightsError
-from srdiff_basicsr.network_options import build_arch
+from srdiff_basicsr.archs.arch_options import build_arch
 
 SCHEDULER = {'_class_name': 'DDIMScheduler', 'beta_schedule': 'scaled_linear', 'beta_start': 0.00085,
              'beta_end': 0.012, 'num_train_timesteps': 1000, 'prediction_type': 'epsilon'}

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from srdiff_basicsr.archs.cfw_autoencoder_arch import CFWAutoencoder, posterior_sample
-from srdiff_basicsr.network_options import meta_network
+from srdiff_basicsr.archs.arch_options import meta_network
 from srdiff_basicsr.official_stablesr import (RELEASED_CONFIG, convert_vae_state_dict, network_options,
                                               split_checkpoint)
 from tests.conftest import REFERENCE

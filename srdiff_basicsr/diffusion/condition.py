@@ -2,7 +2,9 @@
 training, image-quality fine-tuning, the distillation teacher) evaluates a network.
 
 A condition is one class with ``at(t, box=None)``: the condition of step (or time) t, for the whole canvas or
-for the HR box (top, left, height, width) of a tile. SRDiff, SRADM and ECDP condition once per image
+for the HR box (top, left, height, width) of a tile; ``of_lr`` (sampling) and ``for_training`` (a training step,
+the encoder's gradient kept when it trains) make it, and ``lr_features`` says whether it is made from the
+encoder's features of the LR image (the training step computes them once, with their auxiliary losses). SRDiff, SRADM and ECDP condition once per image
 (``ProjectedCondition``, t unused); a per-step one (StableSR's time-aware encoder) is another class.
 """
 import torch
@@ -23,13 +25,19 @@ class ProjectedCondition:
         scale (int): HR / LR size ratio.
     """
 
+    lr_features = True
+
     def __init__(self, unet, features, lr_up, scale):
         self.project, self.features, self.lr_up, self.scale = unet.project_condition, features, lr_up * 2 - 1, scale
         self._whole = None
 
     @classmethod
     def of_lr(cls, encoder, unet, lr, lr_up, scale):
-        return cls(unet, encoder.features(lr), lr_up, scale)
+        return cls.for_training(unet, encoder, encoder.features(lr), lr_up, scale)
+
+    @classmethod
+    def for_training(cls, unet, encoder, features, lr_up, scale):
+        return cls(unet, features, lr_up, scale)
 
     def at(self, t, box=None):
         if box is not None:
@@ -61,12 +69,18 @@ class TimeAwareCondition:
         context (Tensor): (1 or N, tokens, channels).
     """
 
+    lr_features = False  # the encoder runs at every step, on the latent
+
     def __init__(self, encoder, latent, context):
         self.encoder, self.latent = encoder, latent
         self.context = context.expand(latent.shape[0], *context.shape[1:])
 
     @classmethod
     def of_lr(cls, encoder, unet, lr, reference, scale):
+        return cls.for_training(unet, encoder, None, reference, scale)
+
+    @classmethod
+    def for_training(cls, unet, encoder, features, reference, scale):
         return cls(encoder, reference.latent, unet.empty_context)
 
     def at(self, t, box=None):

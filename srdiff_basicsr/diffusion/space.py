@@ -16,11 +16,9 @@ SRDiff, SRADM and ECDP diffuse a rescaled residual over an upsampling of the LR 
   (``diffusion.tiling``).
 """
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
-from srdiff_basicsr.diffusion.condition import ProjectedCondition, TimeAwareCondition
 from srdiff_basicsr.diffusion.tiling import scaled_box, tiled_map
 from srdiff_basicsr.errors import OptionsError
 from srdiff_basicsr.ops.resize import UPSAMPLERS
@@ -147,23 +145,6 @@ class VAELatentSpace:
         return reference.lr_up
 
 
-@dataclass(frozen=True)
-class SpaceEntry:
-    build: Callable  # (scale, networks {section: module}, **options) -> a space
-    options: dict  # its own ``diffusion`` options and their defaults
-    checks: dict  # option -> (predicate, what it must be)
-    condition: type  # the condition class of the family (``diffusion.condition``)
-    networks: tuple = ()  # the ``network_*`` sections it runs besides network_g and network_encoder
-
-
-def _number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _positive(v):
-    return _number(v) and v > 0
-
-
 VAE_FACTOR = 8  # output pixels per latent pixel of Stable Diffusion's VAE: a VAE tile is whole latent pixels
 
 
@@ -172,26 +153,3 @@ def valid_vae_tile(v):
     return v is None or (isinstance(v, dict) and set(v) == {'size', 'overlap'} and all(
         isinstance(n, int) and not isinstance(n, bool) and n >= 0 and n % VAE_FACTOR == 0 for n in v.values())
         and 0 <= v['overlap'] < v['size'])
-
-
-_LR_UP = (lambda v: v in UPSAMPLERS, f'one of {sorted(UPSAMPLERS)}')
-
-# ``diffusion.space``: a new family's space is one class and one entry
-SPACES = {
-    'pixel_residual': SpaceEntry(
-        lambda scale, networks, **options: PixelResidualSpace(scale, **options),
-        {'res_rescale': 2.0, 'clip_x0': True, 'lr_up': 'matlab'},
-        {'res_rescale': (_positive, 'a number > 0'), 'clip_x0': (lambda v: isinstance(v, bool), 'true or false'),
-         'lr_up': _LR_UP},
-        ProjectedCondition),
-    'vae_latent': SpaceEntry(
-        lambda scale, networks, **options: VAELatentSpace(networks['network_vae'], scale, **options),
-        {'scale_factor': 0.18215, 'fidelity': 0.5, 'lr_up': 'bilinear_antialias', 'posterior': 'sample',
-         'vae_tile': None},
-        {'scale_factor': (_positive, 'a number > 0'),
-         'vae_tile': (valid_vae_tile, f'~ (whole images) or {{size, overlap}}: output pixels, multiples of {VAE_FACTOR}, '
-                                      'overlap < size'),
-         'fidelity': (lambda v: _number(v) and 0 <= v <= 1, 'a number in [0, 1]'),
-         'lr_up': _LR_UP, 'posterior': (lambda v: v in ('sample', 'mean'), 'sample or mean')},
-        TimeAwareCondition, ('network_vae', )),
-}

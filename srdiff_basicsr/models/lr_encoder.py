@@ -49,7 +49,10 @@ class LREncoderTraining:
 
     def _encode(self):
         """The encoder's feature maps of the LR batch; when it trains, also its losses (``l_encoder_<name>``)
-        between its own SR output and the HR (images in [0, 1])."""
+        between its own SR output and the HR (images in [0, 1]). None for a condition that runs the encoder itself
+        (``lr_features`` false: StableSR's, at every step)."""
+        if not self.pipeline.condition_type.lr_features:
+            return None, {}
         if not self.encoder_trained:
             with torch.no_grad():
                 return self.net_encoder.features(self.lq), {}

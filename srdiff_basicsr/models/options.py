@@ -8,19 +8,17 @@ from basicsr.utils.registry import LOSS_REGISTRY
 
 from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS
 from srdiff_basicsr.diffusion.samplers import sampler_options
-from srdiff_basicsr.diffusion.space import SPACES
+from srdiff_basicsr.diffusion.spaces import SPACES
 from srdiff_basicsr.diffusion.tiling import tile_options
 from srdiff_basicsr.errors import OptionsError, WeightsError, is_int, is_number, require
 from srdiff_basicsr.model_files import experiment_options_file, read_model_options, resolve_model_files
 from srdiff_basicsr.models.evaluation import PROTOCOL_NAMES
 from srdiff_basicsr.models.image_quality import check_image_quality, complete_image_quality
-from srdiff_basicsr.network_options import (complete_network_options, diffusion_options, meta_network,
-                                            space_options)
+from srdiff_basicsr.archs.arch_options import meta_network
+from srdiff_basicsr.network_options import complete_network_options, diffusion_options, space_options
 from srdiff_basicsr.execution import check_precision
 from srdiff_basicsr.pipeline import check_colour_fix
 
-NOISE_LOSS_DEFAULT = {'type': 'L1Loss', 'loss_weight': 1.0}  # the paper's
-LATENT_NOISE_LOSS_DEFAULT = {'type': 'MSELoss', 'loss_weight': 1.0}  # StableSR's (latent diffusion's l2)
 # the official auxiliary L1 of a trained encoder, on [-1, 1] images: twice the L1 on BasicSR's [0, 1]
 ENCODER_LOSSES_DEFAULT = {'l1': {'type': 'L1Loss', 'loss_weight': 2.0}}
 
@@ -28,15 +26,14 @@ ENCODER_LOSSES_DEFAULT = {'l1': {'type': 'L1Loss', 'loss_weight': 2.0}}
 def complete_options(opt):
     """An SRDiffModel's options with their defaults filled in (in place; returned), before ``check_options``:
     the network sections' sizes and scale (``complete_network_options``, which refuses sections it cannot
-    complete), ``train.pixel_opt`` (the paper's L1; StableSR's MSE on a latent space), ``train.head_weights`` (1 per
-    head, several heads only), ``train.encoder_losses`` (a trained encoder only) and ``train.image_quality``'s
-    options."""
+    complete), ``train.pixel_opt`` (the space's loss: the paper's L1; StableSR's MSE on a latent space),
+    ``train.head_weights`` (1 per head, several heads only), ``train.encoder_losses`` (a trained encoder only) and
+    ``train.image_quality``'s options."""
     complete_network_options(opt)
     train_opt = opt.get('train')
     if opt.get('is_train') and isinstance(train_opt, dict):
         diffusion = diffusion_options(opt.get('diffusion'))
-        latent = diffusion['space'] == 'vae_latent'
-        train_opt.setdefault('pixel_opt', dict(LATENT_NOISE_LOSS_DEFAULT if latent else NOISE_LOSS_DEFAULT))
+        train_opt.setdefault('pixel_opt', dict(SPACES[diffusion['space']].loss))
         heads = PARAMETRIZATIONS[diffusion['parametrization']].heads
         if len(heads) > 1:
             train_opt.setdefault('head_weights', {head: 1.0 for head in heads})
@@ -51,22 +48,16 @@ def check_options(opt):
     not changed."""
     path_opt = opt.get('path') or {}
     diffusion = diffusion_options(opt.get('diffusion'))
-    latent = diffusion['space'] == 'vae_latent'
-    if latent:
-        for section, what in (('vae', 'the VAE (a converted StableSR checkpoint\'s net_vae_official)'),
-                              ('g', "the U-Net (SD 2.1's, or a converted StableSR checkpoint's net_g_official)")):
-            if path_opt.get(f'pretrain_network_{section}') is None:
-                raise OptionsError(f'path.pretrain_network_{section} is not set: StableSR starts from {what}')
-        if (opt.get('train') or {}).get('image_quality') is not None:
-            raise OptionsError('train.image_quality: ECDP\'s fine-tuning is for pixel-space models, not StableSR')
-    elif path_opt.get('pretrain_network_encoder') is None:
-        raise OptionsError('path.pretrain_network_encoder is not set: SRDiff needs a pretrained LR encoder '
-                           '(train one with options/train_rrdb_*.yml, then point this at its models/net_g_*.pth)')
+    entry = SPACES[diffusion['space']]
+    for key, why in entry.required_weights.items():
+        if path_opt.get(key) is None:
+            raise OptionsError(f'path.{key} is not set: {why}')
+    if (opt.get('train') or {}).get('image_quality') is not None and 'image_quality' in entry.refuses:
+        raise OptionsError(f"train.image_quality: {entry.refuses['image_quality']}")
     if opt.get('device') and opt.get('dist'):
         raise OptionsError('device: not with a launcher (each process takes the GPU of its LOCAL_RANK)')
     _check_val(opt.get('val') or {}, diffusion['timesteps'], _device(opt))
-    unet = meta_network(opt['network_g'])
-    entry = SPACES[diffusion['space']]  # the space as the pipeline builds it (its networks on the meta device)
+    unet = meta_network(opt['network_g'])  # the space as the pipeline builds it (its networks on the meta device):
     space = entry.build(opt['scale'], {s: meta_network(opt[s]) for s in entry.networks}, **space_options(diffusion))
     tile_options((opt.get('val') or {}).get('tile'), space.canvas_grid, unet.divisor, 'val.tile',
                  getattr(unet, 'window_grid', 1), space.factor)

@@ -15,7 +15,7 @@ from srdiff_basicsr.errors import OptionsError, is_int, is_number, require
 from srdiff_basicsr.files import is_image_name
 from srdiff_basicsr.models.degraded_training import DegradedTraining
 from srdiff_basicsr.models.options import check_options, complete_distill_options, complete_options
-from srdiff_basicsr.network_options import check_arch_options
+from srdiff_basicsr.archs.arch_options import check_arch_options
 
 
 def check_run_options(opt):

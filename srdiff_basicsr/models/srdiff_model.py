@@ -1,19 +1,22 @@
 import torch
+from basicsr.archs import build_network
 from basicsr.losses import build_loss
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from srdiff_basicsr import checkpoints, distributed
-from srdiff_basicsr.diffusion.condition import ProjectedCondition, conditioned_network, timed_network
+from srdiff_basicsr.diffusion.condition import conditioned_network, timed_network
 from srdiff_basicsr.diffusion.objective import flow_sample, head_losses, noised
 from srdiff_basicsr.diffusion.parametrization import Denoiser
+from srdiff_basicsr.diffusion.spaces import SPACES
 from srdiff_basicsr.errors import DatasetError
 from srdiff_basicsr.models.collapse import COLLAPSE_DEFAULT, CollapseGuard
 from srdiff_basicsr.models.degraded_training import DegradedTraining
 from srdiff_basicsr.models.evaluation import SampledValidation
 from srdiff_basicsr.models.lr_encoder import LREncoderTraining
 from srdiff_basicsr.models.options import check_options, complete_options
+from srdiff_basicsr.network_options import diffusion_options
 from srdiff_basicsr.models.step_guards import GuardedStep
 from srdiff_basicsr.execution import autocast, compiled, resolve_execution
 from srdiff_basicsr.pipeline import SRDiffPipeline
@@ -82,13 +85,16 @@ class SRDiffModel(DegradedTraining, SampledValidation, LREncoderTraining, Guarde
     def __init__(self, opt):
         check_options(complete_options(opt))
         super().__init__(opt)  # builds and loads net_g, sets up training (SRModel's, with train.pixel_opt)
-        if not hasattr(self, 'net_encoder'):  # a test: no training set-up built it
+        if not hasattr(self, 'net_encoder'):  # a test: no training set-up built them
             self._build_encoder()
+            self._build_space_networks()
         if opt.get('device'):  # BasicSR's choice is plain 'cuda' or 'cpu'
             self.device = torch.device(opt['device'])
-            for name in ('net_g', 'net_g_ema', 'net_encoder', 'net_encoder_ema', 'net_vae'):
-                if hasattr(self, name):
-                    getattr(self, name).to(self.device)
+            for net in (getattr(self, name, None) for name in ('net_g', 'net_g_ema', 'net_encoder', 'net_encoder_ema')):
+                if net is not None:
+                    net.to(self.device)
+            for net in self.space_networks().values():
+                net.to(self.device)
         val_opt = opt.get('val') or {}
         sampling_unet = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
         sampling_encoder = (self.net_encoder_ema if hasattr(self, 'net_encoder_ema')
@@ -103,10 +109,27 @@ class SRDiffModel(DegradedTraining, SampledValidation, LREncoderTraining, Guarde
 
     def space_networks(self):
         """The networks of the diffusion's space besides the U-Net and the encoder ({section: module})."""
-        return {}
+        return {section: getattr(self, 'net_' + section[len('network_'):]) for section in self.space_entry.networks}
+
+    @property
+    def space_entry(self):
+        return SPACES[diffusion_options(self.opt.get('diffusion'))['space']]
+
+    def _build_space_networks(self):
+        """The space's own networks (``network_vae`` ...) from ``path.pretrain_network_<x>`` (``param_key_<x>``,
+        default params), frozen, saved with every checkpoint (the experiment folder alone samples)."""
+        path_opt = self.opt['path']
+        for section in self.space_entry.networks:
+            name = section[len('network_'):]
+            net = build_network(self.opt[section]).to(self.device).eval().requires_grad_(False)
+            load_weights(net, path_opt[f'pretrain_network_{name}'], path_opt.get(f'param_key_{name}', 'params'),
+                         option=f'path.pretrain_network_{name}')
+            setattr(self, f'net_{name}', net)
+            get_root_logger().info(f'{section} (frozen) from {path_opt[f"pretrain_network_{name}"]}')
 
     def init_training_settings(self):
         self._build_encoder()  # before SRModel's set-up, which makes the optimizers
+        self._build_space_networks()
         super().init_training_settings()
         train_opt = self.opt['train']
         self.train_precision, channels_last = resolve_execution(train_opt.get('precision', 'auto'),
@@ -151,7 +174,8 @@ class SRDiffModel(DegradedTraining, SampledValidation, LREncoderTraining, Guarde
                 where = f' ({data["lq_path"][0]}, {data["gt_path"][0]})' if 'lq_path' in data else ''
                 raise DatasetError(f'HR size {tuple(self.gt.shape[-2:])} is not scale {scale} x LR size '
                                    f'{tuple(self.lq.shape[-2:])}{where}')
-        self.lr_up = self.pipeline.space.reference(self.lq)
+        with torch.no_grad():  # the space's networks are frozen
+            self.lr_up = self.pipeline.space.reference(self.lq)
 
     # training --------------------------------------------------------------------------------
     def optimize_parameters(self, current_iter):
@@ -213,13 +237,15 @@ class SRDiffModel(DegradedTraining, SampledValidation, LREncoderTraining, Guarde
         return losses
 
     def _condition(self, features):
-        """The U-Net's condition of this batch, from the encoder's ``features`` (with their gradient when the
-        encoder trains)."""
-        return ProjectedCondition(self.get_bare_model(self.net_g), features, self.lr_up, self.opt['scale'])
+        """The U-Net's condition of this batch (the space's ``condition.for_training``): from the encoder's
+        ``features`` (with their gradient when the encoder trains), or through the encoder at every step."""
+        return self.pipeline.condition_type.for_training(self.get_bare_model(self.net_g), self.net_encoder, features,
+                                                         self.lr_up, self.opt['scale'])
 
     def _training_targets(self, features):
-        """(t, x_t, x0, eps) of a batch: the HR residual x0 noised at random t (DDPM's Algorithm 1)."""
-        x0 = self.pipeline.space.encode(self.gt, self.lr_up)
+        """(t, x_t, x0, eps) of a batch: the HR's x0 in the space noised at random t (DDPM's Algorithm 1)."""
+        with torch.no_grad():  # the target: no gradient through the space's networks
+            x0 = self.pipeline.space.encode(self.gt, self.lr_up)
         t, x_t, eps = noised(x0, self.pipeline.schedule)
         return t, x_t, x0, eps
 
@@ -265,6 +291,8 @@ class SRDiffModel(DegradedTraining, SampledValidation, LREncoderTraining, Guarde
         names = ('net_g', 'net_g_ema', 'net_encoder', 'net_encoder_ema')
         # all of them before any file: no checkpoint of an iteration is written in part
         checkpoints.require_finite([(name, getattr(self, name)) for name in names if hasattr(self, name)], current_iter)
+        for section, net in self.space_networks().items():  # frozen; the experiment folder alone samples
+            self.save_network(net, 'net_' + section[len('network_'):], current_iter)
         if hasattr(self, 'net_encoder_ema'):
             self.save_network([self.net_encoder, self.net_encoder_ema], 'net_encoder', current_iter,
                               param_key=['params', 'params_ema'])

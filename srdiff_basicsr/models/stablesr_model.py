@@ -3,7 +3,6 @@ from basicsr.archs import build_network
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from srdiff_basicsr.diffusion.condition import TimeAwareCondition
 from srdiff_basicsr.models.srdiff_model import SRDiffModel
 from srdiff_basicsr.weights import load_weights
 
@@ -44,7 +43,8 @@ class StableSRModel(SRDiffModel):
             get_root_logger().info(f'{load_path}: {len(initialised)} SPADE tensors not in the file, initialised')
 
     def _build_encoder(self):
-        """The time-aware encoder (trained with the SPADEs when training) and the frozen VAE."""
+        """The time-aware encoder: trained with the SPADEs when training (from ``path.pretrain_network_encoder`` when
+        set, else from its initialisation), frozen when testing."""
         path_opt = self.opt['path']
         encoder = build_network(self.opt['network_encoder']).to(self.device)
         if path_opt.get('pretrain_network_encoder'):
@@ -53,14 +53,7 @@ class StableSRModel(SRDiffModel):
         self.encoder_trained, self.encoder_losses = self.is_train, {}
         self.net_encoder = (self.model_to_device(encoder.train()) if self.is_train
                             else encoder.eval().requires_grad_(False))
-        self.net_vae = build_network(self.opt['network_vae']).to(self.device).eval().requires_grad_(False)
-        load_weights(self.net_vae, path_opt['pretrain_network_vae'], path_opt.get('param_key_vae', 'params'),
-                     option='path.pretrain_network_vae')
-        get_root_logger().info(f"Time-aware encoder {'trained' if self.is_train else 'loaded'}; VAE (frozen) from "
-                               f"{path_opt['pretrain_network_vae']}")
-
-    def space_networks(self):
-        return {'network_vae': self.net_vae}
+        get_root_logger().info(f"Time-aware encoder {'trained' if self.is_train else 'loaded'}")
 
     def setup_optimizers(self):
         """One optimizer over the SPADEs and the time-aware encoder, as the official."""
@@ -73,22 +66,3 @@ class StableSRModel(SRDiffModel):
         if optim_type == 'AdamW':
             return torch.optim.AdamW(params, lr, **kwargs)
         return super().get_optimizer(optim_type, params, lr, **kwargs)
-
-    def feed_data(self, data):
-        with torch.no_grad():  # the VAE's encoding of the upsampled LR: frozen
-            super().feed_data(data)
-
-    def _encode(self):
-        return None, {}  # the encoder runs at every step, inside the condition
-
-    def _condition(self, features):
-        unet = self.get_bare_model(self.net_g)
-        return TimeAwareCondition(self.net_encoder, self.lr_up.latent, unet.empty_context)
-
-    def _training_targets(self, features):
-        with torch.no_grad():
-            return super()._training_targets(features)
-
-    def save(self, epoch, current_iter):
-        self.save_network(self.net_vae, 'net_vae', current_iter)  # the experiment folder alone samples
-        super().save(epoch, current_iter)
