@@ -28,7 +28,7 @@ from benchmarking.scoring import METRIC_COLUMNS, paper_metrics
 from srdiff_basicsr.diffusion.samplers import describe_sampler, sampler_options
 from srdiff_basicsr.model_files import experiment_options_file
 from srdiff_basicsr.ops.resize import imresize_uint8
-from srdiff_basicsr.pipeline import SRDiffPipeline
+from srdiff_basicsr.pipeline import SRDiffPipeline, model_sampler
 
 CONFIGS = [{'type': 'ddpm'},
            {'type': 'ddim', 'steps': 20, 'eta': 1.0}, {'type': 'ddim', 'steps': 10, 'eta': 1.0},
@@ -50,15 +50,17 @@ def table(results):
 
 
 def student_runs(folders, pairs, args, metrics):
-    """(name, result, first samples) of each distilled student, sampled by DDIM with its ``distill.steps``."""
+    """(name, result, first samples) of each distilled student, sampled by DDIM with the steps it was distilled for
+    (``model_sampler``)."""
     results = []
     for folder in folders:
         options_file = experiment_options_file(folder)
         with open(options_file) as f:
-            steps = (yaml.safe_load(f).get('distill') or {}).get('steps')
-        if not steps:
-            raise SystemExit(f'--students {folder}: {options_file} has no distill.steps (not a distilled student)')
-        pipe = SRDiffPipeline.from_pretrained(folder, device=args.device, sampler={'type': 'ddim', 'steps': steps})
+            sampler = model_sampler(yaml.safe_load(f))
+        if (sampler or {}).get('type') != 'ddim':
+            raise SystemExit(f'--students {folder}: {options_file} has no train.objective of type distillation '
+                             '(not a distilled student)')
+        pipe = SRDiffPipeline.from_pretrained(folder, device=args.device, sampler=sampler)
         result, firsts = run_config(pipe, pairs, args.num_samples, args.seed, metrics)
         results.append((f'student {osp.basename(osp.normpath(folder))}: {pipe.describe()}', result, firsts))
         print(f"{results[-1][0]}: {result['seconds']:.2f} s/image, PSNR {result['psnr']:.2f}", flush=True)

@@ -2,10 +2,10 @@
 
     python scripts/distill.py -opt options/demo_distill_x4.yml [--steps 32 16 8 4 2 1]
 
-Stage 1 distils ``distill.teacher`` of the options file into a student of ``--steps[0]`` DDIM steps; each
+Stage 1 distils the ``teacher`` of the options file's ``train.objective`` into a student of ``--steps[0]`` DDIM steps; each
 following stage takes the previous stage's student as its teacher (and starting weights) and halves the steps.
 Every stage is ``python -m srdiff_basicsr.train -opt experiments/distill_stages/<name>_s<steps>.yml``, the options
-file with its name, ``distill.steps`` and ``distill.teacher`` set (BasicSR copies it into the stage's experiment
+file with its name and its objective's ``steps`` and ``teacher`` set (BasicSR copies it into the stage's experiment
 folder, so the folder says its step count): its own experiment folder, log and checkpoints. A stage whose folder
 already has its final weights is skipped, so an interrupted chain reruns from where it stopped (each stage
 itself resumes with --auto_resume). Prints the teacher evaluations and wall time of each stage.
@@ -30,21 +30,23 @@ def same_options(stage_file, stage):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('-opt', required=True, help='options of the first stage (model_type: SRDiffDistillModel)')
+    parser.add_argument('-opt', required=True, help='options of the first stage (train.objective: {type: distillation, ...})')
     parser.add_argument('--steps', type=int, nargs='+', default=[32, 16, 8, 4, 2, 1])
     args = parser.parse_args()
     with open(args.opt) as f:
         opt = yaml.safe_load(f)
-    if opt.get('model_type') != 'SRDiffDistillModel' or 'distill' not in opt:
-        sys.exit(f'{args.opt}: not a distillation options file (model_type: SRDiffDistillModel with distill)')
+    objective = (opt.get('train') or {}).get('objective') or {}
+    if objective.get('type') != 'distillation':
+        sys.exit(f'{args.opt}: not a distillation options file (train.objective: {{type: distillation, teacher, steps}})')
     if any(a != 2 * b for a, b in zip(args.steps, args.steps[1:])):
         sys.exit(f'--steps {args.steps}: each stage must halve the previous one')
-    teacher, batch = opt['distill']['teacher'], opt['datasets']['train']['batch_size_per_gpu']
+    teacher, batch = objective['teacher'], opt['datasets']['train']['batch_size_per_gpu']
     for steps in args.steps:
         name = f"{opt['name']}_s{steps}"
         folder = osp.join('experiments', name)
         iterations = opt['train']['total_iter']
-        stage = {**opt, 'name': name, 'distill': {**opt['distill'], 'steps': steps, 'teacher': teacher}}
+        stage = {**opt, 'name': name,
+                 'train': {**opt['train'], 'objective': {**objective, 'steps': steps, 'teacher': teacher}}}
         stage_file = osp.join('experiments', 'distill_stages', f'{name}.yml')
         if osp.isdir(folder) and not same_options(stage_file, stage):
             sys.exit(f'{folder} exists but was not distilled with these options ({stage_file}); rename it (or the '

@@ -58,11 +58,12 @@ def check_device(name, where):
 
 def model_sampler(opt):
     """A trained model's own sampler: for a student of progressive distillation the one it was trained for (DDIM,
-    eta 0, ``distill.steps`` steps); else the options' top-level ``sampler`` (a converted StableSR's: 200 respaced
-    DDPM steps); else None (the paper's DDPM over every step)."""
-    distill = opt.get('distill')
-    steps = distill.get('steps') if isinstance(distill, dict) else None
-    return opt.get('sampler') if steps is None else {'type': 'ddim', 'steps': steps, 'eta': 0.0}
+    eta 0, the ``steps`` of its ``train.objective``); else the options' top-level ``sampler`` (a converted
+    StableSR's: 200 respaced DDPM steps); else None (the paper's DDPM over every step)."""
+    objective = (opt.get('train') or {}).get('objective') if isinstance(opt.get('train'), dict) else None
+    if isinstance(objective, dict) and objective.get('type') == 'distillation':
+        return {'type': 'ddim', 'steps': objective.get('steps'), 'eta': 0.0}
+    return opt.get('sampler')
 
 
 def check_lr(lr):

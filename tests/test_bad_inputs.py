@@ -67,6 +67,13 @@ TRAINING_MISTAKES = [
     ('datasets.train.gt_size', 18, 'datasets.train.gt_size: must be an integer multiple of the scale 4'),
     ('datasets.train.gt_size', None, 'datasets.train.gt_size: must be an integer multiple of the scale 4'),
     ('datasets.train.gt_size', 64, 'datasets.train.gt_size: 64 is larger than'),
+    ('train.objective', {'type': 'score_matching'}, "train.objective: must be {type: <one of ['distillation', "
+     "'image_quality', 'noise']>"),
+    ('train.objective', {'type': 'noise', 'steps': 2}, "train.objective: noise has no options, got ['steps']"),
+    ('train.objective', {'type': 'image_quality', 'rtol': 0}, 'train.objective.rtol: must be a number > 0, got 0'),
+    ('train.image_quality', {}, 'train.image_quality: now train.objective: {type: image_quality'),
+    ('distill', {'teacher': 'x', 'steps': 2}, 'distill: now train.objective: {type: distillation, teacher'),
+    ('model_type', 'SRDiffDistillModel', 'model_type: SRDiffDistillModel is gone; distill: now train.objective'),
 ]
 
 

@@ -17,7 +17,8 @@ def test_sampler_benchmark_reports_every_sampler_with_its_network_evaluations(tm
     for steps in (4, 1):  # stand-ins of distilled students: their options files say their steps
         student = make_experiment(tmp_path / f'student_s{steps}')
         options = yaml.safe_load((student / f'student_s{steps}.yml').read_text())
-        (student / f'student_s{steps}.yml').write_text(yaml.safe_dump({**options, 'distill': {'steps': steps}}))
+        (student / f'student_s{steps}.yml').write_text(yaml.safe_dump(
+            {**options, 'train': {'objective': {'type': 'distillation', 'teacher': 'teacher', 'steps': steps}}}))
         students.append(str(student))
     monkeypatch.setattr(sys, 'argv', ['benchmark_samplers.py', '--model', str(experiment), '--lr-dir', lr_dir,
                                       '--hr-dir', hr_dir, '--num-samples', '2', '--tile', '8', '--tile-overlap', '4',

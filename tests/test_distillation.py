@@ -67,15 +67,18 @@ def distill_model(tmp_path, steps=2, **changes):
     teacher = make_experiment(tmp_path / 'teacher', timesteps=10)
     opt = srdiff_options('student', None, None, None, timesteps=10)
     opt.pop('datasets')
-    opt.update(model_type='SRDiffDistillModel', is_train=True, dist=False, rank=0, world_size=1,
-               distill={'teacher': str(teacher), 'steps': steps},
+    opt.update(is_train=True, dist=False, rank=0, world_size=1,
                network_g=dict(TINY_UNET, encoder_num_feat=8, encoder_num_block=2), network_encoder=dict(TINY_ENCODER))
+    opt['train']['objective'] = {'type': 'distillation', 'teacher': str(teacher), 'steps': steps}
     opt['path'].update(pretrain_network_encoder=None, models=str(tmp_path / 'models'),
                        training_states=str(tmp_path / 'states'), results_root=str(tmp_path))
     opt['train']['pixel_opt'] = {'type': 'MSELoss', 'loss_weight': 1.0}
     for key, value in changes.items():
-        section, leaf = key.split('__')
-        opt[section][leaf] = value
+        *sections, leaf = key.split('__')
+        node = opt
+        for section in sections:
+            node = node[section]
+        node[leaf] = value
     return build_model(opt), teacher
 
 
@@ -104,11 +107,13 @@ def test_a_distillation_step_regresses_the_student_on_two_teacher_steps(tmp_path
     schedule = model.pipeline.schedule
     k = torch.randint(0, 2, (3, ))
     x0 = model.pipeline.space.encode(model.gt, model.lr_up)
-    t = model.student_plan[k]
+    _, (student_plan, _) = model.objective_state
+    t = student_plan[k]
     x_t = schedule.q_sample(x0, t, torch.randn_like(x0))
     with torch.no_grad():
-        cond = model.teacher_unet.project_condition(model.net_encoder.features(model.lq), model.lr_up * 2 - 1)
-        teacher = Denoiser(lambda x, s: model.teacher_unet(x, s, cond), schedule, 'eps', clip_x0=True)
+        teacher_unet = model.objective_state[0].unet
+        cond = teacher_unet.project_condition(model.net_encoder.features(model.lq), model.lr_up * 2 - 1)
+        teacher = Denoiser(lambda x, s: teacher_unet(x, s, cond), schedule, 'eps', clip_x0=True)
         x0_target, eps_target = distillation_targets(teacher, schedule, x_t, k, *nested_plans(10, 2))
         if student_parametrization == 'v':  # Salimans & Ho: v = alpha eps - sigma x0, with the teacher still eps
             alpha_bar = schedule.alphas_cumprod[t].reshape(-1, 1, 1, 1)
@@ -118,12 +123,12 @@ def test_a_distillation_step_regresses_the_student_on_two_teacher_steps(tmp_path
 
 
 @pytest.mark.parametrize('changes,message', [
-    ({'distill__steps': 6}, r'distill.steps: must be an integer from 1 to 5'),
-    ({'network_g__dim': 16}, r"the student must have the teacher's networks and diffusion; these differ from .*: "
-                             r'network_g.dim'),
+    ({'train__objective__steps': 6}, r'train.objective.steps: must be an integer from 1 to 5'),
+    ({'network_g__dim': 16}, r"train.objective.teacher: the student must have the teacher's networks and "
+                             r'diffusion; these differ from .*: network_g.dim'),
     ({'diffusion__timesteps': 20}, r'these differ from .*: diffusion.timesteps'),
     ({'diffusion__parametrization': 'hybrid'}, r'diffusion.parametrization'),
-    ({'distill__teacher': 'nowhere'}, r'distill.teacher: .*no such file or folder: nowhere'),
+    ({'train__objective__teacher': 'nowhere'}, r'train.objective.teacher: .*no such file or folder: nowhere'),
 ])
 def test_distillation_options_are_checked_against_the_teacher(tmp_path, changes, message):
     from srdiff_basicsr.errors import OptionsError
@@ -138,7 +143,8 @@ def test_a_student_samples_as_it_was_distilled_unless_told_otherwise(tmp_path, m
     from srdiff_basicsr.pipeline import SRDiffPipeline
     from tests.conftest import make_experiment
     student = str(make_experiment(tmp_path / 'student', timesteps=10,
-                                  distill={'teacher': 'experiments/teacher', 'steps': 4}))
+                                  train={'objective': {'type': 'distillation', 'teacher': 'experiments/teacher',
+                                                       'steps': 4}}))
     pipe = SRDiffPipeline.from_pretrained(student)
     assert pipe.sampler_opt == {'type': 'ddim', 'steps': 4, 'eta': 0.0, 'spacing': 'trailing'}
     assert SRDiffPipeline.from_pretrained(student, sampler={'type': 'ddpm'}).sampler_opt['type'] == 'ddpm'

@@ -523,7 +523,8 @@ ECDP_TINY = dict(diffusion={'schedule': 'vp', 'timesteps': 10, 'parametrization'
 def test_image_quality_fine_tuning_scores_the_ode_sample_and_trains_the_unet(tmp_path, encoder_path, flow, sampler):
     ode = {'rtol': 1e-2, 'atol': 1e-2}
     model = make_model(tmp_path, encoder_path,
-                       train__image_quality={'loss': {'type': 'L1Loss'}, 'flow': flow, **sampler, **ode}, **ECDP_TINY)
+                       train__objective={'type': 'image_quality', 'loss': {'type': 'L1Loss'}, 'flow': flow,
+                                         **sampler, **ode}, **ECDP_TINY)
     before = copy.deepcopy(model.pipeline)  # its networks as they are before the step
     model.feed_data(batch())
     torch.manual_seed(5)
@@ -547,7 +548,7 @@ def test_image_quality_with_vgg19_features_loads_the_weights_basicsr_finds(tmp_p
     monkeypatch.setattr(image_quality, 'vgg_weight_files', lambda vgg_type: missing)
     with pytest.raises(OptionsError, match=r"vgg19 ImageNet weights of BasicSR's PerceptualLoss are missing .*put "
                                            r'https://download.pytorch.org/vgg19.pth at .*nowhere/vgg19-dcbb9e9d.pth'):
-        make_model(tmp_path, encoder_path, train__image_quality={}, **ECDP_TINY)
+        make_model(tmp_path, encoder_path, train__objective={'type': 'image_quality'}, **ECDP_TINY)
     weights = tmp_path / 'vgg19.pth'
     weights.touch()
     monkeypatch.setattr(image_quality, 'vgg_weight_files', lambda vgg_type: ([str(weights)], 'url'))
@@ -555,9 +556,10 @@ def test_image_quality_with_vgg19_features_loads_the_weights_basicsr_finds(tmp_p
     built = []  # a random VGG19 stands for the ImageNet one
     monkeypatch.setattr(vgg_arch.vgg, 'vgg19',
                         lambda pretrained: built.append(pretrained) or torchvision.models.vgg19())
-    model = make_model(tmp_path, encoder_path, train__image_quality={'rtol': 1e-2, 'atol': 1e-2}, **ECDP_TINY)
+    model = make_model(tmp_path, encoder_path, train__objective={'type': 'image_quality', 'rtol': 1e-2, 'atol': 1e-2},
+                       **ECDP_TINY)
     assert built == [True]
-    loss = model.cri_image_quality
+    loss, _ = model.objective_state
     assert list(loss.layer_weights) == ['conv5_4'] and loss.perceptual_weight == 0.5
     assert len(loss.vgg.vgg_net) == 35  # VGG19 features[:35], up to conv5_4 before its ReLU
     model.feed_data(batch(lr_size=8))

@@ -38,8 +38,8 @@ def test_all_option_files_named_by_the_issue_exist():
 @pytest.mark.parametrize('path', OPTION_FILES, ids=lambda p: p.name)
 def test_option_file_builds_its_networks(path, monkeypatch, tmp_path):
     opt = load(path)
-    assert opt['name'] and opt['model_type'] in ('SRModel', 'DegradedSRModel', 'SRDiffModel', 'SRDiffDistillModel',
-                                                 'StableSRModel', 'CFWModel')
+    assert opt['name'] and opt['model_type'] in ('SRModel', 'DegradedSRModel', 'SRDiffModel', 'StableSRModel',
+                                                 'CFWModel')
     if opt.get('degradation'):
         check_realesrgan_files(opt, tmp_path)
     if opt['model_type'] == 'CFWModel':  # StableSR's second stage: the released CFW VAE and a pix2pix PatchGAN
@@ -48,18 +48,25 @@ def test_option_file_builds_its_networks(path, monkeypatch, tmp_path):
             assert n_params(build_network(copy.deepcopy(opt['network_d']))) == 2_765_633
         assert opt['train']['disc_start'] == 501 and opt['train']['gan_opt']['loss_weight'] == 0.025
         return
-    if 'image_quality' in opt.get('train', {}):  # ECDP's VGG19 weights cannot be had here: a stand-in file
+    objective = (opt.get('train') or {}).get('objective', {}).get('type')
+    if objective == 'image_quality':  # ECDP's VGG19 weights cannot be had here: a stand-in file
         from srdiff_basicsr.models import image_quality
         (tmp_path / 'vgg19.pth').touch()
         monkeypatch.setattr(image_quality, 'vgg_weight_files', lambda vgg_type: ([str(tmp_path / 'vgg19.pth')], ''))
-    if opt['model_type'] == 'SRDiffDistillModel':  # the networks of the teacher's options file, filled-in paths
-        teacher = TEACHER_OPTIONS[opt['distill']['teacher']]
+    if objective == 'distillation':  # the networks of the teacher's options file; a stand-in folder of it
+        teacher_opt = load(REPO / 'options' / TEACHER_OPTIONS[opt['train']['objective']['teacher']])
         for section in ('scale', 'network_g', 'network_encoder', 'diffusion'):
-            teacher_section = load(REPO / 'options' / teacher)[section]
+            teacher_section = teacher_opt[section]
             if section == 'diffusion':  # the student predicts v, its teacher eps
                 teacher_section = {**teacher_section, 'parametrization': 'v'}
             assert opt[section] == teacher_section, section
-        opt['path'].update(pretrain_network_g='teacher.pth', pretrain_network_encoder='encoder.pth')
+        teacher = tmp_path / 'teacher'
+        teacher.mkdir()
+        (teacher / 'network_options.yml').write_text(
+            (REPO / 'options' / TEACHER_OPTIONS[opt['train']['objective']['teacher']]).read_text())
+        for name in ('net_g_official.pth', 'net_encoder_official.pth'):
+            (teacher / name).touch()
+        opt['train']['objective']['teacher'] = str(teacher)
     if opt['model_type'] not in ('SRModel', 'DegradedSRModel'):
         complete_options(opt)
         completed = copy.deepcopy(opt)

@@ -171,7 +171,8 @@ def test_ecdp_trains_resumes_fine_tunes_and_tests_through_both_entries(workdir):
 
     finetune = ecdp_options('tiny_ecdp_finetune', lr_dir, hr_dir, str(models / 'net_encoder_latest.pth'), 2)
     finetune['path'].update(pretrain_network_g=str(models / 'net_g_latest.pth'), param_key_g='params_ema')
-    finetune['train']['image_quality'] = {'loss': {'type': 'L1Loss', 'loss_weight': 1.0}, 'rtol': 0.1, 'atol': 0.1}
+    finetune['train']['objective'] = {'type': 'image_quality', 'loss': {'type': 'L1Loss', 'loss_weight': 1.0},
+                                      'rtol': 0.1, 'atol': 0.1}
     log = run_cli(['-m', 'basicsr.train', '-opt', write_options(root / 'finetune.yml', finetune)], cwd=root).stderr
     assert re.search(r'l_image_quality: [\d.e+-]+', log) and 'l_noise' not in log
 
@@ -192,7 +193,7 @@ def test_distillation_trains_resumes_and_tests_through_basicsrs_loop(workdir):
     run_cli(['-m', 'srdiff_basicsr.train', '-opt', write_options(root / 'teacher.yml', teacher)], cwd=root)
     student = srdiff_options('tiny_student', lr_dir, hr_dir, None, total_iter=2, timesteps=8)
     del student['datasets']['val'], student['val']
-    student.update(model_type='SRDiffDistillModel', distill={'teacher': 'experiments/tiny_teacher', 'steps': 2})
+    student['train']['objective'] = {'type': 'distillation', 'teacher': 'experiments/tiny_teacher', 'steps': 2}
     student['train']['pixel_opt'] = {'type': 'MSELoss', 'loss_weight': 1.0}
     opt_file = write_options(root / 'student.yml', student)
     log = run_cli(['-m', 'basicsr.train', '-opt', opt_file], cwd=root).stderr

@@ -1,5 +1,6 @@
 """StableSR's first stage in BasicSR's loop, at the golden tiny configuration: only the SPADEs and the time-aware
-encoder train, a killed run resumes bit-exactly, and the experiment tests through BasicSR's stock entry."""
+encoder train, a killed run resumes bit-exactly, the experiment tests through BasicSR's stock entry, and a student
+distils it into fewer DDIM steps and samples in them."""
 import os
 import re
 import signal
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from srdiff_basicsr.archs.arch_options import build_arch
 from srdiff_basicsr.official_stablesr import network_options
@@ -69,9 +71,16 @@ def assert_killed_run_resumes_exactly(project, opt_file, nets):
         assert differing_tensors(expected, got) == [], net
 
 
-def test_stage_one_trains_the_spades_and_the_encoder_resumes_exactly_and_tests(project):
+@pytest.fixture(scope='module')
+def trained(project):
+    """The log of a 4-iteration stage-one run, experiments/whole."""
     result = run(project, '-m', 'srdiff_basicsr.train', '-opt', options(project, 'whole'))
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_stage_one_trains_the_spades_and_the_encoder_resumes_exactly_and_tests(project, trained):
+    result = trained
     initial = torch.load(project[4], weights_only=True)['params']
     trained = weights(project, 'whole', 'net_g')
     changed = {k for k, v in trained.items() if not torch.equal(v, initial[k])}
@@ -100,3 +109,86 @@ def test_stage_one_trains_the_spades_and_the_encoder_resumes_exactly_and_tests(p
     tested = run(project, '-m', 'basicsr.test', '-opt', test_file)  # the stock entry, through the hook
     assert tested.returncode == 0, tested.stderr[-3000:]
     assert len(list((root / 'results' / 'stablesr_test' / 'visualization' / 'tiny_test').glob('*.png'))) == 4
+
+
+def student_options(project, name, total_iter=2):
+    """A 2-step student of experiments/whole: its starting weights, VAE's included, filled in from the teacher."""
+    opt = yaml.safe_load(open(options(project, name, total_iter)))
+    opt['path'] = dict(resume_state=None)
+    opt['train']['objective'] = {'type': 'distillation', 'teacher': 'experiments/whole', 'steps': 2}
+    del opt['val']['sampler']  # the student's own: DDIM in its steps
+    return opt
+
+
+def test_a_stablesr_student_distils_through_basicsrs_loop_and_samples_in_its_steps(project, trained):
+    from srdiff_basicsr.pipeline import SRDiffPipeline
+    log = run(project, '-m', 'srdiff_basicsr.train', '-opt', write_options(project[0] / 'student.yml',
+                                                                          student_options(project, 'student')))
+    assert log.returncode == 0, log.stderr[-3000:]
+    assert 'Distilling experiments/whole (DDIM, 4 steps) into 2 steps' in log.stderr
+    assert re.search(r'l_noise: [\d.e+-]+', log.stderr) and re.search(r'# psnr: [\d.]+', log.stderr)
+    teacher, student = weights(project, 'whole', 'net_g'), weights(project, 'student', 'net_g')
+    changed = {k for k, v in student.items() if not torch.equal(v, teacher[k])}
+    assert changed and all('spade' in k for k in changed)  # StableSR's freezing rules hold for a student
+    assert differing_tensors(weights(project, 'whole', 'net_vae'), weights(project, 'student', 'net_vae')) == []
+
+    pipe = SRDiffPipeline.from_pretrained(str(project[0] / 'experiments' / 'student'))
+    assert pipe.sampler_opt['type'] == 'ddim' and pipe.sampler_opt['steps'] == 2
+    sr = pipe(torch.rand(1, 3, 8, 8), seed=0)
+    assert pipe.nfe == 2 and sr.shape == (1, 3, 32, 32) and 0 <= sr.min() and sr.max() <= 1
+
+
+def test_a_stablesr_distillation_step_regresses_the_student_on_two_steps_of_the_teacher(project, trained, monkeypatch):
+    import copy
+
+    from basicsr.models import build_model
+
+    from srdiff_basicsr.diffusion.condition import TimeAwareCondition
+    from srdiff_basicsr.diffusion.distillation import distillation_targets, nested_plans
+    from srdiff_basicsr.diffusion.parametrization import Denoiser
+    root = project[0]
+    monkeypatch.chdir(root)
+    opt = student_options(project, 'student_step')
+    opt.pop('datasets')
+    opt['train']['precision'] = 'fp32'  # the exact math
+    opt.update(is_train=True, dist=False, rank=0, world_size=1)
+    opt['path'].update(models=str(root / 'unit_models'), training_states=str(root / 'unit_states'),
+                       results_root=str(root))
+    model = build_model(opt)
+    student_unet, student_encoder = copy.deepcopy(model.net_g), copy.deepcopy(model.net_encoder)
+    torch.manual_seed(0)
+    model.feed_data({'lq': torch.rand(2, 3, 8, 8), 'gt': torch.rand(2, 3, 32, 32)})
+    torch.manual_seed(7)
+    model.optimize_parameters(1)
+
+    teacher_unet, teacher_encoder = build_arch(project[3]['network_g']), build_arch(project[3]['network_encoder'])
+    teacher_unet.load_state_dict(weights(project, 'whole', 'net_g'))
+    teacher_encoder.load_state_dict(weights(project, 'whole', 'net_encoder'))
+    schedule, reference = model.pipeline.schedule, model.lr_up
+    torch.manual_seed(7)  # the step's draws: the HR latent's posterior sample, the student steps, then the noise
+    x0 = model.pipeline.space.encode(model.gt, reference)
+    k = torch.randint(0, 2, (2, ))
+    student_plan, teacher_plan = nested_plans(schedule.num_timesteps, 2)
+    t = student_plan[k]
+    x_t = schedule.q_sample(x0, t, torch.randn_like(x0))
+    with torch.no_grad():
+        teacher_condition = TimeAwareCondition(teacher_encoder, reference.latent, teacher_unet.empty_context)
+        teacher = Denoiser(lambda x, s: teacher_unet(x, s, teacher_condition.at(s)), schedule, 'eps', clip_x0=False)
+        _, eps_target = distillation_targets(teacher, schedule, x_t, k, student_plan, teacher_plan)
+        student_condition = TimeAwareCondition(student_encoder, reference.latent, student_unet.empty_context)
+        expected = torch.nn.functional.mse_loss(student_unet(x_t, t, student_condition.at(t)), eps_target)
+    assert model.log_dict['l_noise'] == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize('change,message', [
+    ({'objective': {'type': 'image_quality'}}, "train.objective: image_quality: ECDP's fine-tuning is for pixel-space"),
+    ({'pretrain_network_vae': None}, r"path.pretrain_network_vae is not set: StableSR starts from the VAE"),
+])
+def test_the_latent_space_names_what_it_refuses_and_the_weights_it_needs(project, change, message):
+    from srdiff_basicsr.errors import OptionsError
+    from srdiff_basicsr.models.options import check_options, complete_options
+    opt = {**yaml.safe_load(open(options(project, 'refused'))), 'is_train': True}
+    for key, value in change.items():
+        opt['path' if key.startswith('pretrain') else 'train'][key] = value
+    with pytest.raises(OptionsError, match=message):
+        check_options(complete_options(opt))

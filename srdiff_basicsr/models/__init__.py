@@ -1,8 +1,7 @@
 import srdiff_basicsr.basicsr_setup  # noqa: F401  (BasicSR fixed and our archs registered before these modules import it)
 from srdiff_basicsr.models.cfw_model import CFWModel
 from srdiff_basicsr.models.degraded_training import DegradedSRModel
-from srdiff_basicsr.models.distill_model import SRDiffDistillModel
 from srdiff_basicsr.models.srdiff_model import SRDiffModel
 from srdiff_basicsr.models.stablesr_model import StableSRModel
 
-__all__ = ['CFWModel', 'DegradedSRModel', 'SRDiffDistillModel', 'SRDiffModel', 'StableSRModel']
+__all__ = ['CFWModel', 'DegradedSRModel', 'SRDiffModel', 'StableSRModel']

@@ -1,4 +1,4 @@
-"""ECDP's image-quality fine-tuning as options: ``train.image_quality`` checked, with the VGG weights that
+"""ECDP's image-quality fine-tuning as options: ``train.objective: {type: image_quality, ...}`` completed and checked, with the VGG weights that
 BasicSR's perceptual loss needs located before any work (BasicSR would try to download them mid-run)."""
 import copy
 import os
@@ -29,42 +29,34 @@ def vgg_weight_files(vgg_type):
     return [vgg_arch.VGG_PRETRAIN_PATH, osp.join(torch.hub.get_dir(), 'checkpoints', osp.basename(url))], url
 
 
-def complete_image_quality(train_opt):
-    """``train.image_quality``, when a mapping, completed with ``IMAGE_QUALITY_DEFAULTS`` (the loss taken whole
-    when given); anything else is left for ``check_image_quality`` to name."""
-    section = train_opt.get('image_quality')
-    if isinstance(section, dict):
-        for key, value in IMAGE_QUALITY_DEFAULTS.items():
-            section.setdefault(key, copy.deepcopy(value))
+def complete_image_quality(section):
+    """The ``image_quality`` objective's options completed with ``IMAGE_QUALITY_DEFAULTS`` (in place; the loss taken
+    whole when given)."""
+    for key, value in IMAGE_QUALITY_DEFAULTS.items():
+        section.setdefault(key, copy.deepcopy(value))
 
 
-def check_image_quality(train_opt):
-    """``train.image_quality`` (completed) checked; a VGG-based loss whose weights are on no path stops here,
-    naming the file and where to put it."""
-    section = train_opt.get('image_quality')
-    if section is None:
-        return
-    require(section, lambda v: isinstance(v, dict), 'train.image_quality',
-            'a mapping (loss, rtol, atol, method, adjoint, flow, t_end), e.g. {} for ECDP\'s VGG19 loss')
-    unknown = sorted(set(section) - set(IMAGE_QUALITY_DEFAULTS))
+def check_image_quality(section):
+    """The ``image_quality`` objective's options (completed) checked; a VGG-based loss whose weights are on no path
+    stops here, naming the file and where to put it."""
+    where = 'train.objective'
+    unknown = sorted(set(section) - set(IMAGE_QUALITY_DEFAULTS) - {'type'})
     if unknown:
-        raise OptionsError(f'train.image_quality: unknown option(s) {unknown}; known: {sorted(IMAGE_QUALITY_DEFAULTS)}')
-    missing = sorted(set(IMAGE_QUALITY_DEFAULTS) - set(section))
-    if missing:
-        raise OptionsError(f'train.image_quality: {missing} not filled in (complete the options before checking)')
+        raise OptionsError(f'{where}: unknown option(s) {unknown} of image_quality; known: '
+                           f'{sorted(IMAGE_QUALITY_DEFAULTS)}')
     loss_type = section['loss'].get('type') if isinstance(section['loss'], dict) else None
     if loss_type not in LOSS_REGISTRY:
-        raise OptionsError(f"train.image_quality.loss.type: no loss named {loss_type!r} in BasicSR's registry")
+        raise OptionsError(f"{where}.loss.type: no loss named {loss_type!r} in BasicSR's registry")
     for key in ('rtol', 'atol'):
-        require(section[key], lambda v: is_number(v) and v > 0, f'train.image_quality.{key}', 'a number > 0')
-    require(section['method'], lambda v: v in ODE_METHODS, 'train.image_quality.method', f'one of {ODE_METHODS}')
-    require(section['adjoint'], lambda v: isinstance(v, bool), 'train.image_quality.adjoint', 'true or false')
-    require(section['flow'], lambda v: v in FLOWS, 'train.image_quality.flow', f'one of {FLOWS}')
-    require(section['t_end'], lambda v: is_number(v) and v > 0, 'train.image_quality.t_end', 'a number > 0')
+        require(section[key], lambda v: is_number(v) and v > 0, f'{where}.{key}', 'a number > 0')
+    require(section['method'], lambda v: v in ODE_METHODS, f'{where}.method', f'one of {ODE_METHODS}')
+    require(section['adjoint'], lambda v: isinstance(v, bool), f'{where}.adjoint', 'true or false')
+    require(section['flow'], lambda v: v in FLOWS, f'{where}.flow', f'one of {FLOWS}')
+    require(section['t_end'], lambda v: is_number(v) and v > 0, f'{where}.t_end', 'a number > 0')
     if loss_type == 'PerceptualLoss':
         vgg_type = section['loss'].get('vgg_type', 'vgg19')
         files, url = vgg_weight_files(vgg_type)
         if not any(osp.isfile(f) for f in files):
-            raise OptionsError(f"train.image_quality.loss: the {vgg_type} ImageNet weights of BasicSR's PerceptualLoss "
+            raise OptionsError(f"{where}.loss: the {vgg_type} ImageNet weights of BasicSR's PerceptualLoss "
                                f'are missing (this machine cannot download them during a run): put {url} at '
                                f'{osp.join(os.getcwd(), files[0])} or {files[1]}')

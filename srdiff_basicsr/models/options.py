@@ -1,5 +1,5 @@
-"""An SRDiff-family model's options: defaults filled in (``complete_options``, ``complete_distill_options``), then
-checked before anything is built (``check_options``), errors naming the option."""
+"""An SRDiff-family model's options: defaults filled in (``complete_options``), then checked before anything is built
+(``check_options``), errors naming the option."""
 import copy
 from os import path as osp
 
@@ -10,10 +10,10 @@ from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS
 from srdiff_basicsr.diffusion.samplers import sampler_options
 from srdiff_basicsr.diffusion.spaces import SPACES
 from srdiff_basicsr.diffusion.tiling import tile_options
-from srdiff_basicsr.errors import OptionsError, WeightsError, is_int, is_number, require
-from srdiff_basicsr.model_files import experiment_options_file, read_model_options, resolve_model_files
+from srdiff_basicsr.errors import OptionsError, is_int, is_number, require
+from srdiff_basicsr.model_files import experiment_options_file
 from srdiff_basicsr.models.evaluation import PROTOCOL_NAMES
-from srdiff_basicsr.models.image_quality import check_image_quality, complete_image_quality
+from srdiff_basicsr.models.objectives import OBJECTIVES, objective_options
 from srdiff_basicsr.archs.arch_options import meta_network
 from srdiff_basicsr.network_options import complete_network_options, diffusion_options, space_options
 from srdiff_basicsr.execution import check_precision
@@ -28,7 +28,7 @@ def complete_options(opt):
     the network sections' sizes and scale (``complete_network_options``, which refuses sections it cannot
     complete), ``train.pixel_opt`` (the space's loss: the paper's L1; StableSR's MSE on a latent space),
     ``train.head_weights`` (1 per head, several heads only), ``train.encoder_losses`` (a trained encoder only) and
-    ``train.image_quality``'s options."""
+    ``train.objective`` (``{type: noise}`` by default; its own completion: defaults, a student's starting weights)."""
     complete_network_options(opt)
     train_opt = opt.get('train')
     if opt.get('is_train') and isinstance(train_opt, dict):
@@ -39,7 +39,9 @@ def complete_options(opt):
             train_opt.setdefault('head_weights', {head: 1.0 for head in heads})
         if 'optim_encoder' in train_opt:
             train_opt.setdefault('encoder_losses', copy.deepcopy(ENCODER_LOSSES_DEFAULT))
-        complete_image_quality(train_opt)
+        objective = train_opt['objective'] = objective_options(opt)
+        if OBJECTIVES[objective['type']].complete:
+            OBJECTIVES[objective['type']].complete(opt, objective)
     return opt
 
 
@@ -52,8 +54,9 @@ def check_options(opt):
     for key, why in entry.required_weights.items():
         if path_opt.get(key) is None:
             raise OptionsError(f'path.{key} is not set: {why}')
-    if (opt.get('train') or {}).get('image_quality') is not None and 'image_quality' in entry.refuses:
-        raise OptionsError(f"train.image_quality: {entry.refuses['image_quality']}")
+    objective = ((opt.get('train') or {}).get('objective') or {}).get('type') if opt.get('is_train') else None
+    if objective in entry.refuses:
+        raise OptionsError(f'train.objective: {objective}: {entry.refuses[objective]}')
     if opt.get('device') and opt.get('dist'):
         raise OptionsError('device: not with a launcher (each process takes the GPU of its LOCAL_RANK)')
     _check_val(opt.get('val') or {}, diffusion['timesteps'], _device(opt))
@@ -71,57 +74,6 @@ def check_options(opt):
         _check_against_training_options(opt, diffusion)
 
 
-def complete_distill_options(opt):
-    """Check ``distill`` (``teacher``: an experiment folder, converted checkpoint or ``net_g`` file; ``steps``: the
-    student's DDIM steps) and the student's sections against the teacher's; fill in the student's starting
-    weights (the teacher's, EMA when saved) and its validation sampler (DDIM with ``steps``)."""
-    section = opt.get('distill')
-    require(section, lambda v: isinstance(v, dict) and isinstance(v.get('teacher'), str), 'distill',
-            "a mapping with teacher (the teacher's experiment folder) and steps")
-    try:
-        unet_weights, encoder_weights, options_file = resolve_model_files(section['teacher'])
-        teacher = read_model_options(options_file)
-    except (OSError, WeightsError, OptionsError) as error:
-        raise OptionsError(f'distill.teacher: {error}') from None
-    teacher_networks = complete_network_options({key: teacher.get(key) for key in
-                                                 ('scale', 'network_g', 'network_encoder', 'diffusion')})
-    teacher_diffusion = diffusion_options(teacher.get('diffusion'))
-    num_timesteps = teacher_diffusion['timesteps']
-    require(section.get('steps'), lambda v: is_int(v) and 1 <= v and 2 * v <= num_timesteps, 'distill.steps',
-            f'an integer from 1 to {num_timesteps // 2} (the teacher is sampled with twice as many)')
-    for key in ('network_g', 'network_encoder'):
-        if key not in opt:
-            raise OptionsError(f"{key}: missing; a student has the teacher's networks: copy {key} of {options_file}")
-    student = complete_network_options({key: opt.get(key) for key in
-                                        ('scale', 'network_g', 'network_encoder', 'diffusion')})
-    differ = [f'{section_name}.{key}' for section_name in ('network_g', 'network_encoder')
-              for key in set(student[section_name]) | set(teacher_networks[section_name])
-              if student[section_name].get(key) != teacher_networks[section_name].get(key)]
-    student_diffusion = diffusion_options(opt.get('diffusion'))
-    # the student may change parametrization (Salimans & Ho: eps fails in few steps), not its number of heads
-    differ += [f'diffusion.{key}' for key, value in student_diffusion.items()
-               if key != 'parametrization' and teacher_diffusion[key] != value]
-    if (len(PARAMETRIZATIONS[student_diffusion['parametrization']].heads)
-            != len(PARAMETRIZATIONS[teacher_diffusion['parametrization']].heads)):
-        differ.append('diffusion.parametrization (its number of output heads)')
-    if opt.get('scale') != teacher_networks['scale']:
-        differ.append('scale')
-    if differ:
-        raise OptionsError(f'distill.teacher: the student must have the teacher\'s networks and diffusion; these '
-                           f'differ from {options_file}: {", ".join(sorted(differ))}')
-    path = opt.setdefault('path', {})
-    if path.get('pretrain_network_g') is None:
-        path['pretrain_network_g'] = unet_weights
-        path.setdefault('param_key_g', 'params_ema')  # the teacher's EMA weights when saved, else params
-    if path.get('pretrain_network_encoder') is None:
-        path['pretrain_network_encoder'] = encoder_weights
-    if opt.get('val') is not None:
-        opt['val'].setdefault('sampler', {'type': 'ddim', 'steps': section['steps']})
-    if 'optim_encoder' in (opt.get('train') or {}):
-        raise OptionsError("train.optim_encoder: a student shares the teacher's frozen encoder")
-    return opt
-
-
 def _check_train(train_opt, opt):
     if train_opt.get('perceptual_opt'):
         raise OptionsError('train.perceptual_opt: SRDiff is trained on the noise prediction, where a perceptual '
@@ -134,7 +86,9 @@ def _check_train(train_opt, opt):
                 "a number > 0 (YAML reads 1e-4 as a string: write !!float 1e-4 or 0.0001)")
     _check_encoder_losses(train_opt, opt)
     _check_head_weights(train_opt, diffusion_options(opt.get('diffusion'))['parametrization'])
-    check_image_quality(train_opt)
+    objective = OBJECTIVES[objective_options(opt)['type']]
+    if objective.check:
+        objective.check(train_opt['objective'])
     require(train_opt.get('grad_clip'), lambda v: v is None or (
         isinstance(v, dict) and len(v) == 1 and set(v) <= {'norm', 'value'} and all(
             is_number(c) and c > 0 for c in v.values())), 'train.grad_clip', '{norm: c} or {value: c} with c > 0')

@@ -14,7 +14,8 @@ from srdiff_basicsr.data.degradation import check_degradation
 from srdiff_basicsr.errors import OptionsError, is_int, is_number, require
 from srdiff_basicsr.files import is_image_name
 from srdiff_basicsr.models.degraded_training import DegradedTraining
-from srdiff_basicsr.models.options import check_options, complete_distill_options, complete_options
+from srdiff_basicsr.models.objectives import MOVED
+from srdiff_basicsr.models.options import check_options, complete_options
 from srdiff_basicsr.archs.arch_options import check_arch_options
 
 
@@ -58,8 +59,6 @@ def check_run_options(opt):
         check_cfw_options(opt)
     if opt.get('model_type') in ('SRDiffModel', 'StableSRModel'):
         check_options(complete_options(copy.deepcopy(opt)))
-    elif opt.get('model_type') == 'SRDiffDistillModel':
-        check_options(complete_options(complete_distill_options(copy.deepcopy(opt))))
 
 
 # the weight files a StableSR run starts from, and where they come from
@@ -141,7 +140,7 @@ def _first_pair(gt_dir, lq_dir):
 
 # what BasicSR 1.4.2's BaseModel builds (get_optimizer, setup_schedulers), for its models and ours
 BASICSR_OPTIMIZERS, BASICSR_SCHEDULERS = ('Adam', ), ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
-BASE_MODELS = ('SRModel', 'DegradedSRModel', 'SRDiffModel', 'SRDiffDistillModel')
+BASE_MODELS = ('SRModel', 'DegradedSRModel', 'SRDiffModel')
 
 
 def _has_degradation_stage(model_type):
@@ -157,6 +156,8 @@ def _known(kind, value, known, where):
 
 def _check_registered(opt):
     """Names BasicSR looks up in its registries only when it builds the model (a KeyError there)."""
+    if opt.get('model_type') == 'SRDiffDistillModel':
+        raise OptionsError(f'model_type: SRDiffDistillModel is gone; {MOVED["distill"]}')
     _known('model', opt.get('model_type'), [name for name, _ in MODEL_REGISTRY], 'model_type')
     train_opt = opt.get('train') or {} if opt.get('is_train') else {}
     losses = [name for name, _ in LOSS_REGISTRY]

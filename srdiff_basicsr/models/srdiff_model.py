@@ -1,24 +1,21 @@
 import torch
 from basicsr.archs import build_network
-from basicsr.losses import build_loss
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from srdiff_basicsr import checkpoints, distributed
-from srdiff_basicsr.diffusion.condition import conditioned_network, timed_network
-from srdiff_basicsr.diffusion.objective import flow_sample, head_losses, noised
-from srdiff_basicsr.diffusion.parametrization import Denoiser
 from srdiff_basicsr.diffusion.spaces import SPACES
 from srdiff_basicsr.errors import DatasetError
 from srdiff_basicsr.models.collapse import COLLAPSE_DEFAULT, CollapseGuard
 from srdiff_basicsr.models.degraded_training import DegradedTraining
 from srdiff_basicsr.models.evaluation import SampledValidation
 from srdiff_basicsr.models.lr_encoder import LREncoderTraining
+from srdiff_basicsr.models.objectives import OBJECTIVES
 from srdiff_basicsr.models.options import check_options, complete_options
 from srdiff_basicsr.network_options import diffusion_options
 from srdiff_basicsr.models.step_guards import GuardedStep
-from srdiff_basicsr.execution import autocast, compiled, resolve_execution
+from srdiff_basicsr.execution import compiled, resolve_execution
 from srdiff_basicsr.pipeline import SRDiffPipeline
 from srdiff_basicsr.weights import load_weights
 
@@ -53,7 +50,13 @@ class SRDiffModel(DegradedTraining, SampledValidation, LREncoderTraining, Guarde
             checkpoints stay fp32).
         train.head_weights: for a network with several heads (hybrid: ``{eps: 1, x0: 1}``, ECDP's unweighted
             sum), the weight of each head's ``train.pixel_opt`` loss (``l_noise_<head>``); 0 leaves a head untrained.
-        train.image_quality: ECDP's fine-tuning stage: instead of the diffusion loss, ``loss`` (a BasicSR loss;
+        train.objective: ``{type: noise}`` (default) the diffusion loss above; ``{type: distillation, teacher,
+            steps}`` progressive distillation (Salimans & Ho 2022) of the teacher (an experiment folder, its EMA
+            weights when saved, or a converted checkpoint) into a student sampled by DDIM in ``steps`` steps: the
+            student starts from the teacher and must have its networks and diffusion except the parametrization
+            (same number of heads; few-step students use v), the target of a DDIM step of the student being where
+            two of the teacher land, with ``train.pixel_opt``; ``{type: image_quality, ...}``
+            ECDP's fine-tuning stage: instead of the diffusion loss, ``loss`` (a BasicSR loss;
             default ECDP's L1 between VGG19 conv5_4 features, ``PerceptualLoss`` with perceptual_weight 0.5) between
             the HR and an SR sample of the probability-flow ODE (``rtol``, ``atol``, ``method``: 1e-3, 1e-3,
             dopri5), back-propagated through the solve by the adjoint method (``adjoint``: true; false: plain
@@ -145,12 +148,11 @@ class SRDiffModel(DegradedTraining, SampledValidation, LREncoderTraining, Guarde
                                f'{", compiled" if self.train_net is not self.net_g else ""}')
         self.skipped_steps = 0
         self.grad_clip = train_opt.get('grad_clip')
-        self.image_quality = train_opt.get('image_quality')
+        self.objective = OBJECTIVES[train_opt['objective']['type']]
+        self.objective_state = self.objective.setup(self, train_opt['objective']) if self.objective.setup else None
         collapse = train_opt.get('collapse', {})
-        self.collapse_guard = None if collapse is None or self.image_quality else CollapseGuard(
+        self.collapse_guard = None if collapse is None else CollapseGuard(
             **{**COLLAPSE_DEFAULT, **collapse}, print_freq=(self.opt.get('logger') or {}).get('print_freq', 100))
-        if self.image_quality:
-            self.cri_image_quality = build_loss(dict(self.image_quality['loss'])).to(self.device)
 
     def setup_optimizers(self):
         super().setup_optimizers()
@@ -179,22 +181,18 @@ class SRDiffModel(DegradedTraining, SampledValidation, LREncoderTraining, Guarde
 
     # training --------------------------------------------------------------------------------
     def optimize_parameters(self, current_iter):
-        """One step of the paper's Algorithm 1: x_t from the HR residual at a random t, the loss between the
-        network's output and its target (eps for SRDiff) by ``train.pixel_opt`` (with ``train.image_quality``:
-        ECDP's image-quality loss on an ODE sample instead); plus, when the encoder trains too, the auxiliary
-        losses on its own SR output."""
+        """One step of ``train.objective`` (``models.objectives``; the paper's Algorithm 1 by default: x_t from the
+        HR's x0 at a random t, ``train.pixel_opt`` between the network's output and its target); plus, when the
+        encoder trains too, the auxiliary losses on its own SR output."""
         for optimizer in self.optimizers:
             optimizer.zero_grad()
         features, losses = self._encode()
-        self.trivial_loss = {}
-        if self.image_quality:
-            losses = {**self._image_quality_losses(features), **losses}
-        else:
-            losses = {**self._noise_losses(features), **losses}
+        objective_losses, trivial = self.objective.losses(self, self.objective_state, features)
+        losses = {**objective_losses, **losses}
         loss = sum(losses.values())
         if self.grad_scaler is None:
             loss.backward()
-            if self.image_quality:
+            if self.objective.bare_network:
                 distributed.average_gradients(self.get_bare_model(self.net_g))
             if self._diverged(current_iter, loss):
                 return
@@ -203,7 +201,7 @@ class SRDiffModel(DegradedTraining, SampledValidation, LREncoderTraining, Guarde
                 optimizer.step()
         else:  # the scaler skips steps with non-finite gradients itself (fp16 overflows are expected)
             self.grad_scaler.scale(loss).backward()
-            if self.image_quality:
+            if self.objective.bare_network:
                 distributed.average_gradients(self.get_bare_model(self.net_g))
             if self.grad_clip:
                 for optimizer in self.optimizers:
@@ -212,67 +210,21 @@ class SRDiffModel(DegradedTraining, SampledValidation, LREncoderTraining, Guarde
             for optimizer in self.optimizers:
                 self.grad_scaler.step(optimizer)
             self.grad_scaler.update()
-        self.log_dict = self.reduce_loss_dict({**losses, **clip_log, **self.trivial_loss})
+        trivial_log = {} if trivial is None else {'l_trivial': trivial}  # an all-zero output's, for the collapse guard
+        self.log_dict = self.reduce_loss_dict({**losses, **clip_log, **trivial_log})
         trivial = self.log_dict.pop('l_trivial', None)
-        if self.collapse_guard is not None:  # the reduced losses: every rank decides alike
+        if self.collapse_guard is not None and trivial is not None:  # the reduced losses: every rank decides alike
             self.collapse_guard(current_iter, sum(v for k, v in self.log_dict.items() if k.startswith('l_noise')),
                                 trivial)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
             self._update_encoder_ema(self.ema_decay)
 
-    def _noise_losses(self, features):
-        """The diffusion loss: ``train.pixel_opt`` between the output at (x_t, t) and what the parametrization
-        makes of the targets (x0, eps), ``l_noise``; for a network with several heads (hybrid: eps and x0) one
-        loss per head, ``l_noise_<head>``, weighted by ``train.head_weights``."""
-        schedule = self.pipeline.schedule
-        t, x_t, x0, eps = self._training_targets(features)
-        with autocast(self.device, self.train_precision):
-            network = conditioned_network(timed_network(self.train_net, schedule, self.train_channels_last),
-                                          self._condition(features))
-            output = network(x_t, t).float()
-        losses, trivial = head_losses(output, x0, eps, t, schedule, self.pipeline.parametrization, self.cri_pix,
-                                      self.opt['train'].get('head_weights'))
-        self.trivial_loss = {'l_trivial': trivial}
-        return losses
-
-    def _condition(self, features):
+    def training_condition(self, features):
         """The U-Net's condition of this batch (the space's ``condition.for_training``): from the encoder's
         ``features`` (with their gradient when the encoder trains), or through the encoder at every step."""
         return self.pipeline.condition_type.for_training(self.get_bare_model(self.net_g), self.net_encoder, features,
                                                          self.lr_up, self.opt['scale'])
-
-    def _training_targets(self, features):
-        """(t, x_t, x0, eps) of a batch: the HR's x0 in the space noised at random t (DDPM's Algorithm 1)."""
-        with torch.no_grad():  # the target: no gradient through the space's networks
-            x0 = self.pipeline.space.encode(self.gt, self.lr_up)
-        t, x_t, eps = noised(x0, self.pipeline.schedule)
-        return t, x_t, x0, eps
-
-    def _image_quality_losses(self, features):
-        """ECDP's fine-tuning: ``train.image_quality.loss`` between the HR and an SR sample generated by the
-        probability-flow ODE from fresh noise, back-propagated through the solve (adjoint or plain).
-        ``l_image_quality``. The U-Net runs undistributed inside the solver (DDP allows one forward per
-        backward); its gradients are averaged over the processes after the backward."""
-        iq = self.image_quality
-        unet = self.get_bare_model(self.net_g)
-        schedule = self.pipeline.schedule
-        condition = self._condition(features)
-        cond = condition.at(None)  # projected here, outside autocast, and handed to the adjoint
-        conditioned = conditioned_network(timed_network(unet, schedule), condition)
-
-        def network(x_t, t):
-            with autocast(self.device, self.train_precision):
-                return conditioned(x_t, t).float()
-
-        denoiser = Denoiser(network, schedule, self.pipeline.parametrization, self.pipeline.clip_x0)
-        adjoint_params = None
-        if iq['adjoint']:
-            adjoint_params = [p for p in unet.parameters() if p.requires_grad] + ([cond] if cond.requires_grad else [])
-        x0 = flow_sample(denoiser, schedule, torch.randn_like(self.lr_up), iq['flow'], iq['t_end'], iq['rtol'],
-                         iq['atol'], iq['method'], adjoint_params)
-        loss = self.cri_image_quality(self.pipeline.space.decode(x0, self.lr_up), self.gt)
-        return {'l_image_quality': loss[0] if isinstance(loss, tuple) else loss}  # PerceptualLoss: (percep, style)
 
     save_network = checkpoints.save_network  # atomic, never non-finite weights
     save_training_state = checkpoints.save_training_state  # with extra_training_state and the data position
