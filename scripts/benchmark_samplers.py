@@ -18,7 +18,6 @@ from os import path as osp
 import cv2
 import numpy as np
 import torch
-import yaml
 from basicsr.utils import mkdir_and_rename, tensor2img
 
 import srdiff_basicsr.plugin  # noqa: F401  (registration)
@@ -26,9 +25,9 @@ from benchmarking.grid import comparison_grid
 from benchmarking.sampling import PeakMemory, load_pairs, run_config
 from benchmarking.scoring import METRIC_COLUMNS, paper_metrics
 from srdiff_basicsr.diffusion.samplers import describe_sampler, sampler_options
-from srdiff_basicsr.model_files import experiment_options_file
+from srdiff_basicsr.model_files import model_manifest
 from srdiff_basicsr.ops.resize import imresize_uint8
-from srdiff_basicsr.pipeline import SRDiffPipeline, model_sampler
+from srdiff_basicsr.pipeline import SRDiffPipeline
 
 CONFIGS = [{'type': 'ddpm'},
            {'type': 'ddim', 'steps': 20, 'eta': 1.0}, {'type': 'ddim', 'steps': 10, 'eta': 1.0},
@@ -54,12 +53,11 @@ def student_runs(folders, pairs, args, metrics):
     (``model_sampler``)."""
     results = []
     for folder in folders:
-        options_file = experiment_options_file(folder)
-        with open(options_file) as f:
-            sampler = model_sampler(yaml.safe_load(f))
+        manifest = model_manifest(folder)
+        sampler = manifest.sampler
         if (sampler or {}).get('type') != 'ddim':
-            raise SystemExit(f'--students {folder}: {options_file} has no train.objective of type distillation '
-                             '(not a distilled student)')
+            raise SystemExit(f'--students {folder}: {manifest.source} names no DDIM sampler of its own (not a '
+                             'distilled student)')
         pipe = SRDiffPipeline.from_pretrained(folder, device=args.device, sampler=sampler)
         result, firsts = run_config(pipe, pairs, args.num_samples, args.seed, metrics)
         results.append((f'student {osp.basename(osp.normpath(folder))}: {pipe.describe()}', result, firsts))

@@ -3,7 +3,7 @@ into this project's BasicSR-format weights and the options that reproduce ECDP:
 
     OUT/net_g_official.pth        {'params': ECDPUNet weights}
     OUT/net_encoder_official.pth  {'params': SRDiffRRDBNet weights (ECDP's RRDB; no SR tail, zeros there)}
-    OUT/network_options.yml       network_g / network_encoder / diffusion: ECDP's
+    OUT/model.yml                 the manifest: network_g / network_encoder / diffusion: ECDP's
 
 ECDP's weights do not show the SR factor: give --scale (4 for its DF2K model, 8 for CelebA). Then sample with
 ``srdiff-infer IMAGES -o OUT --model OUT --sampler ode_vp`` (ECDP's probability flow), or test through

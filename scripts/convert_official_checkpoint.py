@@ -3,7 +3,7 @@ into this project's BasicSR-format weights:
 
     OUT/net_g_official.pth        {'params': SRDiffUNet weights}
     OUT/net_encoder_official.pth  {'params': SRDiffRRDBNet weights}
-    OUT/network_options.yml       network_g / network_encoder / diffusion options read off the weights
+    OUT/model.yml                 the manifest: network_g / network_encoder / diffusion options read off the weights
 
 (``--format safetensors``: ``net_g_official.safetensors`` and ``net_encoder_official.safetensors``, flat
 state dicts, instead of the ``.pth`` files.)

@@ -4,7 +4,7 @@ stabilityai/stable-diffusion-2-1-base) into the start of StableSR's first stage,
     OUT/net_g_official.*     StableSRUNet: SD's U-Net under the official names, with the empty prompt's embedding;
                              its SPADEs are not in the file (stage 1 initialises and trains them)
     OUT/net_vae_official.*   CFWAutoencoder without CFW (cfw: false): SD's VAE
-    OUT/network_options.yml  the networks (the time-aware encoder at the released sizes, trained from scratch)
+    OUT/model.yml            the manifest: the networks (the time-aware encoder at the released sizes, trained from scratch)
 
     python scripts/convert_sd_diffusers.py stable-diffusion-2-1-base --out experiments/sd21_base --format safetensors
     python -m srdiff_basicsr.train -opt options/train_stablesr_stage1_sd21.yml

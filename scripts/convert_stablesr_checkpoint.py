@@ -4,7 +4,7 @@ that reproduce it:
     OUT/net_g_official.*        StableSRUNet (SD 2.1's U-Net with SPADE; with the empty prompt's text embedding)
     OUT/net_encoder_official.*  TimeAwareEncoder
     OUT/net_vae_official.*      CFWAutoencoder (the VAE with the CFW fusion layers)
-    OUT/network_options.yml     the networks, diffusion (VAE latent, SD's schedule, eps) and sampler (200 DDPM steps)
+    OUT/model.yml               the manifest: the networks, diffusion (VAE latent, SD's schedule, eps) and sampler (200 DDPM steps)
 
 The empty prompt's embedding is computed here, once, by the checkpoint's OpenCLIP text tower; sampling never needs
 the text tower again. Then super-resolve with ``srdiff-infer IMAGES -o OUT --model OUT`` (``--fidelity`` for CFW's

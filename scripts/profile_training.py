@@ -26,6 +26,7 @@ import srdiff_basicsr.plugin  # noqa: F401  (registration)
 from benchmark_speed import official_steps, official_training  # the official step as the speed benchmark runs it
 from benchmarking.speed import machine, paper_encoder, paper_model, photo_batches
 from srdiff_basicsr.archs.arch_options import build_arch
+from srdiff_basicsr.models import objectives
 
 
 class PartTimer:
@@ -75,7 +76,8 @@ def ours(model, batch, timer):
         timer.wrap(optimizer, 'zero_grad', 'zero_grad')
         timer.wrap(optimizer, 'step', 'Adam step')
     timer.wrap(model, '_encode', 'encoder features')
-    timer.wrap(model, '_training_targets', 'targets (t, x_t)')
+    timer.wrap(objectives, '_hr_x0', 'targets (t, x_t)')  # the HR's x0, then noised at random steps
+    timer.wrap(objectives, 'noised', 'targets (t, x_t)')
     timer.wrap(model.train_net, 'forward', 'U-Net forward')
     timer.wrap(model.cri_pix, 'forward', 'loss')
     timer.wrap(model, '_diverged', 'divergence guard')

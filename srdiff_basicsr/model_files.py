@@ -1,5 +1,6 @@
-"""Where a trained SRDiff's files are: an experiment folder, a converted official checkpoint folder, or
-weight files (``.pth`` or ``.safetensors``) with an options file; and that options file, read once."""
+"""Where a trained model's files are: its manifest (``model_folder``), or, for folders older than the manifest, an
+experiment folder, a converted official checkpoint folder, or weight files (``.pth`` or ``.safetensors``) with an
+options file (``legacy_manifest``: the one place that knows those layouts); and that options file, read once."""
 import copy
 import glob
 import os
@@ -7,7 +8,10 @@ from os import path as osp
 
 import yaml
 
+from srdiff_basicsr.diffusion.spaces import SPACES
 from srdiff_basicsr.errors import OptionsError, WeightsError
+from srdiff_basicsr.model_folder import MANIFEST, Manifest, manifest_path, read_manifest
+from srdiff_basicsr.network_options import diffusion_options
 from srdiff_basicsr.weights import WEIGHT_EXTENSIONS
 
 
@@ -17,6 +21,43 @@ def _first_existing(stem):
         if osp.isfile(stem + ext):
             return stem + ext
     return stem + WEIGHT_EXTENSIONS[0]
+
+
+def model_manifest(model, encoder=None, options=None):
+    """The ``Manifest`` of ``model``: its ``model.yml``, or one made up by ``legacy_manifest`` (``encoder`` and
+    ``options`` are for those only)."""
+    path = manifest_path(model)
+    if path is not None:
+        if encoder is not None or options is not None:
+            raise OptionsError(f'--model {model}: its manifest ({path}) names its files; --encoder and --options are '
+                               'for folders without one')
+        return read_manifest(path)
+    if not osp.exists(model):
+        raise FileNotFoundError(f'--model: no such file or folder: {model}')
+    return legacy_manifest(model, encoder, options)
+
+
+def legacy_manifest(model, encoder=None, options=None):
+    """The manifest of a folder from before ``model.yml``: its files found by ``resolve_model_files`` and
+    ``network_files`` (EMA weights when saved), its sampler by ``legacy_sampler``."""
+    unet_weights, encoder_weights, options_file = resolve_model_files(model, encoder, options)
+    opt = read_model_options(options_file)
+    sections = SPACES[diffusion_options(opt.get('diffusion')).get('space')].networks
+    files = {'network_g': unet_weights, 'network_encoder': encoder_weights, **network_files(unet_weights, sections)}
+    model_options = {key: opt[key] for key in ('scale', 'diffusion', *files) if key in opt}
+    return Manifest(model_options, {section: (file, 'params_ema') for section, file in files.items()},
+                    legacy_sampler(opt), options_file)
+
+
+def legacy_sampler(opt):
+    """An old folder's own sampler: a distilled student's DDIM in its steps (``distill.steps``, or its
+    ``train.objective``'s), else the options' top-level ``sampler`` (a converted StableSR's: 200 respaced DDPM
+    steps), else None."""
+    train = opt.get('train') if isinstance(opt.get('train'), dict) else {}
+    for section in (opt.get('distill'), train.get('objective')):
+        if isinstance(section, dict) and section.get('steps') and section.get('type', 'distillation') == 'distillation':
+            return {'type': 'ddim', 'steps': section['steps'], 'eta': 0.0}
+    return opt.get('sampler')
 
 
 def resolve_model_files(model, encoder=None, options=None):
@@ -47,8 +88,8 @@ def resolve_model_files(model, encoder=None, options=None):
         stem = osp.splitext(name)[0]
         sibling = _first_existing(osp.join(folder, stem.replace('net_g', 'net_encoder', 1))) \
             if stem.startswith('net_g') else None
-        beside = osp.join(folder, 'network_options.yml')
-        found = model, sibling, beside if osp.isfile(beside) else None
+        beside = [osp.join(folder, name) for name in ('network_options.yml', MANIFEST)]
+        found = model, sibling, next((path for path in beside if osp.isfile(path)), None)
     else:
         raise FileNotFoundError(f'--model: no such file or folder: {model}')
     net_g, net_encoder, options_file = model_file(found[0], '--model'), encoder or found[1], options or found[2]

@@ -12,6 +12,8 @@ noise) -> x0 (SRDiff: the rescaled residual); sr = the space's decoding of x0 (l
 of the LR image.)
 """
 import math
+import os
+from os import path as osp
 
 import torch
 from torch.nn import functional as F
@@ -25,13 +27,14 @@ from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
 from srdiff_basicsr.diffusion.space import PixelResidualSpace
 from srdiff_basicsr.diffusion.spaces import SPACES
 from srdiff_basicsr.diffusion.tiling import TiledNetwork, tile_options
-from srdiff_basicsr.errors import OptionsError
+from srdiff_basicsr.errors import OptionsError, WeightsError
 from srdiff_basicsr.execution import autocast, check_precision, compiled, resolve_execution
-from srdiff_basicsr.model_files import network_files, read_model_options, resolve_model_files
+from srdiff_basicsr.model_files import model_manifest, network_files
+from srdiff_basicsr.model_folder import Manifest, write_manifest
 from srdiff_basicsr.archs.arch_options import build_arch
 from srdiff_basicsr.network_options import complete_network_options, diffusion_options, schedule_options, space_options
 from srdiff_basicsr.ops.colour import COLOUR_FIXES, colour_fix
-from srdiff_basicsr.weights import load_weights
+from srdiff_basicsr.weights import load_weights, write_state_dict
 
 def check_colour_fix(colour_fix, where):
     if colour_fix not in COLOUR_FIXES:
@@ -54,16 +57,6 @@ def check_device(name, where):
     elif device.type != 'cpu':
         raise OptionsError(f'{where} {name}: only cpu, cuda and cuda:N are supported')
     return device
-
-
-def model_sampler(opt):
-    """A trained model's own sampler: for a student of progressive distillation the one it was trained for (DDIM,
-    eta 0, the ``steps`` of its ``train.objective``); else the options' top-level ``sampler`` (a converted
-    StableSR's: 200 respaced DDPM steps); else None (the paper's DDPM over every step)."""
-    objective = (opt.get('train') or {}).get('objective') if isinstance(opt.get('train'), dict) else None
-    if isinstance(objective, dict) and objective.get('type') == 'distillation':
-        return {'type': 'ddim', 'steps': objective.get('steps'), 'eta': 0.0}
-    return opt.get('sampler')
 
 
 def check_lr(lr):
@@ -116,6 +109,8 @@ class SRDiffPipeline:
         self.encoder, self.unet, self.schedule, self.scale = encoder, unet, schedule, scale
         self.space = space or PixelResidualSpace(scale, **{k: v for k, v in pixel_options.items() if v is not None})
         self.condition_type = condition
+        self.networks = {'network_g': unet, 'network_encoder': encoder}  # by section; the space's: from_networks
+        self.model_options = None  # the sections they were built from, when known (from_networks)
         self.parametrization = parametrization
         self.nfe = 0  # network evaluations of the last call
         self.set_execution(device or next(unet.parameters()).device, precision, channels_last, compile)
@@ -127,15 +122,43 @@ class SRDiffPipeline:
         return self.space.clip_x0
 
     @classmethod
-    def from_networks(cls, encoder, unet, scale, diffusion=None, networks=None, **kwargs):
+    def from_networks(cls, encoder, unet, scale, diffusion=None, networks=None, options=None, **kwargs):
         """Built from networks and a ``diffusion`` options section (space, schedule, parametrization and their
-        options; defaults filled in); ``networks``: the space's own ({section: module}, e.g. ``network_vae``).
+        options; defaults filled in); ``networks``: the space's own ({section: module}, e.g. ``network_vae``);
+        ``options``: the ``network_*`` sections the networks were built from (``save_pretrained`` writes them).
         ``kwargs``: as ``__init__``."""
         diffusion = diffusion_options(diffusion)
         entry = SPACES[diffusion['space']]
         space = entry.build(scale, networks or {}, **space_options(diffusion))
-        return cls(encoder, unet, DiscreteSchedule.from_options(**schedule_options(diffusion)), scale,
+        pipe = cls(encoder, unet, DiscreteSchedule.from_options(**schedule_options(diffusion)), scale,
                    parametrization=diffusion['parametrization'], space=space, condition=entry.condition, **kwargs)
+        pipe.networks = {'network_g': unet, 'network_encoder': encoder, **(networks or {})}
+        pipe.model_options = None if options is None else {
+            'scale': scale, **{section: dict(options[section]) for section in pipe.networks}, 'diffusion': diffusion}
+        return pipe
+
+    @classmethod
+    def from_manifest(cls, manifest, device='cpu', **kwargs):
+        """Built from a ``model_folder.Manifest``: each network of its sections loaded from its file and key; its
+        sampler the default unless ``sampler`` is given. ``kwargs``: as ``__init__``."""
+        opt = manifest.options
+        diffusion = diffusion_options(opt.get('diffusion'))  # checked before any network is built
+        sections = ('network_g', 'network_encoder', *SPACES[diffusion['space']].networks)
+        missing = [section for section in sections if section not in manifest.weights]
+        if missing:
+            raise WeightsError(f'{manifest.source}: no weights for {", ".join(missing)}: not a model that samples '
+                               f'(diffusion.space {diffusion["space"]} runs {", ".join(sections)})')
+        networks = complete_network_options({key: opt.get(key) for key in ('scale', 'diffusion', *sections)})
+        built = {}
+        for section in sections:
+            built[section] = build_arch(networks[section])
+            file, param_key = manifest.weights[section]
+            load_weights(built[section], file, param_key, option=f'{section} weights')
+        if kwargs.get('sampler') is None:
+            kwargs['sampler'] = manifest.sampler
+        unet, encoder = built.pop('network_g'), built.pop('network_encoder')
+        return cls.from_networks(encoder, unet, networks['scale'], diffusion, networks=built, options=networks,
+                                 device=device, **kwargs)
 
     @classmethod
     def from_options(cls, opt, unet_weights, encoder_weights, device='cpu', param_key='params_ema',
@@ -144,32 +167,36 @@ class SRDiffPipeline:
         network sections) and weight files (``.pth``: ``param_key`` of each, else ``params``; or ``.safetensors``);
         ``network_weights``: {section: file} of the space's networks (default: ``net_<name>_<suffix>`` beside the
         U-Net's ``net_g_<suffix>``). ``kwargs``: as ``__init__``."""
-        diffusion = diffusion_options(opt.get('diffusion'))  # checked before any network is built
-        sections = SPACES[diffusion['space']].networks
-        networks = complete_network_options({key: opt.get(key) for key in ('scale', 'network_g', 'network_encoder',
-                                                                             'diffusion', *sections)})
-        unet, encoder = build_arch(networks['network_g']), build_arch(networks['network_encoder'])
-        load_weights(unet, unet_weights, param_key, option='U-Net weights')
-        load_weights(encoder, encoder_weights, param_key, option='encoder weights')  # an encoder trained too
-        files = network_files(unet_weights, sections, network_weights)
-        extra = {}
-        for section in sections:
-            extra[section] = build_arch(networks[section])
-            load_weights(extra[section], files[section], param_key, option=f'{section} weights')
-        return cls.from_networks(encoder, unet, networks['scale'], diffusion, networks=extra, device=device, **kwargs)
+        sections = SPACES[diffusion_options(opt.get('diffusion'))['space']].networks
+        files = {'network_g': unet_weights, 'network_encoder': encoder_weights,
+                 **network_files(unet_weights, sections, network_weights)}
+        return cls.from_manifest(Manifest(opt, {section: (file, param_key) for section, file in files.items()}),
+                                 device, **kwargs)
 
     @classmethod
     def from_pretrained(cls, model, encoder=None, options=None, device='cpu', **kwargs):
-        """From an experiment folder (its latest weights, EMA when saved), a folder written by
-        ``scripts/convert_official_checkpoint.py``, or a ``net_g_*`` weight file (``encoder``: its encoder's
-        weights, default beside it; ``options``: a file with the network sections, default found with it).
-        A model samples with its own sampler (``model_sampler``: a distilled student's DDIM, a converted StableSR's
-        200 respaced steps) unless ``sampler`` says."""
-        unet_weights, encoder_weights, options_file = resolve_model_files(model, encoder, options)
-        opt = read_model_options(options_file)
-        if kwargs.get('sampler') is None:
-            kwargs['sampler'] = model_sampler(opt)
-        return cls.from_options(opt, unet_weights, encoder_weights, device, **kwargs)
+        """From a model folder (its ``model.yml``: ``save_pretrained``'s, a converter's, a training run's, which
+        names its latest checkpoint) or, for older folders, an experiment folder (its latest weights, EMA when
+        saved), a converted checkpoint folder, or a ``net_g_*`` weight file (``encoder``: its encoder's weights,
+        default beside it; ``options``: a file with the network sections, default found with it). A model samples
+        with its own sampler (a distilled student's DDIM, a converted StableSR's 200 respaced steps) unless
+        ``sampler`` says."""
+        return cls.from_manifest(model_manifest(model, encoder, options), device, **kwargs)
+
+    def save_pretrained(self, folder):
+        """``folder/model.yml`` and one weight file per network (``net_g.pth``, ``net_encoder.pth``, the space's
+        ``net_<x>.pth``: BasicSR's ``{'params': state_dict}``), this pipeline's sampler the model's own; the folder
+        then loads with ``from_pretrained``. Returns the manifest's path."""
+        if self.model_options is None:
+            raise OptionsError('save_pretrained: this pipeline was built from plain networks, so their options are '
+                               'unknown; build it with from_networks(..., options=<the network_* sections>)')
+        os.makedirs(folder, exist_ok=True)
+        weights = {}
+        for section, net in self.networks.items():
+            file = osp.join(folder, f'net_{section[len("network_"):]}.pth')
+            write_state_dict(net.state_dict(), file)
+            weights[section] = (file, 'params')
+        return write_manifest(folder, self.model_options, weights, self.sampler_opt)
 
     # options ---------------------------------------------------------------------------------------
     def set_sampling(self, sampler=None, tile=None, colour_fix='none', where='val'):

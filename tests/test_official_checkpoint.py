@@ -61,7 +61,7 @@ def test_convert_script_writes_basicsr_weights_that_reproduce_the_official_encod
     encoder_file = torch.load(out / 'net_encoder_official.pth', weights_only=True)
     unet_file = torch.load(out / 'net_g_official.pth', weights_only=True)
     assert set(unet_file) == {'params'} and set(encoder_file) == {'params'}
-    options = (out / 'network_options.yml').read_text()
+    options = (out / 'model.yml').read_text()
     assert 'scale: 8' in options and 'SRDiffUNet' in options
     encoder = build_network(dict(type='SRDiffRRDBNet', scale=8, num_feat=8, num_block=8, num_grow_ch=4))
     encoder.load_state_dict(encoder_file['params'])
@@ -83,8 +83,8 @@ def test_convert_script_writes_basicsr_weights_that_reproduce_the_official_encod
     result = subprocess.run([sys.executable, 'scripts/convert_official_checkpoint.py', str(ckpt), '--out', str(out_st),
                              '--format', 'safetensors'], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in out_st.iterdir()) == ['net_encoder_official.safetensors',
-                                                        'net_g_official.safetensors', 'network_options.yml']
+    assert sorted(p.name for p in out_st.iterdir()) == ['model.yml', 'net_encoder_official.safetensors',
+                                                        'net_g_official.safetensors']
     from safetensors.torch import load_file
     flat = load_file(out_st / 'net_g_official.safetensors')
     assert set(flat) == set(unet_file['params'])
@@ -128,7 +128,7 @@ def test_convert_script_recognises_the_official_unet_options_from_the_keys(tmp_p
     result = subprocess.run([sys.executable, 'scripts/convert_official_checkpoint.py', str(ckpt), '--out',
                              str(tmp_path / 'out')], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    options = yaml.safe_load((tmp_path / 'out' / 'network_options.yml').read_text())
+    options = yaml.safe_load((tmp_path / 'out' / 'model.yml').read_text())
     assert options['network_g']['use_attn'] is True and options['network_g']['up_input'] is True
     weights = torch.load(tmp_path / 'out' / 'net_g_official.pth', weights_only=True)['params']
     assert not [k for k in weights if k.endswith(('weight_g', 'weight_v'))]  # weight norm folded

@@ -97,9 +97,11 @@ def test_the_script_writes_a_stage_one_start_whose_unet_lacks_only_the_spades(co
     from tests.conftest import load_script
     script = load_script('convert_sd_diffusers.py')
     script.main([str(converted[0]), '--out', str(tmp_path / 'sd'), '--format', 'safetensors'])
-    assert sorted(p.name for p in (tmp_path / 'sd').iterdir()) == ['net_g_official.safetensors',
-                                                                   'net_vae_official.safetensors',
-                                                                   'network_options.yml']
+    assert sorted(p.name for p in (tmp_path / 'sd').iterdir()) == ['model.yml', 'net_g_official.safetensors',
+                                                                   'net_vae_official.safetensors']
+    from srdiff_basicsr.pipeline import SRDiffPipeline
+    with pytest.raises(WeightsError, match=r'model.yml: no weights for network_encoder: not a model that samples'):
+        SRDiffPipeline.from_pretrained(str(tmp_path / 'sd'))  # a start for training: no time-aware encoder yet
     options = converted[2][1]
     unet = build_arch(dict(options['network_g']))
     spade_only = lambda key: '.spade.' in key  # noqa: E731  (what StableSRModel's training loader allows)

@@ -104,8 +104,8 @@ def test_the_script_writes_a_folder_that_samples_the_official_old_scripts_image(
                            str(tmp_path / 'cfw.yaml'), '--out', str(out), '--format', 'safetensors'],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in out.iterdir()) == ['net_encoder_official.safetensors', 'net_g_official.safetensors',
-                                                     'net_vae_official.safetensors', 'network_options.yml']
+    assert sorted(p.name for p in out.iterdir()) == ['model.yml', 'net_encoder_official.safetensors',
+                                                     'net_g_official.safetensors', 'net_vae_official.safetensors']
     pipe = SRDiffPipeline.from_pretrained(str(out), precision='fp32')
     assert pipe.sampler_opt == {'type': 'ddpm_spaced', 'steps': 200}  # StableSR's own
     run = stablesr_golden['f_pipeline_old']

@@ -3,7 +3,7 @@ found and read, the student's sections checked against the teacher's, its starti
 from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS
 from srdiff_basicsr.diffusion.spaces import SPACES
 from srdiff_basicsr.errors import OptionsError, WeightsError, is_int, require
-from srdiff_basicsr.model_files import network_files, read_model_options, resolve_model_files
+from srdiff_basicsr.model_files import model_manifest
 from srdiff_basicsr.network_options import complete_network_options, diffusion_options
 
 WHERE = 'train.objective'
@@ -24,13 +24,15 @@ def complete_distillation(opt, section):
     if unknown:
         raise OptionsError(f'{WHERE}: unknown option(s) {unknown} of distillation; known: [steps, teacher]')
     try:
-        unet_weights, encoder_weights, options_file = resolve_model_files(section['teacher'])
-        teacher = read_model_options(options_file)
+        manifest = model_manifest(section['teacher'])
+        teacher, options_file = manifest.options, manifest.source
         teacher_diffusion = diffusion_options(teacher.get('diffusion'))
         sections = _network_sections(teacher)
         teacher_networks = complete_network_options({key: teacher.get(key) for key in
                                                      ('scale', 'diffusion', *sections)})
-        space_weights = network_files(unet_weights, SPACES[teacher_diffusion['space']].networks)
+        missing = [name for name in sections if name not in manifest.weights]
+        if missing:
+            raise WeightsError(f'{options_file}: no weights for {", ".join(missing)}')
     except (OSError, WeightsError, OptionsError) as error:
         raise OptionsError(f'{WHERE}.teacher: {error}') from None
     num_timesteps = teacher_diffusion['timesteps']
@@ -55,14 +57,11 @@ def complete_distillation(opt, section):
         raise OptionsError(f"{WHERE}.teacher: the student must have the teacher's networks and diffusion; these "
                            f'differ from {options_file}: {", ".join(sorted(differ))}')
     path = opt.setdefault('path', {})
-    if path.get('pretrain_network_g') is None:
-        path['pretrain_network_g'] = unet_weights
-        path.setdefault('param_key_g', 'params_ema')  # the teacher's EMA weights when saved, else params
-    starts = {'pretrain_network_encoder': encoder_weights,
-              **{f'pretrain_network_{s[len("network_"):]}': f for s, f in space_weights.items()}}
-    for key, weights in starts.items():
-        if path.get(key) is None:
-            path[key] = weights
+    for name in sections:  # the teacher's weights (EMA when saved), unless given
+        short = name[len('network_'):]
+        if path.get(f'pretrain_network_{short}') is None:
+            path[f'pretrain_network_{short}'], key = manifest.weights[name]
+            path.setdefault(f'param_key_{short}', key)
     if opt.get('val') is not None:
         opt['val'].setdefault('sampler', {'type': 'ddim', 'steps': section['steps']})
     if 'optim_encoder' in (opt.get('train') or {}):

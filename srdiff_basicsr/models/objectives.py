@@ -28,6 +28,7 @@ class Objective:
     check: Callable = None  # (options) -> None
     setup: Callable = None  # (model, options) -> state
     bare_network: bool = False  # the U-Net runs outside DDP (in an ODE solve): gradients averaged after the backward
+    sampler: Callable = None  # (options) -> the sampler the trained model samples with by default
 
 
 def _hr_x0(model):
@@ -119,7 +120,8 @@ OBJECTIVES = {
     'noise': Objective(noise_losses, check=_no_options),
     'image_quality': Objective(image_quality_losses, lambda opt, options: complete_image_quality(options),
                                check_image_quality, setup_image_quality, bare_network=True),
-    'distillation': Objective(distillation_losses, complete_distillation, setup=setup_distillation),
+    'distillation': Objective(distillation_losses, complete_distillation, setup=setup_distillation,
+                              sampler=lambda options: {'type': 'ddim', 'steps': options['steps'], 'eta': 0.0}),
 }
 MOVED = {  # the sections an objective's options were in before train.objective
     'image_quality': "train.image_quality: now train.objective: {type: image_quality, ...the same options}",

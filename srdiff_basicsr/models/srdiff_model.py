@@ -1,7 +1,10 @@
+from os import path as osp
+
 import torch
 from basicsr.archs import build_network
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
+from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from srdiff_basicsr import checkpoints, distributed
@@ -16,6 +19,7 @@ from srdiff_basicsr.models.options import check_options, complete_options
 from srdiff_basicsr.network_options import diffusion_options
 from srdiff_basicsr.models.step_guards import GuardedStep
 from srdiff_basicsr.execution import compiled, resolve_execution
+from srdiff_basicsr.model_folder import write_manifest
 from srdiff_basicsr.pipeline import SRDiffPipeline
 from srdiff_basicsr.weights import load_weights
 
@@ -104,6 +108,7 @@ class SRDiffModel(DegradedTraining, SampledValidation, LREncoderTraining, Guarde
                             else self.get_bare_model(self.net_encoder))
         self.pipeline = SRDiffPipeline.from_networks(
             sampling_encoder, sampling_unet, opt['scale'], opt.get('diffusion'), self.space_networks(),
+            options={section: opt[section] for section in ('network_g', 'network_encoder', *self.space_entry.networks)},
             sampler=val_opt.get('sampler'),
             tile=val_opt.get('tile'), colour_fix=val_opt.get('colour_fix', 'none'), device=self.device,
             precision=val_opt.get('precision', 'auto'), channels_last=val_opt.get('channels_last'),
@@ -250,5 +255,24 @@ class SRDiffModel(DegradedTraining, SampledValidation, LREncoderTraining, Guarde
                               param_key=['params', 'params_ema'])
         else:
             self.save_network(self.net_encoder, 'net_encoder', current_iter)
-        super().save(epoch, current_iter)  # net_g (+ ema), then the training state, written last
+        super().save(epoch, current_iter)  # net_g (+ ema), then the training state
+        self._write_manifest(current_iter)
+
+    def _write_manifest(self, current_iter):
+        """``experiments/<name>/model.yml``: the model as ``SRDiffPipeline.from_pretrained`` loads it, naming the
+        checkpoint just written (EMA weights when kept) and the objective's sampler (a student's DDIM)."""
+        if get_dist_info()[0] != 0:
+            return
+        label = 'latest' if current_iter == -1 else current_iter
+        models = self.opt['path']['models']
+        weights = {'network_g': (osp.join(models, f'net_g_{label}.pth'),
+                                 'params_ema' if hasattr(self, 'net_g_ema') else 'params'),
+                   'network_encoder': (osp.join(models, f'net_encoder_{label}.pth'),
+                                       'params_ema' if hasattr(self, 'net_encoder_ema') else 'params'),
+                   **{section: (osp.join(models, f'net_{section[len("network_"):]}_{label}.pth'), 'params')
+                      for section in self.space_entry.networks}}
+        objective = OBJECTIVES[self.opt['train']['objective']['type']] if self.is_train else None
+        sampler = objective.sampler(self.opt['train']['objective']) if objective and objective.sampler else None
+        folder = self.opt['path'].get('experiments_root', osp.dirname(models))
+        write_manifest(folder, self.pipeline.model_options, weights, sampler)
 
