@@ -13,7 +13,6 @@ from collections import OrderedDict
 from os import path as osp
 
 
-
 def before_basicsr_import():
     """torchvision >= 0.17 removed ``torchvision.transforms.functional_tensor``, which
     ``basicsr/data/degradations.py`` imports (XPixelGroup/BasicSR PR #650, fixed on master,
@@ -30,10 +29,10 @@ def before_basicsr_import():
 
 
 def after_basicsr_import():
-    """The changes to BasicSR's modules, which every program in the environment then sees (the README's
-    table lists them with their effect on other BasicSR programs): a launcher that works without GPUs, the
-    training script's resume (``resume.load_resume_state``), data position, epoch count and experiment folder,
-    outputs of ``python -m basicsr.train`` in the cwd, options read as data."""
+    """The fixes of BasicSR's modules, which every program in the environment then sees (the README's table lists
+    them with their effect on other BasicSR programs): a launcher that works without GPUs, the training script's
+    epoch count, outputs of ``python -m basicsr.train`` in the cwd, options read as data, Real-ESRGAN's models on
+    any device and layout. (What this project adds to the training script is ``train_script``'s.)"""
     import basicsr.train
     import basicsr.utils.dist_util
     import basicsr.utils.options
@@ -41,11 +40,11 @@ def after_basicsr_import():
     from srdiff_basicsr import distributed
 
     basicsr.utils.dist_util.init_dist = basicsr.utils.options.init_dist = distributed.init_dist
-    _replace_in_train_script(basicsr.train)
+    wrap_once(basicsr.train, 'create_train_val_dataloader', _with_epochs_of_the_loader)
     # ``python -m basicsr.train`` then finds the module imported before runpy runs it as __main__, and warns of
     # "unpredictable behaviour"; the names it patches are patched in __main__ too (see parse_options below)
     warnings.filterwarnings('ignore', message="'basicsr.train' found in sys.modules", category=RuntimeWarning)
-    _wrap(basicsr.utils.options, 'parse_options', _with_root_outside_site_packages)
+    wrap_once(basicsr.utils.options, 'parse_options', _with_root_outside_site_packages)
     basicsr.utils.options.ordered_yaml = safe_ordered_yaml
     basicsr.utils.options._postprocess_yml_value = literal_yml_value
     _filter2d_on_any_layout()
@@ -95,7 +94,7 @@ def _filter2d_on_any_layout():
             return filter2d(img.contiguous(), kernel.contiguous())
         return wrapper
 
-    _wrap(img_process_util, 'filter2D', contiguous_input)
+    wrap_once(img_process_util, 'filter2D', contiguous_input)
     for module in (realesrgan_model, realesrnet_model):
         module.filter2D = img_process_util.filter2D
 
@@ -133,25 +132,14 @@ def _realesrgan_models_on_their_device():
         model._dequeue_and_enqueue = _dequeue_and_enqueue
 
 
-def _wrap(owner, name, wrapper):
-    """``owner.name = wrapper(owner.name)``, once."""
+def wrap_once(owner, name, wrapper):
+    """``owner.name = wrapper(owner.name)``, once per wrapper (a function may carry several)."""
     original = getattr(owner, name)
-    if not getattr(original, '_srdiff', False):
+    applied = getattr(original, '_srdiff_wrappers', ())
+    if wrapper.__qualname__ not in applied:
         wrapped = wrapper(original)
-        wrapped._srdiff = True
+        wrapped._srdiff_wrappers = (*applied, wrapper.__qualname__)
         setattr(owner, name, wrapped)
-
-
-def _replace_in_train_script(module):
-    """BasicSR's training script (``basicsr.train``, or a checkout's ``basicsr/train.py`` run as
-    ``__main__``) reads the resume state, makes the experiment folder, counts the epochs and builds the data
-    prefetcher through names of its own."""
-    from srdiff_basicsr import experiment_lock, resume
-    module.load_resume_state = resume.load_resume_state
-    for name in ('CPUPrefetcher', 'CUDAPrefetcher'):
-        _wrap(module, name, resume.tracked)
-    _wrap(module, 'create_train_val_dataloader', _with_epochs_of_the_loader)
-    _wrap(module, 'make_exp_dirs', experiment_lock.claiming)
 
 
 def _with_epochs_of_the_loader(create):
@@ -174,17 +162,21 @@ def _with_epochs_of_the_loader(create):
     return wrapper
 
 
+def stock_script():
+    """BasicSR's training or test script when it runs as ``__main__`` (``python -m basicsr.train``, a checkout's
+    ``basicsr/train.py``), else None: it defines its own copies of the names patched in ``basicsr.train``."""
+    main = sys.modules.get('__main__')
+    main_file = getattr(main, '__file__', None) or ''
+    return main if main_file.endswith((osp.join('basicsr', 'train.py'), osp.join('basicsr', 'test.py'))) else None
+
+
 def _with_root_outside_site_packages(parse_options):
     """``python -m basicsr.train`` (and ``basicsr.test``) on an installed BasicSR take the parent of
     the installed package, i.e. site-packages, as root_path, and write experiments/ and results/
     there. The stock scripts, run as ``__main__``, import ``parse_options`` after this patch, so
     redirecting such a root to the current directory fixes both stock entry points.
     (tb_logger/ still follows the unpatched root there; use ``python -m srdiff_basicsr.train``.)
-
-    Those scripts also define their own copy of ``load_resume_state`` and import the prefetchers, which
-    the patch of ``basicsr.train`` does not reach; ``parse_options`` is the first thing their pipeline
-    calls, so those names are replaced here, before they are used, and the options are checked here
-    as our entry points check them."""
+    ``parse_options`` is the first thing their pipeline calls: the epoch count is fixed in their own copy here."""
 
     @functools.wraps(parse_options)
     def wrapper(root_path, is_train=True):
@@ -192,13 +184,9 @@ def _with_root_outside_site_packages(parse_options):
         if osp.abspath(root_path) == osp.dirname(osp.dirname(osp.abspath(basicsr.__file__))) and \
                 not osp.isfile(osp.join(root_path, 'setup.py')):  # an installed package, not a checkout
             root_path = os.getcwd()
-        main = sys.modules.get('__main__')
-        main_file = getattr(main, '__file__', None) or ''
-        if main_file.endswith((osp.join('basicsr', 'train.py'), osp.join('basicsr', 'test.py'))):
-            from srdiff_basicsr.cli import parse_and_check_for_stock_script
-            if hasattr(main, 'load_resume_state'):
-                _replace_in_train_script(main)
-            return parse_and_check_for_stock_script(parse_options, root_path, is_train)
+        script = stock_script()
+        if script is not None and hasattr(script, 'create_train_val_dataloader'):
+            wrap_once(script, 'create_train_val_dataloader', _with_epochs_of_the_loader)
         return parse_options(root_path, is_train)
 
     return wrapper

@@ -2,12 +2,15 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from srdiff_basicsr import checkpoints, compat, resume
 from tests.conftest import REPO
+
+PACKAGE = REPO / 'srdiff_basicsr'
 
 
 def python(code, **env):
@@ -38,18 +41,39 @@ def test_a_checkpoint_write_that_fails_leaves_the_old_file_and_no_temporary_one(
     assert sorted(p.name for p in tmp_path.iterdir()) == ['net_g_10.pth']
 
 
-def test_stock_models_save_through_our_checkpoints_and_never_non_finite_weights(tmp_path):
-    """Through the hook a stock SRModel writes its network files atomically and refuses NaN weights, and its
-    training state carries the data position; torch.save itself is never replaced."""
+# compat's fixes of BasicSR's own models (what they fix: compat._realesrgan_models_on_their_device)
+FIXED_METHODS = {(f'{model}Model', name) for model in ('RealESRNet', 'RealESRGAN')
+                 for name in ('__init__', '_dequeue_and_enqueue')}
+
+
+def test_no_basicsr_model_has_a_method_of_ours_but_compats_fixes():
+    """With the plugin loaded, every model BasicSR registers has only its own methods (and compat's two fixes of
+    Real-ESRGAN's): our checkpoints, resume and validation are our models' (``models.checkpointed``)."""
+    from basicsr.utils.registry import MODEL_REGISTRY
+    ours = []
+    for name, model in MODEL_REGISTRY:
+        for cls in model.__mro__:
+            if not cls.__module__.startswith('basicsr.'):
+                continue
+            for attribute, value in vars(cls).items():
+                code = getattr(getattr(value, '__func__', value), '__code__', None)  # a wrapper's too (functools.wraps)
+                if code is not None and PACKAGE in Path(code.co_filename).parents \
+                        and (cls.__name__, attribute) not in FIXED_METHODS:
+                    ours.append(f'{cls.__name__}.{attribute}')
+    assert ours == []
+    assert len([name for name, model in MODEL_REGISTRY if model.__module__.startswith('basicsr.')]) >= 8
+
+
+def test_our_models_save_through_our_checkpoints_and_never_non_finite_weights(tmp_path):
+    """A model of the plugin (here DegradedSRModel without a degradation: BasicSR's SRModel with our checkpoints)
+    writes its network files atomically and refuses NaN weights, and its training state carries the data position;
+    torch.save itself is never replaced."""
     from basicsr.models import build_model
-    from basicsr.models.base_model import BaseModel
 
     from srdiff_basicsr.errors import DivergenceError
-    assert BaseModel.save_network is checkpoints.save_network
-    assert BaseModel.save_training_state is checkpoints.save_training_state
     for folder in ('models', 'training_states'):
         (tmp_path / folder).mkdir()
-    opt = dict(name='stock', model_type='SRModel', scale=4, num_gpu=0, is_train=True, dist=False,
+    opt = dict(name='ours', model_type='DegradedSRModel', scale=4, num_gpu=0, is_train=True, dist=False,
                network_g=dict(type='RRDBNet', num_in_ch=3, num_out_ch=3, num_feat=8, num_block=1, num_grow_ch=4),
                path=dict(pretrain_network_g=None, models=str(tmp_path / 'models'),
                          training_states=str(tmp_path / 'training_states')),

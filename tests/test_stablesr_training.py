@@ -120,25 +120,11 @@ def student_options(project, name, total_iter=2):
     return opt
 
 
-def test_a_stablesr_student_distils_through_basicsrs_loop_and_samples_in_its_steps(project, trained):
-    from srdiff_basicsr.pipeline import SRDiffPipeline
-    log = run(project, '-m', 'srdiff_basicsr.train', '-opt', write_options(project[0] / 'student.yml',
-                                                                          student_options(project, 'student')))
-    assert log.returncode == 0, log.stderr[-3000:]
-    assert 'Distilling experiments/whole (DDIM, 4 steps) into 2 steps' in log.stderr
-    assert re.search(r'l_noise: [\d.e+-]+', log.stderr) and re.search(r'# psnr: [\d.]+', log.stderr)
-    teacher, student = weights(project, 'whole', 'net_g'), weights(project, 'student', 'net_g')
-    changed = {k for k, v in student.items() if not torch.equal(v, teacher[k])}
-    assert changed and all('spade' in k for k in changed)  # StableSR's freezing rules hold for a student
-    assert differing_tensors(weights(project, 'whole', 'net_vae'), weights(project, 'student', 'net_vae')) == []
-
-    pipe = SRDiffPipeline.from_pretrained(str(project[0] / 'experiments' / 'student'))
-    assert pipe.sampler_opt['type'] == 'ddim' and pipe.sampler_opt['steps'] == 2
-    sr = pipe(torch.rand(1, 3, 8, 8), seed=0)
-    assert pipe.nfe == 2 and sr.shape == (1, 3, 32, 32) and 0 <= sr.min() and sr.max() <= 1
-
-
-def test_a_stablesr_distillation_step_regresses_the_student_on_two_steps_of_the_teacher(project, trained, monkeypatch):
+def test_a_stablesr_student_regresses_on_two_teacher_steps_trains_its_spades_and_samples_in_its_steps(
+        project, trained, monkeypatch):
+    """A 2-step student of experiments/whole, built as BasicSR builds it: one distillation step against two
+    written-out DDIM steps of the teacher's time-aware condition; only SPADEs (and the encoder) change; its
+    checkpoint's manifest samples in its 2 DDIM steps."""
     import copy
 
     from basicsr.models import build_model
@@ -152,8 +138,10 @@ def test_a_stablesr_distillation_step_regresses_the_student_on_two_steps_of_the_
     opt.pop('datasets')
     opt['train']['precision'] = 'fp32'  # the exact math
     opt.update(is_train=True, dist=False, rank=0, world_size=1)
-    opt['path'].update(models=str(root / 'unit_models'), training_states=str(root / 'unit_states'),
+    opt['path'].update(models=str(root / 'student' / 'models'), training_states=str(root / 'student' / 'states'),
                        results_root=str(root))
+    for folder in ('models', 'states'):
+        (root / 'student' / folder).mkdir(parents=True)
     model = build_model(opt)
     student_unet, student_encoder = copy.deepcopy(model.net_g), copy.deepcopy(model.net_encoder)
     torch.manual_seed(0)
@@ -178,6 +166,17 @@ def test_a_stablesr_distillation_step_regresses_the_student_on_two_steps_of_the_
         student_condition = TimeAwareCondition(student_encoder, reference.latent, student_unet.empty_context)
         expected = torch.nn.functional.mse_loss(student_unet(x_t, t, student_condition.at(t)), eps_target)
     assert model.log_dict['l_noise'] == pytest.approx(expected.item(), rel=1e-5)
+
+    teacher_weights = weights(project, 'whole', 'net_g')
+    changed = {k for k, v in model.net_g.state_dict().items() if not torch.equal(v, teacher_weights[k])}
+    assert changed and all('spade' in k for k in changed)  # StableSR's freezing rules hold for a student
+    model.save(0, 1)
+    from srdiff_basicsr.pipeline import SRDiffPipeline
+    pipe = SRDiffPipeline.from_pretrained(str(root / 'student'))  # the manifest the checkpoint wrote
+    assert pipe.sampler_opt['type'] == 'ddim' and pipe.sampler_opt['steps'] == 2
+    assert differing_tensors(dict(pipe.space.vae.state_dict()), weights(project, 'whole', 'net_vae')) == []
+    sr = pipe(torch.rand(1, 3, 8, 8), seed=0)
+    assert pipe.nfe == 2 and sr.shape == (1, 3, 32, 32) and 0 <= sr.min() and sr.max() <= 1
 
 
 @pytest.mark.parametrize('change,message', [

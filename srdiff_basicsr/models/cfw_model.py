@@ -5,13 +5,14 @@ from basicsr.models.srgan_model import SRGANModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from srdiff_basicsr import checkpoints, distributed
+from srdiff_basicsr import distributed
 from srdiff_basicsr.errors import DatasetError, DivergenceError
+from srdiff_basicsr.models.checkpointed import CheckpointedTraining
 from srdiff_basicsr.weights import load_weights
 
 
 @MODEL_REGISTRY.register()
-class CFWModel(SRGANModel):
+class CFWModel(CheckpointedTraining, SRGANModel):
     """StableSR's second stage (the official ``AutoencoderKLResi``): the CFW fusion layers of the VAE decoder
     trained, everything else frozen, to decode the first stage's sampled latents into the HR image with the
     encoder features of the upsampled LR; the LDM autoencoder loss as StableSR configures it: L1 + LPIPS, and
@@ -61,8 +62,6 @@ class CFWModel(SRGANModel):
         load_weights(self.get_bare_model(net), load_path, param_key, strict or not self.is_train,
                      option=f'weights of {type(net).__name__}')
 
-    save_network = checkpoints.save_network  # atomic, finite weights only
-    save_training_state = checkpoints.save_training_state  # with the data position and RNG states (resume)
 
     def init_training_settings(self):
         super().init_training_settings()

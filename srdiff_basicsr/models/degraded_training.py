@@ -6,6 +6,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from srdiff_basicsr.data.degradation import build_degradation
 from srdiff_basicsr.errors import DatasetError
+from srdiff_basicsr.models.checkpointed import CheckpointedTraining
 
 STATE_KEY = 'degradation'
 
@@ -60,6 +61,6 @@ class DegradedTraining:
 
 
 @MODEL_REGISTRY.register()
-class DegradedSRModel(DegradedTraining, SRModel):
+class DegradedSRModel(CheckpointedTraining, DegradedTraining, SRModel):
     """BasicSR's SRModel trained on LR made on the fly by ``degradation`` (Real-ESRGAN's RealESRNetModel, on any
     device, its pool in the training state): e.g. an RRDB encoder pretrained with L1 on real-world degradations."""

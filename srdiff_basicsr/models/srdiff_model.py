@@ -10,22 +10,23 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from srdiff_basicsr import checkpoints, distributed
 from srdiff_basicsr.diffusion.spaces import SPACES
 from srdiff_basicsr.errors import DatasetError
+from srdiff_basicsr.execution import compiled, resolve_execution
+from srdiff_basicsr.model_folder import write_manifest
+from srdiff_basicsr.models.checkpointed import CheckpointedTraining
 from srdiff_basicsr.models.collapse import COLLAPSE_DEFAULT, CollapseGuard
 from srdiff_basicsr.models.degraded_training import DegradedTraining
 from srdiff_basicsr.models.evaluation import SampledValidation
 from srdiff_basicsr.models.lr_encoder import LREncoderTraining
 from srdiff_basicsr.models.objectives import OBJECTIVES
 from srdiff_basicsr.models.options import check_options, complete_options
-from srdiff_basicsr.network_options import diffusion_options
 from srdiff_basicsr.models.step_guards import GuardedStep
-from srdiff_basicsr.execution import compiled, resolve_execution
-from srdiff_basicsr.model_folder import write_manifest
+from srdiff_basicsr.network_options import diffusion_options
 from srdiff_basicsr.pipeline import SRDiffPipeline
 from srdiff_basicsr.weights import load_weights
 
 
 @MODEL_REGISTRY.register()
-class SRDiffModel(DegradedTraining, SampledValidation, LREncoderTraining, GuardedStep, SRModel):
+class SRDiffModel(CheckpointedTraining, DegradedTraining, SampledValidation, LREncoderTraining, GuardedStep, SRModel):
     """SRDiff: diffusion of the residual HR - bicubic(LR), conditioned on an RRDB encoder (frozen by default).
 
     BasicSR's SRModel does the rest: optimiser, scheduler, EMA, checkpoints, logging. This class adds
@@ -230,9 +231,6 @@ class SRDiffModel(DegradedTraining, SampledValidation, LREncoderTraining, Guarde
         ``features`` (with their gradient when the encoder trains), or through the encoder at every step."""
         return self.pipeline.condition_type.for_training(self.get_bare_model(self.net_g), self.net_encoder, features,
                                                          self.lr_up, self.opt['scale'])
-
-    save_network = checkpoints.save_network  # atomic, never non-finite weights
-    save_training_state = checkpoints.save_training_state  # with extra_training_state and the data position
 
     def extra_training_state(self):
         """fp16's gradient scale (else a resumed run starts it over), and the degradation's pool."""
