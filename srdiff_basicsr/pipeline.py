@@ -27,7 +27,7 @@ from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
 from srdiff_basicsr.diffusion.space import PixelResidualSpace
 from srdiff_basicsr.diffusion.spaces import SPACES
 from srdiff_basicsr.diffusion.tiling import TiledNetwork, tile_options
-from srdiff_basicsr.errors import OptionsError, WeightsError
+from srdiff_basicsr.errors import OptionsError, WeightsError, require
 from srdiff_basicsr.execution import autocast, check_precision, compiled, resolve_execution
 from srdiff_basicsr.model_files import model_manifest, network_files
 from srdiff_basicsr.model_folder import Manifest, write_manifest
@@ -111,6 +111,7 @@ class SRDiffPipeline:
         self.condition_type = condition
         self.networks = {'network_g': unet, 'network_encoder': encoder}  # by section; the space's: from_networks
         self.model_options = None  # the sections they were built from, when known (from_networks)
+        self.diffusion = None  # the completed ``diffusion`` section, when built from one (from_networks)
         self.parametrization = parametrization
         self.nfe = 0  # network evaluations of the last call
         self.set_execution(device or next(unet.parameters()).device, precision, channels_last, compile)
@@ -133,6 +134,7 @@ class SRDiffPipeline:
         pipe = cls(encoder, unet, DiscreteSchedule.from_options(**schedule_options(diffusion)), scale,
                    parametrization=diffusion['parametrization'], space=space, condition=entry.condition, **kwargs)
         pipe.networks = {'network_g': unet, 'network_encoder': encoder, **(networks or {})}
+        pipe.diffusion = diffusion
         pipe.model_options = None if options is None else {
             'scale': scale, **{section: dict(options[section]) for section in pipe.networks}, 'diffusion': diffusion}
         return pipe
@@ -199,6 +201,28 @@ class SRDiffPipeline:
         return write_manifest(folder, self.model_options, weights, self.sampler_opt)
 
     # options ---------------------------------------------------------------------------------------
+    def set_space_options(self, names=None, **options):
+        """Change options of the diffusion's space (its ``SPACES`` entry's: e.g. a VAE latent's ``fidelity``,
+        ``vae_tile``), checked as the options file's are; the space is rebuilt on the same networks. ``names``:
+        {option: how errors call it} (default ``diffusion.<option>``)."""
+        names = names or {}
+        if self.diffusion is None:
+            raise OptionsError(f'{", ".join(names.get(k, k) for k in options)}: this pipeline was built from a space '
+                               'object, not from a diffusion section; set the option on pipe.space')
+        entry = SPACES[self.diffusion['space']]
+        for key, value in options.items():
+            where = names.get(key, f'diffusion.{key}')
+            if key not in entry.options:
+                raise OptionsError(f'{where}: diffusion.space {self.diffusion["space"]} has no option {key} (its '
+                                   f'options: {", ".join(sorted(entry.options)) or "none"})')
+            valid, must = entry.checks.get(key, (lambda v: True, ''))
+            require(value, valid, where, must)
+        self.diffusion = {**self.diffusion, **options}
+        space_networks = {section: net for section, net in self.networks.items() if section in entry.networks}
+        self.space = entry.build(self.scale, space_networks, **space_options(self.diffusion))
+        if self.model_options is not None:
+            self.model_options = {**self.model_options, 'diffusion': self.diffusion}
+
     def set_sampling(self, sampler=None, tile=None, colour_fix='none', where='val'):
         """The defaults of every call: ``sampler`` options (``type`` from the sampler table and its own
         options), ``tile`` ({size, overlap, batch, weights} in HR pixels, weights by default the space's, or None for

@@ -157,6 +157,9 @@ def test_infer_reports_broken_images_and_goes_on_with_the_folder(infer_inputs, c
     (['--device', 'cuda:7'], '--device cuda:7: this machine has'),
     (['--model', 'no_such_model'], '--model: no such file or folder: no_such_model'),
     (['--steps', '0', '--sampler', 'ddim'], 'command line.sampler.steps: must be an integer from 1 to 3, got 0'),
+    (['--fidelity', '0.5'], '--fidelity: diffusion.space pixel_residual has no option fidelity (its options: clip_x0, '
+                            'lr_up, res_rescale)'),
+    (['--vae-tile', '32'], '--vae-tile: diffusion.space pixel_residual has no option vae_tile'),
 ])
 def test_infer_command_line_mistakes_end_in_one_line_and_leave_no_output_folder(infer_inputs, capsys, extra,
                                                                                 message):

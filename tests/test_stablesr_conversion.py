@@ -173,6 +173,6 @@ def test_srdiff_infer_super_resolves_a_folder_with_a_converted_stablesr(checkpoi
     assert infer('odd', '--tile', '36') == 2
     assert 'tile.size: must be a multiple of 8 (output pixels per latent pixel), got 36' in capsys.readouterr().err
     assert infer('bad', '--fidelity', '1.5') == 2
-    assert 'error: --fidelity: must be in [0, 1], got 1.5' in capsys.readouterr().err
+    assert 'error: --fidelity: must be a number in [0, 1], got 1.5' in capsys.readouterr().err
     assert infer('odd_vae', '--vae-tile', '40') == 2  # its half-overlap, 20, is not whole latent pixels
     assert '--vae-tile: must be a positive multiple of 16 output pixels' in capsys.readouterr().err

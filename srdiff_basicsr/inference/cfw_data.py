@@ -6,6 +6,7 @@ from os import path as osp
 import numpy as np
 import torch
 
+from srdiff_basicsr.archs.cfw_autoencoder_arch import CFWAutoencoder
 from srdiff_basicsr.data.cfw_latent_dataset import FOLDERS
 from srdiff_basicsr.errors import DatasetError, OptionsError
 from srdiff_basicsr.files import atomic_write
@@ -29,7 +30,7 @@ def generate_cfw_data(pipe, pairs, out_dir, seed=0, start='lr', on_image=None):
     ``'lr'`` (the official: x_T is the LR latent noised to the last step) or None (pure noise). An image whose
     latent exists is kept (a rerun goes on where one stopped); the latent is written last. Returns the stems
     written."""
-    if not hasattr(pipe.space, 'vae'):
+    if not any(isinstance(net, CFWAutoencoder) for net in getattr(pipe.space, 'networks', ())):  # CFW trains its decoder
         raise OptionsError(f'--model: a {type(pipe.unet).__name__} model has no latent space; CFW data needs a '
                            'StableSR (first-stage) model')
     for folder in FOLDERS.values():

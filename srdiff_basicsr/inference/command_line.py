@@ -76,25 +76,13 @@ def sampling_options(args, model_sampler):
     return sampler, tile
 
 
-def set_fidelity(pipe, fidelity):
-    """``--fidelity``: the CFW weight of the model's latent space; an error for a model without CFW."""
-    if not hasattr(pipe.space, 'fidelity'):
-        raise OptionsError(f'--fidelity: this {type(pipe.unet).__name__} model has no CFW (only a StableSR model has a '
-                           'fidelity weight)')
-    if not 0 <= fidelity <= 1:
-        raise OptionsError(f'--fidelity: must be in [0, 1], got {fidelity}')
-    pipe.space.fidelity = fidelity
-
-
-def set_vae_tile(pipe, size):
+def vae_tile(size):
     """``--vae-tile``: the latent space's VAE on tiles of ``size`` output pixels overlapping by half."""
-    if not hasattr(pipe.space, 'vae_tile'):
-        raise OptionsError(f'--vae-tile: this {type(pipe.unet).__name__} model has no VAE (only a latent model has)')
     tile = {'size': size, 'overlap': size // 2}
     if not valid_vae_tile(tile):
         raise OptionsError(f'--vae-tile: must be a positive multiple of {2 * VAE_FACTOR} output pixels (it and its '
                            f'overlap, half of it, whole latent pixels of {VAE_FACTOR}), got {size}')
-    pipe.space.vae_tile = tile
+    return tile
 
 
 def build_pipeline(args, sampling=True):
@@ -106,10 +94,13 @@ def build_pipeline(args, sampling=True):
     if sampling:
         sampler, tile = sampling_options(args, pipe.sampler_opt)
         pipe.set_sampling(sampler, tile, args.colour_fix, where='command line')
+    space_options = {}  # options of the model's space (its SPACES entry checks them)
     if getattr(args, 'fidelity', None) is not None:
-        set_fidelity(pipe, args.fidelity)
+        space_options['fidelity'] = args.fidelity
     if getattr(args, 'vae_tile', 0):
-        set_vae_tile(pipe, args.vae_tile)
+        space_options['vae_tile'] = vae_tile(args.vae_tile)
+    if space_options:
+        pipe.set_space_options({'fidelity': '--fidelity', 'vae_tile': '--vae-tile'}, **space_options)
     pipe.set_execution(args.device, 'fp16' if args.half else args.precision, args.channels_last, args.compile,
                        where='command line')
     return pipe
