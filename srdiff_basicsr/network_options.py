@@ -8,41 +8,38 @@ from srdiff_basicsr.archs.arch_options import check_arch_options
 from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS
 from srdiff_basicsr.diffusion.schedule import SCHEDULES
 from srdiff_basicsr.diffusion.spaces import SPACES
-from srdiff_basicsr.errors import OptionsError, is_int, is_number, require
+from srdiff_basicsr.errors import OptionsError, is_int
+from srdiff_basicsr.option_spec import Option, checked_options, must_be
 
-# and the schedule's own (SCHEDULES: timesteps and its options) and the space's (SPACES: e.g. res_rescale, clip_x0,
-# lr_up for the pixel residual; scale_factor, fidelity, lr_up, posterior for a VAE latent)
-DIFFUSION_DEFAULTS = dict(space='pixel_residual', schedule='cosine', parametrization='eps')
+# the section's own options; then its schedule's (SCHEDULES: timesteps and its options) and its space's (SPACES)
+DIFFUSION_OPTIONS = {
+    'space': Option('pixel_residual', 'the space the diffusion runs in (`diffusion/spaces.py`)',
+                    must_be(lambda v: v in SPACES, f'one of {sorted(SPACES)}')),
+    'schedule': Option('cosine', 'the noise schedule (`diffusion/schedule.py`)',
+                       must_be(lambda v: v in SCHEDULES, f'one of {sorted(SCHEDULES)}')),
+    'parametrization': Option('eps', 'what network_g predicts (`diffusion/parametrization.py`)',
+                              must_be(lambda v: v in PARAMETRIZATIONS, f'one of {sorted(PARAMETRIZATIONS)}')),
+}
+
+
+def timesteps_option(schedule):
+    return Option(SCHEDULES[schedule].timesteps, 'the number of steps T',
+                  must_be(lambda v: is_int(v) and v >= 1, 'an integer >= 1'))
 
 
 def diffusion_options(section):
-    """The ``diffusion`` section with its defaults (and those of its space and schedule) filled in."""
+    """The ``diffusion`` section with its defaults (and those of its space and schedule) filled in, checked."""
     section = dict(section or {})
     if 'loss' in section:
         loss = {'l1': 'L1Loss', 'l2': 'MSELoss'}.get(section['loss'], 'L1Loss')
         raise OptionsError(f"diffusion.loss: the noise loss now comes from BasicSR's loss registry; remove "
                            f"diffusion.loss and write train.pixel_opt: {{type: {loss}, loss_weight: 1.0}} instead")
-    space, schedule = (section.get(key, DIFFUSION_DEFAULTS[key]) for key in ('space', 'schedule'))
-    if space not in SPACES:
-        raise OptionsError(f'diffusion.space: must be one of {sorted(SPACES)}, got {space!r}')
-    if schedule not in SCHEDULES:
-        raise OptionsError(f'diffusion.schedule: must be one of {sorted(SCHEDULES)}, got {schedule!r}')
-    entry, space_entry = SCHEDULES[schedule], SPACES[space]
-    defaults = {**DIFFUSION_DEFAULTS, **space_entry.options, 'timesteps': entry.timesteps, **entry.options}
-    unknown = sorted(set(section) - set(defaults))
-    if unknown:
-        raise OptionsError(f'diffusion: unknown option(s) {unknown} for space {space} and schedule {schedule}; '
-                           f'known: {sorted(defaults)}')
-    options = {**defaults, **section}
-    if options['parametrization'] not in PARAMETRIZATIONS:
-        raise OptionsError(f'diffusion.parametrization: must be one of {sorted(PARAMETRIZATIONS)}, '
-                           f'got {options["parametrization"]!r}')
-    require(options['timesteps'], lambda v: is_int(v) and v >= 1, 'diffusion.timesteps', 'an integer >= 1')
-    for key in entry.options:
-        require(options[key], lambda v: is_number(v) and v > 0, f'diffusion.{key}', 'a number > 0')
-    for key, (valid, must) in space_entry.checks.items():
-        require(options[key], valid, f'diffusion.{key}', must)
-    return options
+    own = checked_options(DIFFUSION_OPTIONS, {k: v for k, v in section.items() if k in DIFFUSION_OPTIONS},
+                          'diffusion', 'diffusion')
+    space, schedule = own['space'], own['schedule']
+    spec = {**DIFFUSION_OPTIONS, 'timesteps': timesteps_option(schedule), **SPACES[space].options,
+            **SCHEDULES[schedule].options}
+    return checked_options(spec, section, 'diffusion', f'space {space} and schedule {schedule}')
 
 
 def space_options(diffusion):

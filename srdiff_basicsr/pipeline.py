@@ -27,7 +27,7 @@ from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
 from srdiff_basicsr.diffusion.space import PixelResidualSpace
 from srdiff_basicsr.diffusion.spaces import SPACES
 from srdiff_basicsr.diffusion.tiling import TiledNetwork, tile_options
-from srdiff_basicsr.errors import OptionsError, WeightsError, require
+from srdiff_basicsr.errors import OptionsError, WeightsError
 from srdiff_basicsr.execution import autocast, check_precision, compiled, resolve_execution
 from srdiff_basicsr.model_files import model_manifest, network_files
 from srdiff_basicsr.model_folder import Manifest, write_manifest
@@ -215,8 +215,9 @@ class SRDiffPipeline:
             if key not in entry.options:
                 raise OptionsError(f'{where}: diffusion.space {self.diffusion["space"]} has no option {key} (its '
                                    f'options: {", ".join(sorted(entry.options)) or "none"})')
-            valid, must = entry.checks.get(key, (lambda v: True, ''))
-            require(value, valid, where, must)
+            must = entry.options[key].check(value)
+            if must:
+                raise OptionsError(f'{where}: must be {must}, got {value!r}')
         self.diffusion = {**self.diffusion, **options}
         space_networks = {section: net for section, net in self.networks.items() if section in entry.networks}
         self.space = entry.build(self.scale, space_networks, **space_options(self.diffusion))

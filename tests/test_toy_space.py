@@ -44,7 +44,7 @@ class ToyImageSpace:
 
 def register():
     SPACES['toy_image'] = SpaceEntry(
-        lambda scale, networks: ToyImageSpace(scale), {}, {}, ProjectedCondition, complete_pixel_networks,
+        lambda scale, networks: ToyImageSpace(scale), {}, ProjectedCondition, complete_pixel_networks,
         loss={'type': 'MSELoss', 'loss_weight': 1.0},
         required_weights={'pretrain_network_encoder': 'the toy space conditions on a trained LR encoder'})
 

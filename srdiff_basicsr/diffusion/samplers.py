@@ -18,15 +18,7 @@ from typing import Callable
 import torch
 
 from srdiff_basicsr.errors import OptionsError, is_int, is_number
-
-
-@dataclass(frozen=True)
-class Option:
-    """A sampler option: its default, a line of help, and a check (value, num_timesteps) -> None or
-    what the value must be."""
-    default: object
-    help: str
-    check: Callable = lambda value, num_timesteps: None
+from srdiff_basicsr.option_spec import Option, checked_options
 
 
 @dataclass(frozen=True)
@@ -391,16 +383,8 @@ def sampler_options(sampler_opt, num_timesteps, where='val.sampler'):
     name = sampler_opt.pop('type', 'ddpm')
     if name not in SAMPLERS:
         raise OptionsError(f'{where}.type: unknown sampler {name!r}; known: {sorted(SAMPLERS)}')
-    known = SAMPLERS[name].options
-    unknown = sorted(set(sampler_opt) - set(known))
-    if unknown:
-        raise OptionsError(f'{where}: unknown option(s) {unknown} for {name}; known: {sorted(known)}')
-    options = {key: sampler_opt.get(key, option.default) for key, option in known.items()}
-    for key, value in options.items():
-        must = known[key].check(value, num_timesteps)
-        if must:
-            raise OptionsError(f'{where}.{key}: must be {must}, got {value!r}')
-    return {'type': name, **options}
+    return {'type': name, **checked_options(SAMPLERS[name].options, sampler_opt, where, name,
+                                            num_timesteps=num_timesteps)}
 
 
 def _split(sampler_opt):

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from srdiff_basicsr.errors import OptionsError
+from srdiff_basicsr.option_spec import Option, positive
 
 
 def cosine_betas(timesteps, s=0.008, max_beta=0.999):
@@ -91,7 +92,8 @@ class DiscreteSchedule(nn.Module):
         if schedule not in SCHEDULES:
             raise OptionsError(f'diffusion.schedule: must be one of {sorted(SCHEDULES)}, got {schedule!r}')
         entry = SCHEDULES[schedule]
-        return entry.build(timesteps or entry.timesteps, **{**entry.options, **options})
+        defaults = {key: option.default for key, option in entry.options.items()}
+        return entry.build(timesteps or entry.timesteps, **{**defaults, **options})
 
     # what the network and the training step see ---------------------------------------------------
     def network_time(self, t):
@@ -204,13 +206,19 @@ class VPSchedule(DiscreteSchedule):
 @dataclass(frozen=True)
 class ScheduleEntry:
     build: Callable  # (timesteps, **options) -> a schedule
-    options: dict  # its own ``diffusion`` options and their defaults
+    options: dict  # its own ``diffusion`` options: {name: Option}
     timesteps: int  # the default number of steps
 
 
 SCHEDULES = {
     'cosine': ScheduleEntry(lambda timesteps, cosine_s: DiscreteSchedule(cosine_betas(timesteps, cosine_s)),
-                            {'cosine_s': 0.008}, 100),
-    'vp': ScheduleEntry(VPSchedule, {'beta_min': 0.1, 'beta_max': 20.0, 't_max': 300.0}, 300),
-    'scaled_linear': ScheduleEntry(scaled_linear, {'linear_start': 0.00085, 'linear_end': 0.012}, 1000),
+                            {'cosine_s': Option(0.008, 'offset s of the cosine alpha_bar (Nichol & Dhariwal 2021)',
+                                                positive)}, 100),
+    'vp': ScheduleEntry(VPSchedule, {
+        'beta_min': Option(0.1, "the VP SDE's beta(s) at s = 0 (ECDP's)", positive),
+        'beta_max': Option(20.0, "the VP SDE's beta(s) at s = 1 (ECDP's)", positive),
+        't_max': Option(300.0, "the network's time at s = 1 (ECDP's rescaled time)", positive)}, 300),
+    'scaled_linear': ScheduleEntry(scaled_linear, {
+        'linear_start': Option(0.00085, "the first beta of Stable Diffusion's sqrt-linear betas", positive),
+        'linear_end': Option(0.012, "the last beta of Stable Diffusion's sqrt-linear betas", positive)}, 1000),
 }

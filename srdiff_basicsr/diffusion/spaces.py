@@ -9,7 +9,8 @@ from srdiff_basicsr.archs.arch_options import arch_default, meta_network
 from srdiff_basicsr.diffusion.condition import ProjectedCondition, TimeAwareCondition
 from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS
 from srdiff_basicsr.diffusion.space import VAE_FACTOR, PixelResidualSpace, VAELatentSpace, valid_vae_tile
-from srdiff_basicsr.errors import OptionsError, is_int, require
+from srdiff_basicsr.errors import OptionsError, is_int, is_number, require
+from srdiff_basicsr.option_spec import Option, must_be, positive
 from srdiff_basicsr.ops.resize import UPSAMPLERS
 
 
@@ -17,8 +18,7 @@ from srdiff_basicsr.ops.resize import UPSAMPLERS
 class SpaceEntry:
     """Every choice that depends on the space, so that a new space is one class and one entry."""
     build: Callable  # (scale, networks {section: module}, **options) -> a space
-    options: dict  # its own ``diffusion`` options and their defaults
-    checks: dict  # option -> (predicate, what it must be)
+    options: dict  # its own ``diffusion`` options: {name: Option}
     condition: type  # the condition class of the family (``diffusion.condition``)
     complete_networks: Callable  # (opt, completed diffusion) -> None: checks and fills in the network sections
     loss: dict  # the default noise loss (``train.pixel_opt``), BasicSR loss options
@@ -26,13 +26,6 @@ class SpaceEntry:
     refuses: dict = field(default_factory=dict)  # training objective -> why it does not apply here
     networks: tuple = ()  # the ``network_*`` sections it runs besides network_g and network_encoder (frozen)
 
-
-def _number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _positive(v):
-    return _number(v) and v > 0
 
 
 def complete_pixel_networks(opt, diffusion):
@@ -84,28 +77,35 @@ def complete_latent_networks(opt, diffusion):
 
 
 
-_LR_UP = (lambda v: v in UPSAMPLERS, f'one of {sorted(UPSAMPLERS)}')
+def _lr_up(default, whose):
+    return Option(default, f'the upsampling the diffusion is relative to, one of {sorted(UPSAMPLERS)} ({whose})',
+                  must_be(lambda v: v in UPSAMPLERS, f'one of {sorted(UPSAMPLERS)}'))
+
 
 # ``diffusion.space``: a new family's space is one class and one entry
 SPACES = {
     'pixel_residual': SpaceEntry(
         lambda scale, networks, **options: PixelResidualSpace(scale, **options),
-        {'res_rescale': 2.0, 'clip_x0': True, 'lr_up': 'matlab'},
-        {'res_rescale': (_positive, 'a number > 0'), 'clip_x0': (lambda v: isinstance(v, bool), 'true or false'),
-         'lr_up': _LR_UP},
+        {'res_rescale': Option(2.0, 'the residual is multiplied by it before diffusion (SRDiff: 2; ECDP: 2.5)', positive),
+         'clip_x0': Option(True, 'clamp x0 to [-1, 1] in training and at every step (SRDiff: true; ECDP: false)',
+                           must_be(lambda v: isinstance(v, bool), 'true or false')),
+         'lr_up': _lr_up('matlab', "SRDiff's MATLAB bicubic; ECDP: bicubic_antialias")},
         ProjectedCondition, complete_pixel_networks,
         loss={'type': 'L1Loss', 'loss_weight': 1.0},  # the paper's
         required_weights={'pretrain_network_encoder': 'SRDiff needs a pretrained LR encoder (train one with '
                           'options/train_rrdb_*.yml, then point this at its models/net_g_*.pth)'}),
     'vae_latent': SpaceEntry(
         lambda scale, networks, **options: VAELatentSpace(networks['network_vae'], scale, **options),
-        {'scale_factor': 0.18215, 'fidelity': 0.5, 'lr_up': 'bilinear_antialias', 'posterior': 'sample',
-         'vae_tile': None},
-        {'scale_factor': (_positive, 'a number > 0'),
-         'vae_tile': (valid_vae_tile, f'~ (whole images) or {{size, overlap}}: output pixels, multiples of {VAE_FACTOR}, '
-                                      'overlap < size'),
-         'fidelity': (lambda v: _number(v) and 0 <= v <= 1, 'a number in [0, 1]'),
-         'lr_up': _LR_UP, 'posterior': (lambda v: v in ('sample', 'mean'), 'sample or mean')},
+        {'scale_factor': Option(0.18215, "x0 = scale_factor x the VAE's latent (Stable Diffusion's)", positive),
+         'fidelity': Option(0.5, "CFW's weight: 0 the plain VAE decoder to 1 closest to the LR (StableSR's scripts: 0.5)",
+                            must_be(lambda v: is_number(v) and 0 <= v <= 1, 'a number in [0, 1]')),
+         'lr_up': _lr_up('bilinear_antialias', "StableSR's old script: torchvision's bilinear Resize"),
+         'posterior': Option('sample', "the VAE posterior's draw (the official) or its mean",
+                             must_be(lambda v: v in ('sample', 'mean'), 'sample or mean')),
+         'vae_tile': Option(None, f'~ (whole images) or {{size, overlap}} in output pixels, multiples of {VAE_FACTOR}: '
+                                  'the VAE on Gaussian-blended tiles',
+                            must_be(valid_vae_tile, f'~ (whole images) or {{size, overlap}}: output pixels, multiples '
+                                                    f'of {VAE_FACTOR}, overlap < size'))},
         TimeAwareCondition, complete_latent_networks,
         loss={'type': 'MSELoss', 'loss_weight': 1.0},  # StableSR's (latent diffusion's l2)
         required_weights={
