@@ -18,11 +18,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'scripts'))
 # under pytest-xdist (scripts/test.sh: one worker per core) each worker computes on its share of the cores;
 # SRDIFF_TEST_THREADS=N sets the threads of every worker instead (scripts/test_matrix.sh: 1 and 2)
+# and so do the training runs it starts (OMP_NUM_THREADS, which torch reads at start-up): a subprocess taking every
+# core while the other worker computes slowed the suite by a third
 _WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
-if 'SRDIFF_TEST_THREADS' in os.environ:
-    torch.set_num_threads(int(os.environ['SRDIFF_TEST_THREADS']))
-elif _WORKERS > 1:
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // _WORKERS))
+_THREADS = os.environ.get('SRDIFF_TEST_THREADS') or (str(max(1, (os.cpu_count() or 1) // _WORKERS))
+                                                     if _WORKERS > 1 else None)
+if _THREADS is not None:
+    torch.set_num_threads(int(_THREADS))
+    os.environ['OMP_NUM_THREADS'] = _THREADS
 # ``precision: auto`` picks plain fp32 in the suite and its subprocesses on any machine unless
 # SRDIFF_AUTO_EXECUTION says otherwise (scripts/test_matrix.sh runs it as on a native-bf16 machine, and with
 # channels_last); tests/test_execution.py checks what auto picks on each kind of device
