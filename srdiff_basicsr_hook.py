@@ -25,7 +25,7 @@ class _BasicSRLoader:
         return self._loader.create_module(spec)
 
     def exec_module(self, module):
-        from srdiff_basicsr import compat  # does not import basicsr
+        from srdiff_basicsr.host import compat  # does not import basicsr
         compat.before_basicsr_import()
         self._loader.exec_module(module)
         try:

@@ -25,7 +25,7 @@ from benchmarking.grid import comparison_grid
 from benchmarking.sampling import PeakMemory, load_pairs, run_config
 from benchmarking.scoring import METRIC_COLUMNS, paper_metrics
 from srdiff_basicsr.diffusion.samplers import describe_sampler, sampler_options
-from srdiff_basicsr.model_files import model_manifest
+from srdiff_basicsr.loading.model_files import model_manifest
 from srdiff_basicsr.ops.resize import imresize_uint8
 from srdiff_basicsr.pipeline import SRDiffPipeline
 

@@ -30,7 +30,7 @@ def run_one(size, tiled, tile, precision, steps, vae_tile):
     from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
     from srdiff_basicsr.diffusion.space import VAELatentSpace
     from srdiff_basicsr.archs.arch_options import build_arch
-    from srdiff_basicsr.official_stablesr import stablesr_options
+    from srdiff_basicsr.conversion.stablesr import stablesr_options
     from srdiff_basicsr.pipeline import SRDiffPipeline
 
     options = stablesr_options()

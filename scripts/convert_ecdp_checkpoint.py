@@ -13,8 +13,8 @@ BasicSR with options/test_ecdp_*.yml pointed at the files.
 """
 import argparse
 
-from srdiff_basicsr.conversion import add_output_arguments, check_output_folder, fail, write_converted
-from srdiff_basicsr.official_ecdp import convert_ecdp_state_dict, load_ecdp_checkpoint
+from srdiff_basicsr.conversion.ecdp import convert_ecdp_state_dict, load_ecdp_checkpoint
+from srdiff_basicsr.conversion.output import add_output_arguments, check_output_folder, fail, write_converted
 
 
 def main():

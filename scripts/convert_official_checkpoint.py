@@ -16,8 +16,8 @@ Point an options file at them with path.pretrain_network_g and path.pretrain_net
 """
 import argparse
 
-from srdiff_basicsr.conversion import add_output_arguments, check_output_folder, fail, write_converted
-from srdiff_basicsr.official import convert_official_state_dict, load_official_checkpoint
+from srdiff_basicsr.conversion.output import add_output_arguments, check_output_folder, fail, write_converted
+from srdiff_basicsr.conversion.srdiff import convert_official_state_dict, load_official_checkpoint
 
 
 def main():

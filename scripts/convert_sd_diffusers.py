@@ -14,8 +14,8 @@ The 768 models (v-prediction) are refused.
 """
 import argparse
 
-from srdiff_basicsr.conversion import add_output_arguments, check_output_folder, fail, write_converted
-from srdiff_basicsr.diffusers_sd import convert_sd_folder
+from srdiff_basicsr.conversion.diffusers_sd import convert_sd_folder
+from srdiff_basicsr.conversion.output import add_output_arguments, check_output_folder, fail, write_converted
 from srdiff_basicsr.errors import USER_ERRORS
 
 

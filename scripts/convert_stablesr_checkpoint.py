@@ -16,10 +16,10 @@ import argparse
 
 import yaml
 
-from srdiff_basicsr.conversion import add_output_arguments, check_output_folder, fail, write_converted
+from srdiff_basicsr.conversion.output import add_output_arguments, check_output_folder, fail, write_converted
+from srdiff_basicsr.conversion.srdiff import read_torch_checkpoint
+from srdiff_basicsr.conversion.stablesr import RELEASED_CONFIG, config_from_official, convert_stablesr_checkpoints
 from srdiff_basicsr.errors import USER_ERRORS
-from srdiff_basicsr.official import read_torch_checkpoint
-from srdiff_basicsr.official_stablesr import RELEASED_CONFIG, config_from_official, convert_stablesr_checkpoints
 
 
 def read_model_section(path):

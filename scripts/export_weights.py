@@ -12,7 +12,7 @@ import sys
 from os import path as osp
 
 from srdiff_basicsr.errors import WeightsError
-from srdiff_basicsr.weights import read_state_dict, write_state_dict
+from srdiff_basicsr.loading.weights import read_state_dict, write_state_dict
 
 
 def main(argv=None):

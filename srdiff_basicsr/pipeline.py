@@ -18,6 +18,7 @@ from os import path as osp
 import torch
 from torch.nn import functional as F
 
+from srdiff_basicsr.archs.arch_options import build_arch
 from srdiff_basicsr.archs.image_statistics import needs_image_statistics
 from srdiff_basicsr.diffusion.condition import ProjectedCondition, conditioned_network, timed_network
 from srdiff_basicsr.diffusion.noise import noise_source, randn
@@ -29,12 +30,11 @@ from srdiff_basicsr.diffusion.spaces import SPACES
 from srdiff_basicsr.diffusion.tiling import TiledNetwork, tile_options
 from srdiff_basicsr.errors import OptionsError, WeightsError
 from srdiff_basicsr.execution import autocast, check_precision, compiled, resolve_execution
-from srdiff_basicsr.model_files import model_manifest, network_files
-from srdiff_basicsr.model_folder import Manifest, write_manifest
-from srdiff_basicsr.archs.arch_options import build_arch
+from srdiff_basicsr.loading.model_files import model_manifest, network_files
+from srdiff_basicsr.loading.model_folder import Manifest, write_manifest
+from srdiff_basicsr.loading.weights import load_weights, write_state_dict
 from srdiff_basicsr.network_options import complete_network_options, diffusion_options, schedule_options, space_options
 from srdiff_basicsr.ops.colour import COLOUR_FIXES, colour_fix
-from srdiff_basicsr.weights import load_weights, write_state_dict
 
 def check_colour_fix(colour_fix, where):
     if colour_fix not in COLOUR_FIXES:

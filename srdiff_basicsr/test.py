@@ -5,7 +5,7 @@ Writes ``results/<name>/`` (log, ``visualization/<dataset>/`` images) under the 
 import srdiff_basicsr.plugin  # noqa: F401  (registration)
 from basicsr.test import test_pipeline
 
-from srdiff_basicsr.cli import run_pipeline
+from srdiff_basicsr.host.cli import run_pipeline
 
 
 def main():

@@ -6,7 +6,7 @@ writes ``experiments/``, ``tb_logger/`` under the current directory.
 import srdiff_basicsr.plugin  # noqa: F401  (registration)
 from basicsr.train import train_pipeline
 
-from srdiff_basicsr.cli import run_pipeline
+from srdiff_basicsr.host.cli import run_pipeline
 
 
 def main():

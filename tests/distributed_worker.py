@@ -15,7 +15,7 @@ import srdiff_basicsr.plugin  # noqa: F401  (registration, BasicSR fixes)
 from basicsr.models import build_model
 from basicsr.utils.dist_util import get_dist_info
 
-from srdiff_basicsr.distributed import init_dist
+from srdiff_basicsr.host.distributed import init_dist
 from tests.conftest import srdiff_options
 
 

@@ -1,7 +1,7 @@
 """StableSR's golden data (``shared/reference/golden/stablesr_official_tiny.pt``) and our networks loaded with its
 official state dicts, for the StableSR tests (the fixtures ``stablesr_golden`` and ``stablesr_nets`` in conftest)."""
 from srdiff_basicsr.archs.arch_options import build_arch
-from srdiff_basicsr.official_stablesr import (config_from_official, convert_vae_state_dict, network_options,
+from srdiff_basicsr.conversion.stablesr import (config_from_official, convert_vae_state_dict, network_options,
                                               split_checkpoint)
 from tests import conftest
 

@@ -101,7 +101,7 @@ def test_up_input_adds_a_reflection_padded_convolution_of_lr_up_to_the_condition
 def test_folded_weight_norm_gives_the_weight_normed_layers_output():
     from torch import nn
 
-    from srdiff_basicsr.official import fold_weight_norm
+    from srdiff_basicsr.conversion.srdiff import fold_weight_norm
     torch.manual_seed(0)
     for layer, x in ((nn.Conv2d(6, 5, 3), torch.randn(2, 6, 7, 7)), (nn.Conv1d(4, 3, 1), torch.randn(2, 4, 9))):
         with pytest.warns(FutureWarning):  # the official use_wn's API (keys weight_g, weight_v), deprecated

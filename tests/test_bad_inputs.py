@@ -183,7 +183,7 @@ def test_infer_output_that_is_a_file_is_named_as_such(infer_inputs, capsys):
 def test_an_image_that_breaks_in_a_dataloader_worker_ends_in_one_line(tmp_path):
     from torch.utils.data import DataLoader
 
-    from srdiff_basicsr.cli import one_line
+    from srdiff_basicsr.host.cli import one_line
     from srdiff_basicsr.data import CheckedPairedImageDataset
     from srdiff_basicsr.errors import DatasetError
     from tests.conftest import dataset_opt
@@ -369,7 +369,7 @@ def test_a_second_run_of_a_running_experiment_is_refused(tiny, monkeypatch, caps
 
 
 def test_auto_resume_with_only_unreadable_states_stops_instead_of_starting_over(tmp_path):
-    from srdiff_basicsr import resume
+    from srdiff_basicsr.host import resume
     from srdiff_basicsr.errors import OptionsError
     (tmp_path / 'training_states').mkdir()
     (tmp_path / 'training_states' / '8.state').write_bytes(b'cut short')

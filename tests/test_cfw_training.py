@@ -10,7 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from srdiff_basicsr.archs.arch_options import build_arch
 from srdiff_basicsr.archs.patchgan_discriminator_arch import PatchGANDiscriminator
+from srdiff_basicsr.conversion.stablesr import network_options
 from srdiff_basicsr.data.cfw_latent_dataset import CFWLatentDataset
 from srdiff_basicsr.diffusion.condition import TimeAwareCondition
 from srdiff_basicsr.diffusion.noise import Replay
@@ -20,8 +22,6 @@ from srdiff_basicsr.errors import DatasetError, OptionsError
 from srdiff_basicsr.inference.cfw_data import generate_cfw_data, matched_pairs
 from srdiff_basicsr.losses.lpips_loss import LPIPSLoss
 from srdiff_basicsr.metrics.lpips_metric import lpips_network
-from srdiff_basicsr.archs.arch_options import build_arch
-from srdiff_basicsr.official_stablesr import network_options
 from srdiff_basicsr.pipeline import SRDiffPipeline
 from tests.conftest import make_pairs, save_basicsr_weights, write_options
 from tests.stablesr_fixtures import tiny_config

@@ -1,4 +1,4 @@
-"""Each BasicSR 1.4.2 fix in srdiff_basicsr.compat, and the import hook."""
+"""Each BasicSR 1.4.2 fix in srdiff_basicsr.host.compat, and the import hook."""
 import os
 import subprocess
 import sys
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from srdiff_basicsr import checkpoints, compat, resume
+from srdiff_basicsr.host import checkpoints, compat, resume
 from tests.conftest import REPO
 
 PACKAGE = REPO / 'srdiff_basicsr'
@@ -187,7 +187,7 @@ pipe = SRDiffPipeline.from_options(opt, sys.argv[1], sys.argv[2], precision="fp3
 sr = pipe(torch.rand(1, 3, 8, 8), seed=0)
 assert sr.shape == (1, 3, 32, 32) and torch.isfinite(sr).all()
 print(sorted(name for name in sys.modules if name.split(".")[0] == "basicsr" or name in
-             ("srdiff_basicsr.plugin", "srdiff_basicsr.basicsr_setup", "srdiff_basicsr.compat", "torchvision")))
+             ("srdiff_basicsr.plugin", "srdiff_basicsr.host.basicsr_setup", "srdiff_basicsr.host.compat", "torchvision")))
 '''
 
 

@@ -9,12 +9,12 @@ import pytest
 import torch
 from basicsr.archs import build_network
 
+from srdiff_basicsr.conversion.ecdp import convert_ecdp_state_dict
 from srdiff_basicsr.diffusion.noise import noise_source
 from srdiff_basicsr.diffusion.parametrization import Denoiser
 from srdiff_basicsr.diffusion.samplers import run_sampler, sampler_options
 from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
 from srdiff_basicsr.network_options import schedule_options
-from srdiff_basicsr.official_ecdp import convert_ecdp_state_dict
 from srdiff_basicsr.pipeline import SRDiffPipeline
 from tests.conftest import TEST_DEVICE, load_golden, load_script
 
@@ -210,7 +210,7 @@ def test_the_training_loss_and_its_gradients_with_the_recorded_draws(golden, tmp
     the pixels, mean over the batch), the recorded t and eps: the loss and the gradients of ECDP's code."""
     from basicsr.models import build_model
 
-    from srdiff_basicsr.official_ecdp import rename_ecdp_key
+    from srdiff_basicsr.conversion.ecdp import rename_ecdp_key
     case = golden['celeba']
     official = {key[len('model.'):]: value for key, value in official_weights(case).items()}
     unet_sd, encoder_sd, options = convert_ecdp_state_dict(official, scale=8)

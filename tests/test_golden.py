@@ -5,8 +5,8 @@ import torch
 from basicsr.archs import build_network
 
 from srdiff_basicsr.archs.srdiff_unet_arch import MidAttention
+from srdiff_basicsr.conversion.srdiff import convert_official_state_dict
 from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
-from srdiff_basicsr.official import convert_official_state_dict
 from tests.conftest import TEST_DEVICE, load_golden, sample
 
 TOL = 1e-4

@@ -5,9 +5,9 @@ import pytest
 import torch
 import yaml
 
-from srdiff_basicsr import model_files
 from srdiff_basicsr.errors import WeightsError
-from srdiff_basicsr.model_folder import MANIFEST, read_manifest
+from srdiff_basicsr.loading import model_files
+from srdiff_basicsr.loading.model_folder import MANIFEST, read_manifest
 from srdiff_basicsr.pipeline import SRDiffPipeline
 from tests.conftest import make_experiment
 
@@ -43,7 +43,7 @@ def test_save_pretrained_writes_a_folder_that_samples_as_the_pipeline(tmp_path, 
 
 
 def test_a_stablesr_pipeline_saves_its_vae_too_and_samples_the_same(tmp_path, stablesr_nets, no_legacy):
-    from srdiff_basicsr.official_stablesr import network_options
+    from srdiff_basicsr.conversion.stablesr import network_options
     from tests.stablesr_fixtures import load_golden, tiny_config
     unet, encoder, vae = stablesr_nets
     sections = network_options(tiny_config(load_golden()))
@@ -91,7 +91,7 @@ def test_a_manifest_names_missing_weights(tmp_path):
     pipe = SRDiffPipeline.from_pretrained(str(make_experiment(tmp_path / 'e', timesteps=10)))
     pipe.model_options = {'scale': 4, 'network_g': {}, 'network_encoder': {}, 'diffusion': {}}
     (tmp_path / 'out').mkdir()
-    from srdiff_basicsr.model_folder import write_manifest
+    from srdiff_basicsr.loading.model_folder import write_manifest
     write_manifest(str(tmp_path / 'out'), pipe.model_options, {'network_g': (str(tmp_path / 'out' / 'gone.pth'),
                                                                              'params')})
     with pytest.raises(WeightsError, match=r'model.yml: the weights of network_g, .*gone.pth, are missing'):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from basicsr.archs import build_network
 
-from srdiff_basicsr.official import convert_official_state_dict
+from srdiff_basicsr.conversion.srdiff import convert_official_state_dict
 from srdiff_basicsr.pipeline import SRDiffPipeline
 from tests.conftest import REFERENCE, REPO
 

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from srdiff_basicsr.errors import OptionsError
+from srdiff_basicsr.loading.weights import read_state_dict, write_state_dict
 from srdiff_basicsr.pipeline import SRDiffPipeline
-from srdiff_basicsr.weights import read_state_dict, write_state_dict
 from tests.conftest import make_experiment
 
 
@@ -55,7 +55,7 @@ def test_an_experiment_with_a_second_options_file_still_loads_when_they_agree(tm
 def test_a_models_options_file_is_parsed_once_per_version_and_handed_out_as_copies(tmp_path, monkeypatch):
     import yaml as yaml_module
 
-    from srdiff_basicsr import model_files
+    from srdiff_basicsr.loading import model_files
     path = tmp_path / 'network_options.yml'
     path.write_text('network_g: {type: SRDiffUNet, scale: 4}\nnetwork_encoder: {type: SRDiffRRDBNet}\n')
     parsed = []

@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
-from srdiff_basicsr.diffusers_sd import convert_sd_folder
-from srdiff_basicsr.errors import WeightsError
 from srdiff_basicsr.archs.arch_options import build_arch
+from srdiff_basicsr.conversion.diffusers_sd import convert_sd_folder
+from srdiff_basicsr.errors import WeightsError
 
 SCHEDULER = {'_class_name': 'DDIMScheduler', 'beta_schedule': 'scaled_linear', 'beta_start': 0.00085,
              'beta_end': 0.012, 'num_train_timesteps': 1000, 'prediction_type': 'epsilon'}
@@ -93,7 +93,7 @@ def test_a_v_prediction_folder_and_a_missing_component_are_refused(converted, tm
 
 
 def test_the_script_writes_a_stage_one_start_whose_unet_lacks_only_the_spades(converted, tmp_path, capsys):
-    from srdiff_basicsr.weights import load_weights
+    from srdiff_basicsr.loading.weights import load_weights
     from tests.conftest import load_script
     script = load_script('convert_sd_diffusers.py')
     script.main([str(converted[0]), '--out', str(tmp_path / 'sd'), '--format', 'safetensors'])
@@ -110,7 +110,7 @@ def test_the_script_writes_a_stage_one_start_whose_unet_lacks_only_the_spades(co
     with pytest.raises(WeightsError, match=r'missing in the file: .*spade'):  # testing: never untrained SPADEs
         load_weights(unet, str(tmp_path / 'sd' / 'net_g_official.safetensors'))
     with pytest.raises(WeightsError, match=r'missing in the file: input_blocks.0.0.bias'):
-        from srdiff_basicsr.weights import write_state_dict
+        from srdiff_basicsr.loading.weights import write_state_dict
         cut = {k: v for k, v in converted[2][0]['g'].items() if k != 'input_blocks.0.0.bias'}
         write_state_dict(cut, str(tmp_path / 'cut.safetensors'))
         load_weights(unet, str(tmp_path / 'cut.safetensors'), may_miss=spade_only)

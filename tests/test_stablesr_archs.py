@@ -9,9 +9,9 @@ import re
 import pytest
 import torch
 
-from srdiff_basicsr.archs.cfw_autoencoder_arch import CFWAutoencoder, posterior_sample
 from srdiff_basicsr.archs.arch_options import meta_network
-from srdiff_basicsr.official_stablesr import (RELEASED_CONFIG, convert_vae_state_dict, network_options,
+from srdiff_basicsr.archs.cfw_autoencoder_arch import CFWAutoencoder, posterior_sample
+from srdiff_basicsr.conversion.stablesr import (RELEASED_CONFIG, convert_vae_state_dict, network_options,
                                               split_checkpoint)
 from tests.conftest import REFERENCE
 

@@ -13,12 +13,12 @@ import torch
 import yaml
 
 from srdiff_basicsr.archs.openclip_text_arch import OpenCLIPTextTower, empty_prompt_embedding
+from srdiff_basicsr.conversion.stablesr import RELEASED_CONFIG, convert_stablesr_checkpoints
 from srdiff_basicsr.diffusion.noise import Replay
 from srdiff_basicsr.errors import WeightsError
 from srdiff_basicsr.infer import main
-from srdiff_basicsr.official_stablesr import RELEASED_CONFIG, convert_stablesr_checkpoints
+from srdiff_basicsr.loading.weights import write_state_dict
 from srdiff_basicsr.pipeline import SRDiffPipeline
-from srdiff_basicsr.weights import write_state_dict
 from tests.conftest import load_script, make_pairs
 from tests.stablesr_fixtures import tiny_config
 from tests.test_stablesr_archs import released_keys

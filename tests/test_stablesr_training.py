@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from srdiff_basicsr.archs.arch_options import build_arch
-from srdiff_basicsr.official_stablesr import network_options
+from srdiff_basicsr.conversion.stablesr import network_options
 from tests.conftest import dataset_opt, differing_tensors, make_pairs, save_basicsr_weights, write_options
 from tests.stablesr_fixtures import tiny_config
 

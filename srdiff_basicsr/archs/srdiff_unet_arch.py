@@ -159,7 +159,7 @@ class SRDiffUNet(nn.Module):
     the level-0 output of every step.
 
     Module names follow the official implementation, so its checkpoints load after the prefix is
-    stripped (``official.py`` renames the attention's). That includes a quirk kept for them: the level-0
+    stripped (``conversion/srdiff.py`` renames the attention's). That includes a quirk kept for them: the level-0
     skip is stored but never used, since the expansive path has one level fewer than the contracting one.
 
     Args:

@@ -11,9 +11,7 @@ from torch.utils import data
 
 from srdiff_basicsr.errors import DatasetError
 from srdiff_basicsr.files import is_image_name
-
-# the folders of StableSR's generate_vqgan_data.py, which scripts/generate_cfw_data.py writes
-FOLDERS = {'lq': 'inputs', 'gt': 'gts', 'latent': 'latents'}
+from srdiff_basicsr.inference.cfw_data import FOLDERS
 
 
 @DATASET_REGISTRY.register()

@@ -7,10 +7,12 @@ import numpy as np
 import torch
 
 from srdiff_basicsr.archs.cfw_autoencoder_arch import CFWAutoencoder
-from srdiff_basicsr.data.cfw_latent_dataset import FOLDERS
 from srdiff_basicsr.errors import DatasetError, OptionsError
 from srdiff_basicsr.files import atomic_write
 from srdiff_basicsr.inference.images import list_inputs, read_image, to_array, write_image
+
+# the folders of StableSR's generate_vqgan_data.py, which this writes and CFWLatentDataset reads
+FOLDERS = {'lq': 'inputs', 'gt': 'gts', 'latent': 'latents'}
 
 
 def matched_pairs(lq_dir, gt_dir):

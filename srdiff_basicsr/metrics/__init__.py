@@ -1,4 +1,4 @@
-import srdiff_basicsr.basicsr_setup  # noqa: F401  (BasicSR fixed and our archs registered before these modules import it)
+import srdiff_basicsr.host.basicsr_setup  # noqa: F401  (BasicSR fixed and our archs registered before these modules import it)
 from srdiff_basicsr.metrics.lpips_metric import calculate_lpips, lpips_network
 from srdiff_basicsr.metrics.lr_psnr import calculate_lr_psnr, lr_psnr
 from srdiff_basicsr.metrics.stlpips_metric import calculate_stlpips, stlpips_network

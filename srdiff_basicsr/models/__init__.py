@@ -1,4 +1,4 @@
-import srdiff_basicsr.basicsr_setup  # noqa: F401  (BasicSR fixed and our archs registered before these modules import it)
+import srdiff_basicsr.host.basicsr_setup  # noqa: F401  (BasicSR fixed and our archs registered before these modules import it)
 from srdiff_basicsr.models.cfw_model import CFWModel
 from srdiff_basicsr.models.degraded_training import DegradedSRModel
 from srdiff_basicsr.models.srdiff_model import SRDiffModel

@@ -5,10 +5,10 @@ from basicsr.models.srgan_model import SRGANModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from srdiff_basicsr import distributed
 from srdiff_basicsr.errors import DatasetError, DivergenceError
+from srdiff_basicsr.host import distributed
+from srdiff_basicsr.loading.weights import load_weights
 from srdiff_basicsr.models.checkpointed import CheckpointedTraining
-from srdiff_basicsr.weights import load_weights
 
 
 @MODEL_REGISTRY.register()

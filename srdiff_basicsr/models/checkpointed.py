@@ -4,7 +4,7 @@ every rank's RNG states and data position (``checkpoints``, ``resume``: a killed
 validation on forked RNG states, so that validating never shifts the random numbers training draws next."""
 from basicsr.models.base_model import BaseModel
 
-from srdiff_basicsr import checkpoints, resume
+from srdiff_basicsr.host import checkpoints, resume
 
 
 class CheckpointedTraining:

@@ -3,7 +3,7 @@ found and read, the student's sections checked against the teacher's, its starti
 from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS
 from srdiff_basicsr.diffusion.spaces import SPACES
 from srdiff_basicsr.errors import OptionsError, WeightsError, is_int, require
-from srdiff_basicsr.model_files import model_manifest
+from srdiff_basicsr.loading.model_files import model_manifest
 from srdiff_basicsr.network_options import complete_network_options, diffusion_options
 
 WHERE = 'train.objective'

@@ -20,9 +20,9 @@ from basicsr.utils.registry import METRIC_REGISTRY
 from torch.utils.data import default_collate
 from tqdm import tqdm
 
-from srdiff_basicsr import distributed
 from srdiff_basicsr.errors import OptionsError
 from srdiff_basicsr.files import atomic_write
+from srdiff_basicsr.host import distributed
 
 PROTOCOL_NAMES = {'paper': 'RGB, no border crop', 'basicsr': 'Y channel, border crop = scale'}
 

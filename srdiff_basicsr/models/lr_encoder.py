@@ -5,7 +5,7 @@ from basicsr.archs import build_network
 from basicsr.losses import build_loss
 from basicsr.utils import get_root_logger
 
-from srdiff_basicsr.weights import load_weights
+from srdiff_basicsr.loading.weights import load_weights
 
 
 class LREncoderTraining:

@@ -6,17 +6,17 @@ from os import path as osp
 import yaml
 from basicsr.utils.registry import LOSS_REGISTRY
 
+from srdiff_basicsr.archs.arch_options import meta_network
 from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS
 from srdiff_basicsr.diffusion.samplers import sampler_options
 from srdiff_basicsr.diffusion.spaces import SPACES
 from srdiff_basicsr.diffusion.tiling import tile_options
 from srdiff_basicsr.errors import OptionsError, is_int, is_number, require
-from srdiff_basicsr.model_files import experiment_options_file
+from srdiff_basicsr.execution import check_precision
+from srdiff_basicsr.loading.model_files import experiment_options_file
 from srdiff_basicsr.models.evaluation import PROTOCOL_NAMES
 from srdiff_basicsr.models.objectives import OBJECTIVES, objective_options
-from srdiff_basicsr.archs.arch_options import meta_network
 from srdiff_basicsr.network_options import complete_network_options, diffusion_options, space_options
-from srdiff_basicsr.execution import check_precision
 from srdiff_basicsr.pipeline import check_colour_fix
 
 # the official auxiliary L1 of a trained encoder, on [-1, 1] images: twice the L1 on BasicSR's [0, 1]

@@ -7,11 +7,12 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from srdiff_basicsr import checkpoints, distributed
 from srdiff_basicsr.diffusion.spaces import SPACES
 from srdiff_basicsr.errors import DatasetError
 from srdiff_basicsr.execution import compiled, resolve_execution
-from srdiff_basicsr.model_folder import write_manifest
+from srdiff_basicsr.host import checkpoints, distributed
+from srdiff_basicsr.loading.model_folder import write_manifest
+from srdiff_basicsr.loading.weights import load_weights
 from srdiff_basicsr.models.checkpointed import CheckpointedTraining
 from srdiff_basicsr.models.collapse import COLLAPSE_DEFAULT, CollapseGuard
 from srdiff_basicsr.models.degraded_training import DegradedTraining
@@ -22,7 +23,6 @@ from srdiff_basicsr.models.options import check_options, complete_options
 from srdiff_basicsr.models.step_guards import GuardedStep
 from srdiff_basicsr.network_options import diffusion_options
 from srdiff_basicsr.pipeline import SRDiffPipeline
-from srdiff_basicsr.weights import load_weights
 
 
 @MODEL_REGISTRY.register()

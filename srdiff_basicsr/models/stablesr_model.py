@@ -3,8 +3,8 @@ from basicsr.archs import build_network
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
+from srdiff_basicsr.loading.weights import load_weights
 from srdiff_basicsr.models.srdiff_model import SRDiffModel
-from srdiff_basicsr.weights import load_weights
 
 
 @MODEL_REGISTRY.register()

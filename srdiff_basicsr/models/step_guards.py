@@ -3,8 +3,8 @@ skip, ``train.skip_nonfinite``) of a step whose loss or gradient is not finite."
 import torch
 from basicsr.utils import get_root_logger
 
-from srdiff_basicsr import distributed
 from srdiff_basicsr.errors import DivergenceError
+from srdiff_basicsr.host import distributed
 
 
 class GuardedStep:

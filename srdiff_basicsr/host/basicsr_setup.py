@@ -2,7 +2,7 @@
 BasicSR's own imports), BasicSR imported, and our archs in its ARCH_REGISTRY (BasicSR builds networks from it).
 ``srdiff_basicsr.models``, ``data`` and ``metrics`` import it before they import BasicSR. No BasicSR model is
 changed: our models take our checkpoints and validation from ``models.checkpointed``."""
-from srdiff_basicsr import compat
+from srdiff_basicsr.host import compat
 
 compat.before_basicsr_import()
 import basicsr  # noqa: E402,F401  (after the fix above)

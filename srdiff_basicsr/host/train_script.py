@@ -8,9 +8,9 @@ import functools
 import basicsr.train
 import basicsr.utils.options
 
-from srdiff_basicsr import experiment_lock, resume
-from srdiff_basicsr.cli import parse_and_check_for_stock_script
-from srdiff_basicsr.compat import stock_script, wrap_once
+from srdiff_basicsr.host import experiment_lock, resume
+from srdiff_basicsr.host.cli import parse_and_check_for_stock_script
+from srdiff_basicsr.host.compat import stock_script, wrap_once
 
 
 def install():

@@ -12,11 +12,11 @@ import re
 
 import torch
 
+from srdiff_basicsr.archs.arch_options import meta_network
 from srdiff_basicsr.archs.openclip_text_arch import empty_prompt_embedding
+from srdiff_basicsr.conversion.srdiff import renamed
 from srdiff_basicsr.diffusion.schedule import DiscreteSchedule
 from srdiff_basicsr.errors import WeightsError
-from srdiff_basicsr.archs.arch_options import meta_network
-from srdiff_basicsr.official import renamed
 
 PARTS = {'unet': 'model.diffusion_model.', 'time_aware_encoder': 'structcond_stage_model.',
          'first_stage': 'first_stage_model.', 'text': 'cond_stage_model.model.'}

@@ -8,8 +8,8 @@ from os import path as osp
 
 import yaml
 
-from srdiff_basicsr.model_folder import MANIFEST, write_manifest
-from srdiff_basicsr.weights import write_state_dict
+from srdiff_basicsr.loading.model_folder import MANIFEST, write_manifest
+from srdiff_basicsr.loading.weights import write_state_dict
 
 
 def add_output_arguments(parser):

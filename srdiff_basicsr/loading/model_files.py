@@ -10,9 +10,9 @@ import yaml
 
 from srdiff_basicsr.diffusion.spaces import SPACES
 from srdiff_basicsr.errors import OptionsError, WeightsError
-from srdiff_basicsr.model_folder import MANIFEST, Manifest, manifest_path, read_manifest
+from srdiff_basicsr.loading.model_folder import MANIFEST, Manifest, manifest_path, read_manifest
+from srdiff_basicsr.loading.weights import WEIGHT_EXTENSIONS
 from srdiff_basicsr.network_options import diffusion_options
-from srdiff_basicsr.weights import WEIGHT_EXTENSIONS
 
 
 def _first_existing(stem):

@@ -10,7 +10,7 @@ from os import path as osp
 import yaml
 
 from srdiff_basicsr.errors import USER_ERRORS, OptionsError
-from srdiff_basicsr.experiment_lock import running_pid
+from srdiff_basicsr.host.experiment_lock import running_pid
 from srdiff_basicsr.models.run_checks import check_run_options
 
 

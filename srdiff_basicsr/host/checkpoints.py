@@ -11,9 +11,9 @@ from os import path as osp
 import torch
 from basicsr.utils.dist_util import get_dist_info
 
-from srdiff_basicsr import resume
 from srdiff_basicsr.errors import CheckpointError, DivergenceError
 from srdiff_basicsr.files import atomic_write
+from srdiff_basicsr.host import resume
 
 WRITE_ATTEMPTS = 3  # as BasicSR, for the occasional error of a network file system
 

@@ -28,8 +28,8 @@ import torch
 import torch.distributed as dist
 from basicsr.utils import check_resume, get_root_logger
 
-from srdiff_basicsr import experiment_lock
 from srdiff_basicsr.errors import OptionsError
+from srdiff_basicsr.host import experiment_lock
 
 STATE_KEY = 'resume'
 

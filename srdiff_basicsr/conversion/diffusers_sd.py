@@ -14,8 +14,8 @@ from os import path as osp
 import torch
 
 from srdiff_basicsr.archs.openclip_text_arch import OpenCLIPTextTower, empty_prompt_tokens
+from srdiff_basicsr.conversion.stablesr import RELEASED_CONFIG, network_options
 from srdiff_basicsr.errors import WeightsError
-from srdiff_basicsr.official_stablesr import RELEASED_CONFIG, network_options
 
 WEIGHT_NAMES = ('diffusion_pytorch_model', 'model')
 RESNET = {'norm1': 'in_layers.0', 'conv1': 'in_layers.2', 'norm2': 'out_layers.0', 'conv2': 'out_layers.3',

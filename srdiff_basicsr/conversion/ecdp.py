@@ -13,8 +13,8 @@ import re
 
 import torch
 
+from srdiff_basicsr.conversion.srdiff import renamed
 from srdiff_basicsr.diffusion.schedule import vp_log_alpha_bar
-from srdiff_basicsr.official import renamed
 
 _UNET_RENAMES = [
     (r'^time_in\.(\d)\.', r'time_mlp.\1.'),

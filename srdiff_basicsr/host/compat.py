@@ -37,7 +37,7 @@ def after_basicsr_import():
     import basicsr.utils.dist_util
     import basicsr.utils.options
 
-    from srdiff_basicsr import distributed
+    from srdiff_basicsr.host import distributed
 
     basicsr.utils.dist_util.init_dist = basicsr.utils.options.init_dist = distributed.init_dist
     wrap_once(basicsr.train, 'create_train_val_dataloader', _with_epochs_of_the_loader)

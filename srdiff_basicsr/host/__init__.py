@@ -1,0 +1,1 @@
+"""BasicSR as the host: the fixes it needs (compat), its set-up for our adapter modules, and what this project adds to its training and test scripts (resume, checkpoints, the lock, launchers, option checks)."""

@@ -1,0 +1,1 @@
+"""A model on disk: weight files, the manifest model.yml, and the folders older than it."""
