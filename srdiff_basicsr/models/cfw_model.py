@@ -5,10 +5,11 @@ from basicsr.models.srgan_model import SRGANModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from srdiff_basicsr.errors import DatasetError, DivergenceError
+from srdiff_basicsr.errors import DatasetError, DivergenceError, is_int, is_number, require
 from srdiff_basicsr.host import distributed
 from srdiff_basicsr.loading.weights import load_weights
 from srdiff_basicsr.models.checkpointed import CheckpointedTraining
+from srdiff_basicsr.models.stablesr_sources import check_starting_weights
 
 
 @MODEL_REGISTRY.register()
@@ -39,6 +40,24 @@ class CFWModel(CheckpointedTraining, SRGANModel):
         train.optim_g, train.optim_d: the official ``{type: Adam, lr: 5e-5 x its Lightning batch scaling, betas:
             [0.5, 0.9]}``.
     """
+
+    @classmethod
+    def check_run_options(cls, opt):
+        """What StableSR's CFW stage needs besides BasicSR's SRGANModel options, and its starting weights on disk."""
+        check_starting_weights(opt, ('pretrain_network_g', ))
+        for section in ('network_g', 'network_d'):
+            require(opt.get(section), lambda v: isinstance(v, dict) and 'type' in v, section,
+                    'a network section with a type (CFWAutoencoder, PatchGANDiscriminator)')
+        for where in ('train', 'val'):
+            fidelity = (opt.get(where) or {}).get('fidelity', 1.0)
+            require(fidelity, lambda v: is_number(v) and 0 <= v <= 1, f'{where}.fidelity', 'a number in [0, 1]')
+        if opt.get('is_train'):
+            train_opt = opt.get('train') or {}
+            for key in ('optim_g', 'optim_d', 'gan_opt'):
+                require(train_opt.get(key), lambda v: isinstance(v, dict) and 'type' in v, f'train.{key}',
+                        'a section with a type (see options/train_stablesr_stage2.yml)')
+            require(train_opt.get('disc_start', 501), lambda v: is_int(v) and v >= 0, 'train.disc_start',
+                    'an integer >= 0 (iterations before the GAN terms count)')
 
     def __init__(self, opt):
         self.scale_factor = opt.get('scale_factor', 0.18215)

@@ -1,7 +1,6 @@
 """The options BasicSR's train/test loops read for any model, checked as soon as they are parsed, before any folder,
 dataset or network is made: the run's name, registries, devices, dataset sizes (and the first HR/LR pair on disk),
 loggers and metrics; an SRDiff-family model's own options through ``models.options``."""
-import copy
 import difflib
 import os
 import re
@@ -15,7 +14,6 @@ from srdiff_basicsr.errors import OptionsError, is_int, is_number, require
 from srdiff_basicsr.files import is_image_name
 from srdiff_basicsr.models.degraded_training import DegradedTraining
 from srdiff_basicsr.models.objectives import MOVED
-from srdiff_basicsr.models.options import check_options, complete_options
 from srdiff_basicsr.archs.arch_options import check_arch_options
 
 
@@ -53,44 +51,9 @@ def check_run_options(opt):
             raise OptionsError(f'val.metrics.{name}.type: no metric named {metric_type!r} is registered; known: '
                                f'{sorted(name for name, _ in METRIC_REGISTRY)}')
     check_degradation(opt, _has_degradation_stage(opt.get('model_type')))
-    if opt.get('model_type') in STABLESR_WEIGHTS:
-        check_stablesr_weights(opt)
-    if opt.get('model_type') == 'CFWModel':
-        check_cfw_options(opt)
-    if opt.get('model_type') in ('SRDiffModel', 'StableSRModel'):
-        check_options(complete_options(copy.deepcopy(opt)))
-
-
-# the weight files a StableSR run starts from, and where they come from
-STABLESR_WEIGHTS = {'StableSRModel': ('pretrain_network_g', 'pretrain_network_vae'), 'CFWModel': ('pretrain_network_g', )}
-STABLESR_SOURCES = ("convert StableSR's released stablesr_000117.ckpt and vqgan_cfw_00011.ckpt (github.com/IceClear/"
-                    'StableSR) with scripts/convert_stablesr_checkpoint.py, or Stable Diffusion 2.1-base in diffusers\' '
-                    'format (huggingface.co/stabilityai/stable-diffusion-2-1-base) with scripts/convert_sd_diffusers.py')
-
-
-def check_stablesr_weights(opt):
-    """The weight files a StableSR stage starts from exist, before any folder is made; else what to download."""
-    for key in STABLESR_WEIGHTS[opt['model_type']]:
-        path = (opt.get('path') or {}).get(key)
-        if isinstance(path, str) and not osp.isfile(path):
-            raise OptionsError(f'path.{key}: no file {path}; {STABLESR_SOURCES}')
-
-
-def check_cfw_options(opt):
-    """What StableSR's CFW stage (``CFWModel``) needs besides BasicSR's SRGANModel options."""
-    for section in ('network_g', 'network_d'):
-        require(opt.get(section), lambda v: isinstance(v, dict) and 'type' in v, section,
-                'a network section with a type (CFWAutoencoder, PatchGANDiscriminator)')
-    for where in ('train', 'val'):
-        fidelity = (opt.get(where) or {}).get('fidelity', 1.0)
-        require(fidelity, lambda v: is_number(v) and 0 <= v <= 1, f'{where}.fidelity', 'a number in [0, 1]')
-    if opt.get('is_train'):
-        train_opt = opt.get('train') or {}
-        for key in ('optim_g', 'optim_d', 'gan_opt'):
-            require(train_opt.get(key), lambda v: isinstance(v, dict) and 'type' in v, f'train.{key}',
-                    'a section with a type (see options/train_stablesr_stage2.yml)')
-        require(train_opt.get('disc_start', 501), lambda v: is_int(v) and v >= 0, 'train.disc_start',
-                'an integer >= 0 (iterations before the GAN terms count)')
+    model = MODEL_REGISTRY.get(opt['model_type'])
+    if hasattr(model, 'check_run_options'):  # a model of the plugin: its own options, as it will read them
+        model.check_run_options(opt)
 
 
 PAIRED_DATASETS = ('PairedImageDataset', 'CheckedPairedImageDataset')

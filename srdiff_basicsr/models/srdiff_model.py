@@ -1,3 +1,4 @@
+import copy
 from os import path as osp
 
 import torch
@@ -115,6 +116,11 @@ class SRDiffModel(CheckpointedTraining, DegradedTraining, SampledValidation, LRE
             precision=val_opt.get('precision', 'auto'), channels_last=val_opt.get('channels_last'),
             compile=val_opt.get('compile', False))
         get_root_logger().info(f'Sampling: {self.pipeline.describe_execution()}')
+
+    @classmethod
+    def check_run_options(cls, opt):
+        """The model's options as it will read them, checked before BasicSR makes any folder (``run_checks``)."""
+        check_options(complete_options(copy.deepcopy(opt)))
 
     def space_networks(self):
         """The networks of the diffusion's space besides the U-Net and the encoder ({section: module})."""

@@ -5,6 +5,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from srdiff_basicsr.loading.weights import load_weights
 from srdiff_basicsr.models.srdiff_model import SRDiffModel
+from srdiff_basicsr.models.stablesr_sources import check_starting_weights
 
 
 @MODEL_REGISTRY.register()
@@ -26,6 +27,11 @@ class StableSRModel(SRDiffModel):
             AdamW added to BasicSR's Adam).
         train.pixel_opt: the official loss is the mean squared error on eps (``{type: MSELoss, loss_weight: 1.0}``).
     """
+
+    @classmethod
+    def check_run_options(cls, opt):
+        check_starting_weights(opt, ('pretrain_network_g', 'pretrain_network_vae'))
+        super().check_run_options(opt)
 
     def model_to_device(self, net):
         if net is getattr(self, 'net_g', None) and self.is_train:  # before DDP sees which parameters train
