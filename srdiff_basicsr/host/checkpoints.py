@@ -1,9 +1,9 @@
-"""Checkpoints of BasicSR models, in one place: network files and training states written atomically, never with
-non-finite weights, the training state holding what an exact resume needs.
+"""Checkpoints of this plugin's BasicSR models, in one place: network files and training states written
+atomically, never with non-finite weights, the training state holding what an exact resume needs.
 
 ``save_network`` and ``save_training_state`` have the signatures of BasicSR's ``BaseModel`` methods: our models
-use them as methods, and ``basicsr_setup`` puts them on ``BaseModel``, so stock models (through the hook) get them
-too. Every rank calls them (BasicSR's loop saves on all ranks); rank 0 writes.
+take them as methods (``models.checkpointed``); BasicSR's own models keep theirs. Every rank calls them (BasicSR's
+loop saves on all ranks); rank 0 writes.
 """
 import time
 from os import path as osp
