@@ -1,5 +1,6 @@
-"""The README's option tables, made from the tables of the method (``diffusion`` and its spaces and schedules, the
-samplers): each option's default and help as the code states them, so the README cannot drift from the code.
+"""The README's option tables, made from the code's tables (``diffusion`` and its spaces and schedules, the
+samplers, tiles, degradations): each option's default and help as the code states them, so the README cannot drift
+from the code.
 
     python scripts/option_tables.py            # print them
     python scripts/option_tables.py --write    # replace them in README.md (between the two markers)
@@ -8,9 +9,11 @@ import argparse
 import re
 from os import path as osp
 
+from srdiff_basicsr.data.degradation import DEGRADATIONS
 from srdiff_basicsr.diffusion.samplers import SAMPLERS
 from srdiff_basicsr.diffusion.schedule import SCHEDULES
 from srdiff_basicsr.diffusion.spaces import SPACES
+from srdiff_basicsr.diffusion.tiling import TILE_OPTIONS
 from srdiff_basicsr.network_options import DIFFUSION_OPTIONS, timesteps_option
 from srdiff_basicsr.option_spec import option_table
 
@@ -28,7 +31,11 @@ def tables():
     return '\n'.join([BEGIN, '', '**`diffusion`** (options files, the manifest `model.yml`):', '',
                       option_table(diffusion), '',
                       '**Samplers** (`val.sampler: {type: <name>, ...}`, `srdiff-infer --sampler <name> --<option>`, '
-                      '`pipe(lr, sampler=<name>, <option>=...)`):', '', option_table(samplers), '', END])
+                      '`pipe(lr, sampler=<name>, <option>=...)`):', '', option_table(samplers), '',
+                      '**Tiles** (`val.tile`, `srdiff-infer --tile --tile-overlap --tile-batch`, `pipe.set_sampling(tile=...)`):',
+                      '', option_table([('`tile`', TILE_OPTIONS)]), '',
+                      '**Degradations made on the training batch** (`degradation: {type: <name>, ...}`):', '',
+                      option_table([(f'`{name}`', stage.options) for name, stage in DEGRADATIONS.items()]), '', END])
 
 
 def main():

@@ -1,4 +1,4 @@
-"""One vocabulary for the options of the method's tables (samplers, spaces, schedules): each option is an
+"""One vocabulary for the options of the tables (samplers, spaces, schedules, tiles, degradations): each option is an
 ``Option`` (default, a line of help, a check), from which the checks and defaults (``checked_options``), the
 inference command's flags and the README's option tables (``option_table``) come."""
 from dataclasses import dataclass
@@ -24,17 +24,17 @@ def must_be(valid, what):
 positive = must_be(lambda v: is_number(v) and v > 0, 'a number > 0')
 
 
-def checked_options(spec, given, where, owner, **context):
+def checked_options(spec, given, where, owner, error=OptionsError, **context):
     """``given`` ({name: value}) with the defaults of ``spec`` ({name: Option}) filled in and every option checked;
-    an unknown one or a bad value is an error naming ``where.<option>`` (``owner``: whose options they are)."""
+    an unknown one or a bad value is an ``error`` naming ``where.<option>`` (``owner``: whose options they are)."""
     unknown = sorted(set(given) - set(spec))
     if unknown:
-        raise OptionsError(f'{where}: unknown option(s) {unknown} for {owner}; known: {sorted(spec)}')
+        raise error(f'{where}: unknown option(s) {unknown} for {owner}; known: {sorted(spec)}')
     options = {key: given.get(key, option.default) for key, option in spec.items()}
     for key, value in options.items():
         must = spec[key].check(value, **context)
         if must:
-            raise OptionsError(f'{where}.{key}: must be {must}, got {value!r}')
+            raise error(f'{where}.{key}: must be {must}, got {value!r}')
     return options
 
 

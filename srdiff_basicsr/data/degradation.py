@@ -1,8 +1,9 @@
 """Degradations made on the training batch (``degradation: {type: ...}`` in the options): the table of them, the
 datasets that feed them, and the checks that a run's datasets, model and degradation fit together.
 
-A new degradation is a class with ``__call__(batch) -> (lq, gt)``, ``state_dict``/``load_state_dict`` and a static
-``check_options(section, opt, scale, batch_size)``, and one entry in ``DEGRADATIONS``."""
+A new degradation is a class with ``__call__(batch) -> (lq, gt)``, ``state_dict``/``load_state_dict``, its
+``options`` ({name: Option}) and a static ``check_options(section, opt, scale, batch_size)``, and one entry in
+``DEGRADATIONS``."""
 from os import path as osp
 
 from srdiff_basicsr.data.realesrgan_degradation import RealESRGANDegradation

@@ -16,25 +16,67 @@ from basicsr.utils import DiffJPEG, USMSharp, img_process_util
 from torch.nn import functional as F
 
 from srdiff_basicsr.errors import OptionsError, is_int, is_number, is_probability, require
+from srdiff_basicsr.option_spec import Option, checked_options, must_be
 
-# train_realesrnet_x4plus.yml's values
-REALESRGAN_DEFAULTS = {
-    'gt_usm': True,  # the HR is sharpened (USM) before it is degraded, and trained on sharpened
-    'resize_prob': [0.2, 0.7, 0.1], 'resize_range': [0.15, 1.5],  # up, down, keep
-    'gaussian_noise_prob': 0.5, 'noise_range': [1, 30], 'poisson_scale_range': [0.05, 3], 'gray_noise_prob': 0.4,
-    'jpeg_range': [30, 95],
-    'second_blur_prob': 0.8,
-    'resize_prob2': [0.3, 0.4, 0.3], 'resize_range2': [0.3, 1.2],
-    'gaussian_noise_prob2': 0.5, 'noise_range2': [1, 25], 'poisson_scale_range2': [0.05, 2.5], 'gray_noise_prob2': 0.4,
-    'jpeg_range2': [30, 95],
-    'gt_size': 256,  # the HR crop trained on, cut after the degradation
-    'queue_size': 180,  # the training-pair pool
-    'degrade_size': None,  # ours: the HR crop degraded (None: the dataset's whole crop, as Real-ESRGAN)
-}
 RESIZE_MODES = ['area', 'bilinear', 'bicubic']
 DATASET_OUTPUT_SIZE = 400  # RealESRGANDataset crops or pads every HR to 400 x 400 (hard-coded there)
 KERNEL_REACH = 11  # a 21-px kernel's reflection padding needs 11 px: after the first resize (down to 0.15), in the LR
 MIN_DEGRADE_SIZE = 80
+
+
+def _is_range(value):
+    return isinstance(value, (list, tuple)) and len(value) == 2 and all(is_number(v) for v in value) and value[0] <= value[1]
+
+
+_PROBABILITY = must_be(is_probability, 'a probability in [0, 1]')
+_RESIZE_PROB = must_be(lambda v: isinstance(v, (list, tuple)) and len(v) == 3 and all(is_number(p) and p >= 0 for p in v)
+                       and sum(v) > 0, 'three weights >= 0, not all 0, of up, down and keep')
+_RESIZE_RANGE = must_be(lambda v: _is_range(v) and 0 < v[0] <= 1 <= v[1],
+                        '[low, high] with 0 < low <= 1 <= high (the down and up scales)')
+_NON_NEGATIVE_RANGE = must_be(lambda v: _is_range(v) and v[0] >= 0, '[low, high] with 0 <= low <= high')
+_JPEG_RANGE = must_be(lambda v: _is_range(v) and 1 <= v[0] and v[1] <= 100, '[low, high] JPEG qualities within [1, 100]')
+
+
+def _degrade_size(value, scale, batch_size):
+    smallest = max(MIN_DEGRADE_SIZE, KERNEL_REACH * scale)
+    if not (value is None or (is_int(value) and smallest <= value <= DATASET_OUTPUT_SIZE and value % scale == 0)):
+        return (f'~ or a multiple of the scale ({scale}) from {smallest} to {DATASET_OUTPUT_SIZE}, the size of '
+                "RealESRGANDataset's HR crops (the 21-px kernels' reflection padding needs 11 px after the first resize "
+                'and in the LR)')
+
+
+def _queue_size(value, scale, batch_size):
+    if not (is_int(value) and value >= batch_size and value % batch_size == 0):
+        return f'a multiple of the batch size ({batch_size}); the pool exchanges whole batches'
+
+
+def _order_options(order, resize_prob, resize_range, noise_range, poisson_range):
+    which = 'first' if order == '' else 'second'
+    return {
+        f'resize_prob{order}': Option(resize_prob, f'the {which} resize: weights of up, down and keep', _RESIZE_PROB),
+        f'resize_range{order}': Option(resize_range, f'the {which} resize: its scale range', _RESIZE_RANGE),
+        f'gaussian_noise_prob{order}': Option(0.5, f'the {which} noise: Gaussian (else Poisson)', _PROBABILITY),
+        f'noise_range{order}': Option(noise_range, f'the {which} noise: Gaussian sigma range (0-255)',
+                                      _NON_NEGATIVE_RANGE),
+        f'poisson_scale_range{order}': Option(poisson_range, f'the {which} noise: Poisson scale range',
+                                              _NON_NEGATIVE_RANGE),
+        f'gray_noise_prob{order}': Option(0.4, f'the {which} noise: the same for all channels', _PROBABILITY),
+        f'jpeg_range{order}': Option([30, 95], f'the {which} JPEG: quality range', _JPEG_RANGE)}
+
+
+# train_realesrnet_x4plus.yml's values; checks take the run's scale and batch size
+REALESRGAN_OPTIONS = {
+    'gt_usm': Option(True, 'the HR is sharpened (USM) before it is degraded, and trained on sharpened',
+                     must_be(lambda v: isinstance(v, bool), 'true or false')),
+    **_order_options('', [0.2, 0.7, 0.1], [0.15, 1.5], [1, 30], [0.05, 3]),
+    'second_blur_prob': Option(0.8, 'the second blur is applied', _PROBABILITY),
+    **_order_options('2', [0.3, 0.4, 0.3], [0.3, 1.2], [1, 25], [0.05, 2.5]),
+    'gt_size': Option(256, 'the HR crop trained on, cut after the degradation (a multiple of the scale)'),
+    'queue_size': Option(180, 'the training-pair pool (a multiple of the batch size)', _queue_size),
+    'degrade_size': Option(None, "ours: the HR crop degraded (~: the dataset's whole 400-px crop, as Real-ESRGAN)",
+                           _degrade_size),
+}
+REALESRGAN_DEFAULTS = {key: option.default for key, option in REALESRGAN_OPTIONS.items()}
 
 
 def filter2D(img, kernel):
@@ -83,6 +125,8 @@ class RealESRGANDegradation:
     same again (the blur with probability ``second_blur_prob``) with the resize aimed at the LR size; then
     [resize to LR size + sinc filter] and JPEG in random order; the LR rounded to 8 bits, an aligned random crop
     of ``gt_size``, the pool."""
+
+    options = REALESRGAN_OPTIONS
 
     def __init__(self, opt, scale, device):
         self.opt = {**REALESRGAN_DEFAULTS, **{k: v for k, v in opt.items() if k != 'type'}}
@@ -150,38 +194,12 @@ class RealESRGANDegradation:
     @staticmethod
     def check_options(section, opt, scale, batch_size):
         """Each option of ``opt`` (defaults filled) in its range, named ``<section>.<key>`` when not."""
-        unknown = sorted(set(opt) - set(REALESRGAN_DEFAULTS) - {'type'})
-        if unknown:
-            raise OptionsError(f'{section}: unknown option(s) {unknown}; Real-ESRGAN\'s are '
-                               f'{sorted(REALESRGAN_DEFAULTS)}')
-        opt = {**REALESRGAN_DEFAULTS, **opt}
-        require(opt['gt_usm'], lambda v: isinstance(v, bool), f'{section}.gt_usm', 'true or false')
-        for order in ('', '2'):
-            require(opt[f'resize_prob{order}'],
-                    lambda v: isinstance(v, (list, tuple)) and len(v) == 3 and all(is_number(p) and p >= 0 for p in v)
-                    and sum(v) > 0, f'{section}.resize_prob{order}',
-                    'three weights >= 0, not all 0, of up, down and keep')
-            require(opt[f'resize_range{order}'], lambda v: _is_range(v) and 0 < v[0] <= 1 <= v[1],
-                    f'{section}.resize_range{order}', '[low, high] with 0 < low <= 1 <= high (the down and up scales)')
-            for key in ('noise_range', 'poisson_scale_range'):
-                require(opt[key + order], lambda v: _is_range(v) and v[0] >= 0, f'{section}.{key}{order}',
-                        '[low, high] with 0 <= low <= high')
-            require(opt[f'jpeg_range{order}'], lambda v: _is_range(v) and 1 <= v[0] and v[1] <= 100,
-                    f'{section}.jpeg_range{order}', '[low, high] JPEG qualities within [1, 100]')
-            for key in ('gaussian_noise_prob', 'gray_noise_prob'):
-                require(opt[key + order], is_probability, f'{section}.{key}{order}', 'a probability in [0, 1]')
-        require(opt['second_blur_prob'], is_probability, f'{section}.second_blur_prob', 'a probability in [0, 1]')
-        degraded, smallest = opt['degrade_size'] or DATASET_OUTPUT_SIZE, max(MIN_DEGRADE_SIZE, KERNEL_REACH * scale)
-        require(opt['degrade_size'], lambda v: v is None or (is_int(v) and smallest <= v <= DATASET_OUTPUT_SIZE and
-                                                           v % scale == 0),
-                f'{section}.degrade_size', f'~ or a multiple of the scale ({scale}) from {smallest} to '
-                f"{DATASET_OUTPUT_SIZE}, the size of RealESRGANDataset's HR crops (the 21-px kernels' reflection "
-                'padding needs 11 px after the first resize and in the LR)')
+        opt = checked_options(REALESRGAN_OPTIONS, {k: v for k, v in opt.items() if k != 'type'}, section,
+                              'Real-ESRGAN', scale=scale, batch_size=batch_size)
+        degraded = opt['degrade_size'] or DATASET_OUTPUT_SIZE  # gt_size is cut from it
         require(opt['gt_size'], lambda v: is_int(v) and 0 < v <= degraded and v % scale == 0,
                 f'{section}.gt_size', f'a multiple of the scale ({scale}) up to {degraded}, the size of the HR '
                 'degraded (degrade_size, else RealESRGANDataset\'s 400)')
-        require(opt['queue_size'], lambda v: is_int(v) and v >= batch_size and v % batch_size == 0,
-                f'{section}.queue_size', f'a multiple of the batch size ({batch_size}); the pool exchanges whole batches')
 
 
 def _random_crop(hr, size):
@@ -201,6 +219,3 @@ def _random_scale(weights, scale_range):
         return np.random.uniform(scale_range[0], 1)
     return 1
 
-
-def _is_range(value):
-    return isinstance(value, (list, tuple)) and len(value) == 2 and all(is_number(v) for v in value) and value[0] <= value[1]

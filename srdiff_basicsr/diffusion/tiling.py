@@ -20,6 +20,7 @@ import torch
 
 from srdiff_basicsr.archs.image_statistics import TileReduction, reducing_over_tiles
 from srdiff_basicsr.errors import TileError
+from srdiff_basicsr.option_spec import Option, checked_options, must_be
 
 
 def tile_spans(length, tile, stride, align):
@@ -63,6 +64,15 @@ def stablesr_weight(height, width, device, dtype, var=0.01):
 
 # ``tile.weights``: how the tiles' outputs are blended
 TILE_WEIGHTS = {'gaussian': gaussian_weight, 'stablesr': stablesr_weight}
+# ``val.tile`` / ``--tile``: the size's and overlap's fit with the model is checked by ``tile_options``
+TILE_OPTIONS = {
+    'size': Option(None, "tile side in output pixels: a multiple of the U-Net's divisor, the scale (and window grid)"),
+    'overlap': Option(0, 'pixels neighbouring tiles share, blended (below size)'),
+    'batch': Option(1, 'tiles per network evaluation', must_be(lambda v: isinstance(v, int) and v >= 1,
+                                                                'a positive integer')),
+    'weights': Option('gaussian', "how overlaps blend: gaussian, or stablesr (StableSR's tile weights; a latent "
+                                  "space's default)", must_be(lambda v: v in TILE_WEIGHTS, f'one of {sorted(TILE_WEIGHTS)}')),
+}
 
 
 def batched(conditions, n):
@@ -157,14 +167,9 @@ def tile_options(tile, scale, divisor, where='val.tile', grid=1, unit=1):
         return None
     if not isinstance(tile, dict):
         raise TileError(f'{where}: expected {{size, overlap, batch, weights}}, got {tile!r}')
-    unknown = sorted(set(tile) - {'size', 'overlap', 'batch', 'weights'})
-    if unknown:
-        raise TileError(f'{where}: unknown option(s) {unknown}; known: batch, overlap, size, weights')
     if 'size' not in tile:
         raise TileError(f'{where}.size: missing (tile side in HR pixels)')
-    tile = {'overlap': 0, 'batch': 1, 'weights': 'gaussian', **tile}
-    if tile['weights'] not in TILE_WEIGHTS:
-        raise TileError(f'{where}.weights: must be one of {sorted(TILE_WEIGHTS)}, got {tile["weights"]!r}')
+    tile = checked_options(TILE_OPTIONS, tile, where, 'a tile', error=TileError)
     for key in ('size', 'overlap'):
         if unit > 1 and (not isinstance(tile[key], int) or tile[key] % unit):
             raise TileError(f'{where}.{key}: must be a multiple of {unit} (output pixels per latent pixel), '
