@@ -189,7 +189,7 @@ def main():
              f'{step_ops.get("convolution", 0) / step_flops:.0%} (torch.utils.flop_counter)',
              f'- `precision: auto` (the default) picks **{default}** here; nominal peaks: '
              + '; '.join(sorted({f'{how} = {peak:,.0f} GFLOP/s' if peak else how for *_, peak, how in rows})), '',
-             f'| option | training s/iter | vs fp32 | GFLOP/s | share of peak | sampling s/step | vs fp32 | GFLOP/s '
+             '| option | training s/iter | vs fp32 | GFLOP/s | share of peak | sampling s/step | vs fp32 | GFLOP/s '
              '| share of peak |', '|---|---|---|---|---|---|---|---|---|']
     for name, train_s, sample_s, peak, _ in rows:
         train_gflops, sample_gflops = train_flops / train_s / 1e9, step_flops / sample_s / 1e9
