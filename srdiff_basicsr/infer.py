@@ -2,7 +2,8 @@
 
     srdiff-infer INPUT -o OUTPUT_DIR --model experiments/demo_srdiff_x4 [--sampler dpmpp_2m --steps 20]
         [--num-samples 3] [--seed 0] [--tile 256 --tile-overlap 64] [--colour-fix wavelet]
-        [--device cuda --half --channels-last --batch 8]
+        [--device cuda --half --channels-last --batch 8] [--outscale 3.5 --suffix out --ext png]
+        [--alpha-upsampler model]
     srdiff-infer interpolate ...   (latent interpolation; see srdiff-infer interpolate -h)
     srdiff-infer fuse ...          (content fusion; see srdiff-infer fuse -h)
 
@@ -15,21 +16,55 @@ import os
 import sys
 from os import path as osp
 
+import cv2
 import torch
 from tqdm import tqdm
 
 from srdiff_basicsr.diffusion.samplers import expected_nfe
+from srdiff_basicsr.diffusion.tiling import tile_multiple
 from srdiff_basicsr.errors import USER_ERRORS, ImageReadError
 from srdiff_basicsr.inference import manipulation_cli
 from srdiff_basicsr.inference.command_line import add_model_arguments, add_sampling_arguments, build_pipeline
 from srdiff_basicsr.inference.images import list_inputs, read_image, to_array, upscale_alpha, write_image
 
 
-def output_paths(input_file, out_dir, num_samples):
-    stem, ext = osp.splitext(osp.basename(input_file))
+# formats that cannot hold what an input has: alpha, 16 bits
+NO_ALPHA, EIGHT_BIT_ONLY = ('.jpg', '.jpeg', '.bmp'), ('.jpg', '.jpeg', '.bmp', '.webp')
+
+
+def output_paths(input_file, out_dir, num_samples, suffix=None, ext='auto'):
+    """``<stem>[_<suffix>][_s<k>].<ext>`` (``ext`` auto: the input's)."""
+    stem, input_ext = osp.splitext(osp.basename(input_file))
+    stem += f'_{suffix}' if suffix else ''
+    ext = input_ext if ext == 'auto' else f'.{ext}'
     if num_samples == 1:
         return [osp.join(out_dir, f'{stem}{ext}')]
     return [osp.join(out_dir, f'{stem}_s{k}{ext}') for k in range(num_samples)]
+
+
+def check_output_format(path, image, output):
+    """An ImageReadError when the output's format cannot hold the image's alpha or 16 bits."""
+    ext = osp.splitext(output)[1].lower()
+    if image.alpha is not None and ext in NO_ALPHA:
+        raise ImageReadError(f'{path}: has an alpha channel, which {ext} cannot hold; use --ext png (or tif, webp)')
+    if image.max_value > 255 and ext in EIGHT_BIT_ONLY:
+        raise ImageReadError(f'{path}: is 16-bit, which {ext} cannot hold; use --ext png (or tif)')
+
+
+def out_of_memory_hint(pipe, image):
+    """What would fit: tiles of about half the output's side (a multiple the model takes), or smaller batches."""
+    multiple = tile_multiple(pipe.scale, pipe.unet.divisor, getattr(pipe.unet, 'window_grid', 1)) * pipe.space.factor
+    side = min(image.rgb.shape[-2:]) * pipe.scale // 2
+    tile = max(multiple, side - side % multiple)
+    return (f' (out of memory for the whole {image.rgb.shape[-1] * pipe.scale}x{image.rgb.shape[-2] * pipe.scale} '
+            f'output: try --tile {tile} --tile-overlap {tile // 4}, or --batch 1)')
+
+
+def resized(array, outscale, input_size):
+    """The written array at ``outscale`` x the input's size (Real-ESRGAN's --outscale: Lanczos from the model's)."""
+    h, w = input_size
+    size = (max(1, round(w * outscale)), max(1, round(h * outscale)))
+    return array if array.shape[1::-1] == size else cv2.resize(array, size, interpolation=cv2.INTER_LANCZOS4)
 
 
 def super_resolve_group(pipe, group, args):
@@ -38,7 +73,7 @@ def super_resolve_group(pipe, group, args):
         super_resolve(pipe, group, args)
         return []
     except Exception as error:  # noqa: BLE001  (one image must not stop a folder)
-        hint = ' (out of memory: try --tile 256 or a smaller --batch)' if 'out of memory' in str(error) else ''
+        hint = out_of_memory_hint(pipe, group[0][1]) if 'out of memory' in str(error).lower() else ''
         failures = [f'{path}: {type(error).__name__}: {error}{hint}' for path, _, _ in group]
         for failure in failures:
             tqdm.write(f'failed: {failure}', file=sys.stderr)
@@ -51,13 +86,29 @@ def super_resolve(pipe, batch, args):
     lq = torch.cat([image.rgb.expand(len(outputs), -1, -1, -1) for _, image, outputs in batch]).to(pipe.device)
     generators = [(torch.Generator(pipe.device).manual_seed(args.seed), len(outputs)) for _, _, outputs in batch]
     names = ', '.join(osp.basename(path) for path, _, _ in batch)
-    with tqdm(total=expected_nfe(pipe.sampler_opt, pipe.schedule.num_timesteps), unit='step', desc=names,
-              leave=False) as bar:
-        samples = iter(pipe(lq, generator=generators, on_step=lambda nfe: bar.update(1)))
-    for _, image, outputs in batch:
+    samples = iter(sampled(pipe, lq, generators, names))
+    for path, image, outputs in batch:
         alpha = None if image.alpha is None else upscale_alpha(image.alpha.to(pipe.device), pipe.scale)
-        for output in outputs:
-            write_image(output, to_array(next(samples)[None], alpha, image.grayscale, image.max_value))
+        if alpha is not None and args.alpha_upsampler == 'model':  # the alpha as a grey image, its samples' mean
+            grey = image.alpha.expand(len(outputs), 3, -1, -1).to(pipe.device)
+            generator = [(torch.Generator(pipe.device).manual_seed(args.seed), len(outputs))]
+            alpha = sampled(pipe, grey, generator, f'{osp.basename(path)} (alpha)').mean(1, keepdim=True)
+        for k, output in enumerate(outputs):
+            array = to_array(next(samples)[None], None if alpha is None else alpha[k % len(alpha)][None],
+                             image.grayscale, image.max_value)
+            write_image(output, array if args.outscale is None else resized(array, args.outscale,
+                                                                                image.rgb.shape[-2:]))
+
+
+def sampled(pipe, lq, generators, name):
+    """The pipeline's samples of ``lq`` with a progress bar of its steps (shown on a terminal only)."""
+    with tqdm(total=expected_nfe(pipe.sampler_opt, pipe.schedule.num_timesteps), unit='step', desc=name,
+              leave=False, disable=None) as bar:
+        return pipe(lq, generator=generators, on_step=lambda nfe: bar.update(1))
+
+
+def paths_of(path, args):
+    return output_paths(path, args.output, args.num_samples, args.suffix, args.ext)
 
 
 def run_super_resolution(args):
@@ -70,7 +121,7 @@ def run_super_resolution(args):
         raise ValueError(f'-o {args.output}: is the input folder; its outputs would be taken as inputs by a rerun '
                          '(or replace them): choose another output folder')
     for path in inputs:
-        if any(osp.exists(o) and osp.samefile(o, path) for o in output_paths(path, args.output, args.num_samples)):
+        if any(osp.exists(o) and osp.samefile(o, path) for o in paths_of(path, args)):
             raise ValueError(f'-o {args.output}: the output of {path} would replace the input itself; '
                              'choose another output folder')
     pipe = build_pipeline(args)
@@ -81,15 +132,16 @@ def run_super_resolution(args):
         raise ValueError(f'-o {args.output}: cannot make this folder ({error.strerror or error})') from None
     done, skipped, failed = 0, 0, []
     pending = {}  # image size -> images waiting for a full batch
-    with tqdm(total=len(inputs), unit='image', desc='images', disable=len(inputs) == 1) as progress:
+    with tqdm(total=len(inputs), unit='image', desc='images', disable=True if len(inputs) == 1 else None) as progress:
         for path in inputs:
-            outputs = output_paths(path, args.output, args.num_samples)
+            outputs = paths_of(path, args)
             if not args.force and all(osp.exists(o) for o in outputs):
                 skipped += 1
                 progress.update(1)
                 continue
             try:
                 image = read_image(path)
+                check_output_format(path, image, outputs[0])
             except ImageReadError as error:
                 failed.append(str(error))
                 tqdm.write(f'skipped: {error}', file=sys.stderr)
@@ -121,6 +173,16 @@ def parser_for_super_resolution():
     parser.add_argument('--num-samples', type=int, default=1, help='SR samples per image (<name>_s<k> when > 1)')
     parser.add_argument('--force', action='store_true', help='overwrite existing outputs')
     parser.add_argument('--batch', type=int, default=1, help='images of the same size sampled together')
+    parser.add_argument('--outscale', type=float,
+                        help="output size as a multiple of the input's (default: the model's scale); the model's "
+                             'output resized by Lanczos, as Real-ESRGAN')
+    parser.add_argument('--suffix', help='added to each output name: <name>_<suffix>.<ext>')
+    parser.add_argument('--ext', default='auto', choices=['auto', 'png', 'jpg', 'webp', 'tif', 'bmp'],
+                        help="output format (auto: the input's); one that cannot hold an input's alpha or 16 bits "
+                             'is refused for that image')
+    parser.add_argument('--alpha-upsampler', default='bicubic', choices=['bicubic', 'model'],
+                        help='an alpha channel upscaled by MATLAB bicubic, or super-resolved by the model as a grey '
+                             'image (one more sampling per image)')
     add_model_arguments(parser)
     add_sampling_arguments(parser)
     return parser
@@ -135,6 +197,9 @@ def main(argv=None):
         command, args = run_super_resolution, parser_for_super_resolution().parse_args(argv)
         if args.num_samples < 1 or args.batch < 1:
             print('error: --num-samples and --batch must be at least 1', file=sys.stderr)
+            return 2
+        if args.outscale is not None and not args.outscale > 0:
+            print(f'error: --outscale: must be a number > 0, got {args.outscale}', file=sys.stderr)
             return 2
     try:
         return command(args)

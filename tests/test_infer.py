@@ -7,6 +7,8 @@ import sys
 import cv2
 import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 from srdiff_basicsr.infer import main
 from srdiff_basicsr.ops.resize import imresize_uint8
@@ -31,6 +33,8 @@ def folder(tmp_path):
     alpha = np.tile(np.linspace(0, 255, 12).astype(np.uint8), (12, 1))
     cv2.imwrite(str(inputs / 'rgba.png'), np.dstack([rgb, alpha]))
     cv2.imwrite(str(inputs / 'deep.png'), rgb.astype(np.uint16) * 257 + 100)
+    cv2.imwrite(str(inputs / 'grey.jpg'), cv2.cvtColor(other, cv2.COLOR_BGR2GRAY))
+    Image.fromarray(rgb[..., ::-1]).quantize(16).save(inputs / 'palette.png')  # an indexed PNG, 16 colours
     (inputs / 'broken.png').write_bytes(b'not a png at all')
     (inputs / 'notes.txt').write_text('not an image: ignored')
     return inputs, rgb, alpha
@@ -43,8 +47,9 @@ def test_folder_with_every_kind_of_file(experiment, folder, tmp_path, capsys):
     assert code == 1  # only because of the broken file
     err = capsys.readouterr().err
     assert f'skipped: {inputs}/broken.png: not a readable image' in err
-    assert '5 image(s) super-resolved' in err and '1 failed' in err
-    assert sorted(os.listdir(out)) == ['colour.png', 'deep.png', 'gray.png', 'photo.jpg', 'rgba.png']
+    assert '7 image(s) super-resolved' in err and '1 failed' in err
+    assert sorted(os.listdir(out)) == ['colour.png', 'deep.png', 'gray.png', 'grey.jpg', 'palette.png', 'photo.jpg',
+                                       'rgba.png']
 
     colour = cv2.imread(str(out / 'colour.png'), cv2.IMREAD_UNCHANGED)
     assert colour.shape == (48, 48, 3) and colour.dtype == np.uint8
@@ -57,6 +62,12 @@ def test_folder_with_every_kind_of_file(experiment, folder, tmp_path, capsys):
     deep = cv2.imread(str(out / 'deep.png'), cv2.IMREAD_UNCHANGED)
     assert deep.shape == (48, 48, 3) and deep.dtype == np.uint16 and (deep % 257).any()  # real 16-bit values
     assert cv2.imread(str(out / 'photo.jpg')).shape == (48, 48, 3)
+    grey_jpeg = cv2.imread(str(out / 'grey.jpg'), cv2.IMREAD_UNCHANGED)
+    assert grey_jpeg.shape == (48, 48) and grey_jpeg.dtype == np.uint8
+    assert Image.open(inputs / 'palette.png').mode == 'P'
+    palette = cv2.imread(str(out / 'palette.png'), cv2.IMREAD_UNCHANGED)
+    assert palette.shape == (48, 48, 3) and palette.dtype == np.uint8
+    assert len(np.unique(palette.reshape(-1, 3), axis=0)) > 16  # super-resolved, not 16 colours
 
     # a rerun keeps what exists; --force redoes it, and the same seed gives the same images
     before = {name: (out / name).stat().st_mtime_ns for name in os.listdir(out)}
@@ -170,3 +181,42 @@ def test_outputs_never_replace_the_inputs(experiment, folder, capsys):
             '-o', str(inputs / 'colour.png'), '--force', '--model', str(experiment), '--device', 'cpu']
     assert main(args) == 2 and 'is one of the input images' in capsys.readouterr().err
     assert (inputs / 'colour.png').read_bytes() == before
+
+
+def test_outscale_suffix_ext_and_the_model_as_alpha_upsampler(experiment, folder, tmp_path, capsys):
+    inputs, rgb, alpha = folder
+    out = tmp_path / 'out'
+    for name in ('colour.png', 'rgba.png', 'deep.png', 'photo.jpg'):
+        shutil.copy(inputs / name, tmp_path / name)
+    args = ['--model', str(experiment), *FAST]
+    assert main([str(tmp_path / 'photo.jpg'), '-o', str(out), '--outscale', '2.5', '--suffix', 'out', '--ext', 'png',
+                 *args]) == 0
+    assert cv2.imread(str(out / 'photo_out.png'), cv2.IMREAD_UNCHANGED).shape == (30, 30, 3)  # 2.5 x 12, as PNG
+    assert main([str(tmp_path / 'rgba.png'), '-o', str(out), '--outscale', '2', *args]) == 0
+    assert cv2.imread(str(out / 'rgba.png'), cv2.IMREAD_UNCHANGED).shape == (24, 24, 4)
+    for name, why in (('rgba.png', 'has an alpha channel, which .jpg cannot hold'), ('deep.png', 'is 16-bit, which '
+                                                                                                '.jpg cannot hold')):
+        assert main([str(tmp_path / name), '-o', str(out), '--ext', 'jpg', *args]) == 1
+        assert why in capsys.readouterr().err and not (out / name.replace('.png', '.jpg')).exists()
+    assert main([str(tmp_path / 'colour.png'), '-o', str(out), '--outscale', '0', *args]) == 2
+
+    # the model's alpha: the alpha sampled as a grey image with the same seed, as a grey input gives
+    cv2.imwrite(str(tmp_path / 'alpha.png'), alpha)
+    assert main([str(tmp_path / 'alpha.png'), '-o', str(tmp_path / 'grey_out'), *args]) == 0
+    assert main([str(tmp_path / 'rgba.png'), '-o', str(tmp_path / 'model_alpha'), '--alpha-upsampler', 'model',
+                 *args]) == 0
+    sampled_alpha = cv2.imread(str(tmp_path / 'model_alpha' / 'rgba.png'), cv2.IMREAD_UNCHANGED)[..., 3]
+    assert np.array_equal(sampled_alpha, cv2.imread(str(tmp_path / 'grey_out' / 'alpha.png'), cv2.IMREAD_UNCHANGED))
+    bicubic = imresize_uint8(alpha[..., None], 4)[..., 0]
+    assert np.abs(sampled_alpha.astype(int) - bicubic).max() > 1  # not the bicubic one
+
+
+def test_out_of_memory_names_a_tile_that_fits(experiment):
+    from srdiff_basicsr.infer import out_of_memory_hint
+    from srdiff_basicsr.inference.images import LoadedImage
+    from srdiff_basicsr.pipeline import SRDiffPipeline
+    pipe = SRDiffPipeline.from_pretrained(str(experiment))
+    image = LoadedImage(torch.zeros(1, 3, 100, 60), None, False, 255)
+    hint = out_of_memory_hint(pipe, image)
+    assert 'the whole 240x400 output: try --tile 120 --tile-overlap 30' in hint
+    pipe.set_sampling({'type': 'ddim', 'steps': 2}, tile={'size': 120, 'overlap': 30})  # a tile the model takes
