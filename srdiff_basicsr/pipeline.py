@@ -110,7 +110,7 @@ class SRDiffPipeline:
         self.space = space or PixelResidualSpace(scale, **{k: v for k, v in pixel_options.items() if v is not None})
         self.condition_type = condition
         self.networks = {'network_g': unet, 'network_encoder': encoder}  # by section; the space's: from_networks
-        self.model_options = None  # the sections they were built from, when known (from_networks)
+        self.network_options = None  # the network_* sections they were built from, when known (from_networks)
         self.diffusion = None  # the completed ``diffusion`` section, when built from one (from_networks)
         self.parametrization = parametrization
         self.nfe = 0  # network evaluations of the last call
@@ -135,8 +135,8 @@ class SRDiffPipeline:
                    parametrization=diffusion['parametrization'], space=space, condition=entry.condition, **kwargs)
         pipe.networks = {'network_g': unet, 'network_encoder': encoder, **(networks or {})}
         pipe.diffusion = diffusion
-        pipe.model_options = None if options is None else {
-            'scale': scale, **{section: dict(options[section]) for section in pipe.networks}, 'diffusion': diffusion}
+        pipe.network_options = None if options is None else {
+            section: dict(options[section]) for section in pipe.networks}
         return pipe
 
     @classmethod
@@ -185,6 +185,14 @@ class SRDiffPipeline:
         ``sampler`` says."""
         return cls.from_manifest(model_manifest(model, encoder, options), device, **kwargs)
 
+    @property
+    def model_options(self):
+        """The sections that define the model (scale, network_*, diffusion), as a manifest holds them; None for a
+        pipeline of plain networks."""
+        if self.network_options is None:
+            return None
+        return {'scale': self.scale, **self.network_options, 'diffusion': self.diffusion}
+
     def save_pretrained(self, folder):
         """``folder/model.yml`` and one weight file per network (``net_g.pth``, ``net_encoder.pth``, the space's
         ``net_<x>.pth``: BasicSR's ``{'params': state_dict}``), this pipeline's sampler the model's own; the folder
@@ -221,8 +229,6 @@ class SRDiffPipeline:
         self.diffusion = {**self.diffusion, **options}
         space_networks = {section: net for section, net in self.networks.items() if section in entry.networks}
         self.space = entry.build(self.scale, space_networks, **space_options(self.diffusion))
-        if self.model_options is not None:
-            self.model_options = {**self.model_options, 'diffusion': self.diffusion}
 
     def set_sampling(self, sampler=None, tile=None, colour_fix='none', where='val'):
         """The defaults of every call: ``sampler`` options (``type`` from the sampler table and its own

@@ -88,11 +88,9 @@ def test_a_training_checkpoint_writes_the_manifest_of_its_weights(tmp_path, no_l
 
 
 def test_a_manifest_names_missing_weights(tmp_path):
-    pipe = SRDiffPipeline.from_pretrained(str(make_experiment(tmp_path / 'e', timesteps=10)))
-    pipe.model_options = {'scale': 4, 'network_g': {}, 'network_encoder': {}, 'diffusion': {}}
     (tmp_path / 'out').mkdir()
     from srdiff_basicsr.loading.model_folder import write_manifest
-    write_manifest(str(tmp_path / 'out'), pipe.model_options, {'network_g': (str(tmp_path / 'out' / 'gone.pth'),
-                                                                             'params')})
+    options = {'scale': 4, 'network_g': {}, 'network_encoder': {}, 'diffusion': {}}
+    write_manifest(str(tmp_path / 'out'), options, {'network_g': (str(tmp_path / 'out' / 'gone.pth'), 'params')})
     with pytest.raises(WeightsError, match=r'model.yml: the weights of network_g, .*gone.pth, are missing'):
         SRDiffPipeline.from_pretrained(str(tmp_path / 'out'))
