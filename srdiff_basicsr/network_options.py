@@ -42,6 +42,12 @@ def diffusion_options(section):
     return checked_options(spec, section, 'diffusion', f'space {space} and schedule {schedule}')
 
 
+def network_label(section):
+    """``network_vae`` -> ``vae``: the <x> of BasicSR's ``net_<x>`` files and ``pretrain_network_<x>`` /
+    ``param_key_<x>`` options for a ``network_<x>`` section."""
+    return section.removeprefix('network_')
+
+
 def space_options(diffusion):
     """The keyword arguments of the space's builder in a completed ``diffusion`` section."""
     return {key: diffusion[key] for key in SPACES[diffusion['space']].options}

@@ -33,7 +33,8 @@ from srdiff_basicsr.execution import autocast, check_precision, compiled, resolv
 from srdiff_basicsr.loading.model_files import model_manifest, network_files
 from srdiff_basicsr.loading.model_folder import Manifest, write_manifest
 from srdiff_basicsr.loading.weights import load_weights, write_state_dict
-from srdiff_basicsr.network_options import complete_network_options, diffusion_options, schedule_options, space_options
+from srdiff_basicsr.network_options import (complete_network_options, diffusion_options, network_label,
+                                            schedule_options, space_options)
 from srdiff_basicsr.ops.colour import COLOUR_FIXES, colour_fix
 
 def check_colour_fix(colour_fix, where):
@@ -203,7 +204,7 @@ class SRDiffPipeline:
         os.makedirs(folder, exist_ok=True)
         weights = {}
         for section, net in self.networks.items():
-            file = osp.join(folder, f'net_{section[len("network_"):]}.pth')
+            file = osp.join(folder, f'net_{network_label(section)}.pth')
             write_state_dict(net.state_dict(), file)
             weights[section] = (file, 'params')
         return write_manifest(folder, self.model_options, weights, self.sampler_opt)

@@ -40,9 +40,9 @@ def write_converted(args, state_dicts, options):
     """``state_dicts`` ({'g': ..., 'encoder': ..., other networks}) as ``net_<name>_official`` and the manifest of
     ``options`` (scale, network sections, diffusion; ``sampler``: the model's own) naming them."""
     files = {f'network_{name}': osp.join(args.out, f'net_{name}_official.{args.format}') for name in state_dicts}
-    if 'scale' not in options and options['network_g'].get('scale'):  # the SRDiff converters': network_g's
-        options = {'scale': options['network_g']['scale'], **options}
-    options = dict(options)
+    scale = {} if 'scale' in options or not options['network_g'].get('scale') else {  # the SRDiff converters' own
+        'scale': options['network_g']['scale']}
+    options = {**scale, **options}
     sampler = options.pop('sampler', None)
     try:
         os.makedirs(args.out, exist_ok=True)

@@ -10,6 +10,11 @@ import torch
 from srdiff_basicsr.diffusion.samplers import trailing_steps
 
 
+def student_sampler(steps):
+    """The sampler a student of ``steps`` steps was distilled for, and samples with by default: deterministic DDIM."""
+    return {'type': 'ddim', 'steps': steps, 'eta': 0.0}
+
+
 def nested_plans(num_timesteps, student_steps):
     """(student plan, teacher plan) of DDIM with ``student_steps`` and twice as many, from the last step."""
     student = trailing_steps(num_timesteps, {'steps': student_steps}, num_timesteps - 1)

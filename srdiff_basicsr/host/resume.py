@@ -30,6 +30,7 @@ from basicsr.utils import check_resume, get_root_logger
 
 from srdiff_basicsr.errors import OptionsError
 from srdiff_basicsr.host import experiment_lock
+from srdiff_basicsr.network_options import network_label
 
 STATE_KEY = 'resume'
 
@@ -236,5 +237,5 @@ def _network_files_exist(opt, resume_iter):
     if models_dir is None:
         return True
     ignored = opt['path'].get('ignore_resume_networks') or []
-    labels = [key[len('network_'):] for key in opt if key.startswith('network_') and key not in ignored]
+    labels = [network_label(key) for key in opt if key.startswith('network_') and key not in ignored]
     return all(osp.isfile(osp.join(models_dir, f'net_{label}_{resume_iter}.pth')) for label in labels)

@@ -8,11 +8,12 @@ from os import path as osp
 
 import yaml
 
+from srdiff_basicsr.diffusion.distillation import student_sampler
 from srdiff_basicsr.diffusion.spaces import SPACES
 from srdiff_basicsr.errors import OptionsError, WeightsError
 from srdiff_basicsr.loading.model_folder import MANIFEST, Manifest, manifest_path, read_manifest
 from srdiff_basicsr.loading.weights import WEIGHT_EXTENSIONS
-from srdiff_basicsr.network_options import diffusion_options
+from srdiff_basicsr.network_options import diffusion_options, network_label
 
 
 def _first_existing(stem):
@@ -42,7 +43,7 @@ def legacy_manifest(model, encoder=None, options=None):
     ``network_files`` (EMA weights when saved), its sampler by ``legacy_sampler``."""
     unet_weights, encoder_weights, options_file = resolve_model_files(model, encoder, options)
     opt = read_model_options(options_file)
-    sections = SPACES[diffusion_options(opt.get('diffusion')).get('space')].networks
+    sections = SPACES[diffusion_options(opt.get('diffusion'))['space']].networks
     files = {'network_g': unet_weights, 'network_encoder': encoder_weights, **network_files(unet_weights, sections)}
     model_options = {key: opt[key] for key in ('scale', 'diffusion', *files) if key in opt}
     return Manifest(model_options, {section: (file, 'params_ema') for section, file in files.items()},
@@ -56,7 +57,7 @@ def legacy_sampler(opt):
     train = opt.get('train') if isinstance(opt.get('train'), dict) else {}
     for section in (opt.get('distill'), train.get('objective')):
         if isinstance(section, dict) and section.get('steps') and section.get('type', 'distillation') == 'distillation':
-            return {'type': 'ddim', 'steps': section['steps'], 'eta': 0.0}
+            return student_sampler(section['steps'])
     return opt.get('sampler')
 
 
@@ -112,7 +113,7 @@ def network_files(unet_weights, sections, given=None):
         if given and section in given:
             files[section] = model_file(given[section], f'{section} weights')
         elif stem.startswith('net_g'):
-            sibling = stem.replace('net_g', 'net_' + section[len('network_'):], 1)
+            sibling = stem.replace('net_g', 'net_' + network_label(section), 1)
             files[section] = model_file(_first_existing(osp.join(folder, sibling)),
                                         f'{section} weights (beside {unet_weights})')
         else:

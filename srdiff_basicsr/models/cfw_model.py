@@ -81,7 +81,6 @@ class CFWModel(CheckpointedTraining, SRGANModel):
         load_weights(self.get_bare_model(net), load_path, param_key, strict or not self.is_train,
                      option=f'weights of {type(net).__name__}')
 
-
     def init_training_settings(self):
         super().init_training_settings()
         train_opt = self.opt['train']

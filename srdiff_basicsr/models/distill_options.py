@@ -4,7 +4,7 @@ from srdiff_basicsr.diffusion.parametrization import PARAMETRIZATIONS
 from srdiff_basicsr.diffusion.spaces import SPACES
 from srdiff_basicsr.errors import OptionsError, WeightsError, is_int, require
 from srdiff_basicsr.loading.model_files import model_manifest
-from srdiff_basicsr.network_options import complete_network_options, diffusion_options
+from srdiff_basicsr.network_options import complete_network_options, diffusion_options, network_label
 
 WHERE = 'train.objective'
 
@@ -58,7 +58,7 @@ def complete_distillation(opt, section):
                            f'differ from {options_file}: {", ".join(sorted(differ))}')
     path = opt.setdefault('path', {})
     for name in sections:  # the teacher's weights (EMA when saved), unless given
-        short = name[len('network_'):]
+        short = network_label(name)
         if path.get(f'pretrain_network_{short}') is None:
             path[f'pretrain_network_{short}'], key = manifest.weights[name]
             path.setdefault(f'param_key_{short}', key)

@@ -11,7 +11,7 @@ from basicsr.losses import build_loss
 from basicsr.utils import get_root_logger
 
 from srdiff_basicsr.diffusion.condition import conditioned_network, timed_network
-from srdiff_basicsr.diffusion.distillation import distillation_targets, nested_plans
+from srdiff_basicsr.diffusion.distillation import distillation_targets, nested_plans, student_sampler
 from srdiff_basicsr.diffusion.objective import flow_sample, head_losses, noised
 from srdiff_basicsr.diffusion.parametrization import Denoiser
 from srdiff_basicsr.errors import OptionsError
@@ -121,7 +121,7 @@ OBJECTIVES = {
     'image_quality': Objective(image_quality_losses, lambda opt, options: complete_image_quality(options),
                                check_image_quality, setup_image_quality, bare_network=True),
     'distillation': Objective(distillation_losses, complete_distillation, setup=setup_distillation,
-                              sampler=lambda options: {'type': 'ddim', 'steps': options['steps'], 'eta': 0.0}),
+                              sampler=lambda options: student_sampler(options['steps'])),
 }
 MOVED = {  # the sections an objective's options were in before train.objective
     'image_quality': "train.image_quality: now train.objective: {type: image_quality, ...the same options}",

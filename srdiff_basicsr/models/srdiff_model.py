@@ -22,7 +22,7 @@ from srdiff_basicsr.models.lr_encoder import LREncoderTraining
 from srdiff_basicsr.models.objectives import OBJECTIVES
 from srdiff_basicsr.models.options import check_options, complete_options
 from srdiff_basicsr.models.step_guards import GuardedStep
-from srdiff_basicsr.network_options import diffusion_options
+from srdiff_basicsr.network_options import diffusion_options, network_label
 from srdiff_basicsr.pipeline import SRDiffPipeline
 
 
@@ -124,7 +124,7 @@ class SRDiffModel(CheckpointedTraining, DegradedTraining, SampledValidation, LRE
 
     def space_networks(self):
         """The networks of the diffusion's space besides the U-Net and the encoder ({section: module})."""
-        return {section: getattr(self, 'net_' + section[len('network_'):]) for section in self.space_entry.networks}
+        return {section: getattr(self, 'net_' + network_label(section)) for section in self.space_entry.networks}
 
     @property
     def space_entry(self):
@@ -135,7 +135,7 @@ class SRDiffModel(CheckpointedTraining, DegradedTraining, SampledValidation, LRE
         default params), frozen, saved with every checkpoint (the experiment folder alone samples)."""
         path_opt = self.opt['path']
         for section in self.space_entry.networks:
-            name = section[len('network_'):]
+            name = network_label(section)
             net = build_network(self.opt[section]).to(self.device).eval().requires_grad_(False)
             load_weights(net, path_opt[f'pretrain_network_{name}'], path_opt.get(f'param_key_{name}', 'params'),
                          option=f'path.pretrain_network_{name}')
@@ -253,7 +253,7 @@ class SRDiffModel(CheckpointedTraining, DegradedTraining, SampledValidation, LRE
         # all of them before any file: no checkpoint of an iteration is written in part
         checkpoints.require_finite([(name, getattr(self, name)) for name in names if hasattr(self, name)], current_iter)
         for section, net in self.space_networks().items():  # frozen; the experiment folder alone samples
-            self.save_network(net, 'net_' + section[len('network_'):], current_iter)
+            self.save_network(net, 'net_' + network_label(section), current_iter)
         if hasattr(self, 'net_encoder_ema'):
             self.save_network([self.net_encoder, self.net_encoder_ema], 'net_encoder', current_iter,
                               param_key=['params', 'params_ema'])
@@ -273,9 +273,9 @@ class SRDiffModel(CheckpointedTraining, DegradedTraining, SampledValidation, LRE
                                  'params_ema' if hasattr(self, 'net_g_ema') else 'params'),
                    'network_encoder': (osp.join(models, f'net_encoder_{label}.pth'),
                                        'params_ema' if hasattr(self, 'net_encoder_ema') else 'params'),
-                   **{section: (osp.join(models, f'net_{section[len("network_"):]}_{label}.pth'), 'params')
+                   **{section: (osp.join(models, f'net_{network_label(section)}_{label}.pth'), 'params')
                       for section in self.space_entry.networks}}
-        objective = OBJECTIVES[self.opt['train']['objective']['type']] if self.is_train else None
+        objective = getattr(self, 'objective', None)  # the training set-up's
         sampler = objective.sampler(self.opt['train']['objective']) if objective and objective.sampler else None
         folder = self.opt['path'].get('experiments_root', osp.dirname(models))
         write_manifest(folder, self.pipeline.model_options, weights, sampler)
