@@ -7,9 +7,9 @@ encoder, budget and seed (options/demo_srdiff_x4.yml, demo_ecdp_eps_x4.yml, demo
 demo_ecdp_x4.yml, then demo_finetune_ecdp_x4.yml from the hybrid model); a model whose experiment folder has
 its final weights is reused unless --retrain. Each samples the held-out images with its samplers (SRDiff: the
 paper's DDPM and DDIM 20 with eta 1; ECDP: its probability-flow ODE and DDIM 20), --num-samples per image, image
-i seeded with seed + i. The report gives PSNR, SSIM (paper protocol: RGB, no border crop), ST-LPIPS, LR-PSNR,
-sigma, NFE, sampling seconds per image and the training seconds per iteration (median of BasicSR's log); tiled
-against whole images: scripts/benchmark_tiles.py.
+i seeded with seed + i. The report gives PSNR, SSIM (on RGB, whole image, and on Y, border crop = scale),
+ST-LPIPS, LR-PSNR, sigma, NFE, sampling seconds per image and the training seconds per iteration (median of
+BasicSR's log); tiled against whole images: scripts/benchmark_tiles.py.
 Needs the demo's data and encoder: run ``bash scripts/demo.sh`` first. Writes --out/report.md (an earlier
 report is archived).
 """
@@ -19,8 +19,8 @@ import yaml
 
 import srdiff_basicsr.plugin  # noqa: F401  (registration)
 from benchmarking.report import write_report
-from benchmarking.sampling import load_pairs, run_config
-from benchmarking.scoring import METRIC_COLUMNS, paper_metrics
+from benchmarking.sampling import load_pairs, run_config, smallest_image
+from benchmarking.scoring import METRIC_COLUMNS, benchmark_metrics, protocol_line
 from benchmarking.training import comparison_arguments, seconds_per_iteration, train
 from srdiff_basicsr.diffusion.samplers import describe_sampler
 from srdiff_basicsr.pipeline import SRDiffPipeline
@@ -45,7 +45,7 @@ def main():
     for label, options_file, name, samplers in [model for model in MODELS if model[2] in args.models]:
         train(options_file, name, args.retrain)
         pipe = SRDiffPipeline.from_pretrained(f'experiments/{name}', device=args.device)
-        metrics, notes = paper_metrics(pipe.scale, 'paper', 'alex', args.device)
+        metrics, notes = benchmark_metrics(pipe.scale, device=args.device, shape=smallest_image(pairs))
         with open(options_file) as f:
             total_iter = yaml.safe_load(f)['train']['total_iter']
         for sampler in samplers:
@@ -66,7 +66,8 @@ def main():
               'iterations per row (the fine-tuning row: its own steps after the hybrid model\'s)',
               f'- images: {", ".join(name for name, _, _ in pairs)} ({args.hr_dir}); {args.num_samples} samples per '
               f'image, seed {args.seed} + image index; device: {device}',
-              '- metrics: paper protocol (RGB, no border crop), each the mean over samples and images; NFE: network '
+              f'- {protocol_line(metrics, pipe.scale)}',
+              '- metrics: each the mean over samples and images; NFE: network '
               'evaluations per sample (the ODE\'s, adaptive, of the last image); s / image for all its samples; '
               "training s / iter: the median of BasicSR's logged iteration times",
               *[f'- {note}' for note in notes], '',

@@ -4,9 +4,10 @@ on the held-out photographs, and (with --train) a demo-length bf16 training besi
     python scripts/benchmark_precision.py [--num-samples 2] [--models demo_srdiff_x4 ...] [--train [--train-iters N]]
 
 Each trained demo experiment found (demo.sh, benchmark_unets.py, benchmark_ecdp.py, distill.py make them) samples
-the held-out images with its own default sampler, the same seeds, in fp32 and in bf16; the report gives PSNR,
-SSIM, ST-LPIPS, LR-PSNR and sigma of both (paper protocol), their PSNR and LR-PSNR differences against the
-0.05 dB that ``precision: auto`` allows, and the largest and mean pixel difference of the first samples.
+the held-out images with its own default sampler, the same seeds, in fp32 and in bf16; the report gives the
+benchmark metrics (benchmarking/scoring.py: PSNR and SSIM on RGB and on Y, ...) of both, their PSNR and LR-PSNR
+differences against the 0.05 dB that ``precision: auto`` allows, and the largest and mean pixel difference of the
+first samples.
 --train trains options/demo_srdiff_x4.yml again for --train-iters iterations (default 1,000, a checkpoint of the
 demo's run) with train.precision bf16 (experiment demo_srdiff_bf16_x4, the same seed and batches) and compares
 its logged loss curve, and the samples of its final weights, with the fp32 run's at the same iteration.
@@ -24,8 +25,8 @@ import torch
 
 import srdiff_basicsr.plugin  # noqa: F401  (registration)
 from benchmarking.report import write_report
-from benchmarking.sampling import load_pairs, run_config
-from benchmarking.scoring import METRIC_COLUMNS, paper_metrics
+from benchmarking.sampling import load_pairs, run_config, smallest_image
+from benchmarking.scoring import METRIC_COLUMNS, benchmark_metrics, protocol_line
 from benchmarking.speed import machine
 from srdiff_basicsr.pipeline import SRDiffPipeline
 
@@ -80,7 +81,7 @@ def main():
     for model in found:
         name = model[len('experiments/'):]
         pipe = SRDiffPipeline.from_pretrained(model, device=args.device, precision='fp32')
-        metrics, notes = paper_metrics(pipe.scale, 'paper', 'alex', args.device)
+        metrics, notes = benchmark_metrics(pipe.scale, device=args.device, shape=smallest_image(pairs))
         results = {}
         for label, precision, channels_last in (('fp32', 'fp32', False), ('bf16 + channels_last', 'bf16', True)):
             if name.startswith(BF16_RUN) and precision == 'fp32':
@@ -104,7 +105,8 @@ def main():
               f'- images: {", ".join(name for name, _, _ in pairs)} ({args.hr_dir}); {args.num_samples} samples per '
               f'image, seed {args.seed} + image index, the same noise in both precisions; device: {args.device}, '
               f'{machine(args.device)}; torch {torch.__version__}',
-              '- metrics: paper protocol (RGB, no border crop), means over samples and images', *[f'- {n}' for n in notes],
+              f'- {protocol_line(metrics, pipe.scale)}',
+              '- metrics: means over samples and images', *[f'- {n}' for n in notes],
               '', '| experiment | sampler | sampling | ' + ' | '.join(t for _, t, _ in columns) + ' | s / image |',
               '|---' * (len(columns) + 4) + '|']
     for name, sampler, label, r in rows:

@@ -4,8 +4,8 @@
 
 On the held-out images (default: the demo's), every configuration draws --num-samples samples per image
 (image i seeded with seed + i) and reports: network evaluations (NFE) per sample, seconds per image,
-peak memory above the loaded model (RSS polled on CPU, max allocated on CUDA), PSNR, SSIM (paper
-protocol: RGB, no border crop), LR-PSNR, sigma, and LPIPS where its weights exist. It also compares
+peak memory above the loaded model (RSS polled on CPU, max allocated on CUDA), PSNR, SSIM (on RGB,
+whole image, and on Y, border crop = scale), NIQE, LR-PSNR, sigma, and LPIPS where its weights exist. It also compares
 tiled with untiled sampling on the same images, and with --large times a 2040x1356 output (x4 from
 510x339) untiled and tiled. --students adds the rows of distilled students (experiment folders of
 scripts/distill.py), each sampled by DDIM with the step count it was distilled for, in the same run as the
@@ -22,8 +22,8 @@ from basicsr.utils import mkdir_and_rename, tensor2img
 
 import srdiff_basicsr.plugin  # noqa: F401  (registration)
 from benchmarking.grid import comparison_grid
-from benchmarking.sampling import PeakMemory, load_pairs, run_config
-from benchmarking.scoring import METRIC_COLUMNS, paper_metrics
+from benchmarking.sampling import PeakMemory, load_pairs, run_config, smallest_image
+from benchmarking.scoring import METRIC_COLUMNS, benchmark_metrics, protocol_line
 from srdiff_basicsr.diffusion.samplers import describe_sampler, sampler_options
 from srdiff_basicsr.loading.model_files import model_manifest
 from srdiff_basicsr.ops.resize import imresize_uint8
@@ -119,7 +119,7 @@ def main():
 
     pipe = SRDiffPipeline.from_pretrained(args.model, device=args.device)
     pairs = load_pairs(args.lr_dir, args.hr_dir)
-    metrics, notes = paper_metrics(pipe.scale, 'paper', 'alex', args.device)
+    metrics, notes = benchmark_metrics(pipe.scale, device=args.device, shape=smallest_image(pairs))
     mkdir_and_rename(args.out)
     results, firsts = [], {}
     for config in CONFIGS:
@@ -138,7 +138,8 @@ def main():
     report = ['# Sampler benchmark', '',
               f'- model: {args.model}; images: {", ".join(name for name, _, _ in pairs)} ({args.hr_dir}); '
               f'{args.num_samples} samples per image, seed {args.seed} + image index; device: {device}',
-              '- metrics: paper protocol (RGB, no border crop), each the mean over samples and images; NFE per sample '
+              f'- {protocol_line(metrics, pipe.scale)}',
+              '- metrics: each the mean over samples and images; NFE per sample '
               '(the samples of an image share each network call); s / image for all its samples',
               f'- target (<= 1/5 of the DDPM NFE, PSNR within 0.3 dB, LR-PSNR within 1 dB of it): '
               f'{"met by " + ", ".join(met) if met else "not met"}']

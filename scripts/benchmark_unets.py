@@ -6,9 +6,9 @@ Each model is trained by BasicSR's loop (``python -m srdiff_basicsr.train``) wit
 budget and seed (options/demo_srdiff_x4.yml, demo_srdiff_attn_x4.yml, demo_sradm_x4.yml); a model whose
 experiment folder already has its final weights is reused unless --retrain. Then each samples the held-out
 images (--num-samples per image, image i seeded with seed + i, 100-step DDPM) and the report gives PSNR,
-SSIM (paper protocol: RGB, no border crop), ST-LPIPS, LR-PSNR, sigma, parameters, training seconds per
-iteration (the median of BasicSR's logged iteration times) and sampling seconds per image (tiled against whole
-images: scripts/benchmark_tiles.py). Needs the demo's data and encoder: run ``bash scripts/demo.sh`` first.
+SSIM (on RGB, whole image, and on Y, border crop = scale), ST-LPIPS, LR-PSNR, sigma, parameters, training
+seconds per iteration (the median of BasicSR's logged iteration times) and sampling seconds per image (tiled
+against whole images: scripts/benchmark_tiles.py). Needs the demo's data and encoder: run ``bash scripts/demo.sh`` first.
 Writes --out/report.md (an earlier report is archived).
 """
 
@@ -17,8 +17,8 @@ import yaml
 
 import srdiff_basicsr.plugin  # noqa: F401  (registration)
 from benchmarking.report import write_report
-from benchmarking.sampling import load_pairs, run_config
-from benchmarking.scoring import METRIC_COLUMNS, paper_metrics
+from benchmarking.sampling import load_pairs, run_config, smallest_image
+from benchmarking.scoring import METRIC_COLUMNS, benchmark_metrics, protocol_line
 from benchmarking.training import comparison_arguments, seconds_per_iteration, train
 from srdiff_basicsr.pipeline import SRDiffPipeline
 
@@ -35,7 +35,7 @@ def main():
     for label, options_file, name in [model for model in MODELS if model[2] in args.models]:
         train(options_file, name, args.retrain)
         pipe = SRDiffPipeline.from_pretrained(f'experiments/{name}', device=args.device)
-        metrics, notes = paper_metrics(pipe.scale, 'paper', 'alex', args.device)
+        metrics, notes = benchmark_metrics(pipe.scale, device=args.device, shape=smallest_image(pairs))
         result, _ = run_config(pipe, pairs, args.num_samples, args.seed, metrics)
         with open(options_file) as f:
             train_opt = yaml.safe_load(f)['train']
@@ -54,7 +54,8 @@ def main():
               f'- the same training (options/demo_*_x4.yml: data, frozen encoder, {budget:,} iterations, seed 0); '
               f'images: {", ".join(name for name, _, _ in pairs)} ({args.hr_dir}); {args.num_samples} samples '
               f'per image, seed {args.seed} + image index, 100-step DDPM; device: {device}',
-              '- metrics: paper protocol (RGB, no border crop), each the mean over samples and images; parameters of '
+              f'- {protocol_line(metrics, pipe.scale)}',
+              '- metrics: each the mean over samples and images; parameters of '
               f"the U-Net (the encoder's {rows[0][1]['encoder_params'] / 1e6:.2f}M, the same for all, left out); "
               "training s / iter: the median of BasicSR's logged iteration times; sampling s / image for all its "
               'samples',

@@ -2,10 +2,11 @@
 
 Training pairs come from one set of photographs, cut into overlapping HR sub-images (small files
 decode fast, as BasicSR's DIV2K recipe does); validation pairs are centre crops of other
-photographs that training never sees. LR = MATLAB-style bicubic (the kernel SR benchmarks use),
-rounded to 8 bits. For real-world training (BasicSR's RealESRGANDataset, which reads HR images only and crops
-or pads them to 400 px) the training photographs are also cut into 400-px sub-images, listed in a meta_info
-file. Re-running skips files that exist.
+photographs that training never sees: 128 px (val/, the architecture and sampler benchmarks) and 256 px (val_256/,
+the demo's report: large enough for NIQE's 2 x 2 blocks of 96 px after the border crop). LR = MATLAB-style
+bicubic (the kernel SR benchmarks use), rounded to 8 bits. For real-world training (BasicSR's RealESRGANDataset,
+which reads HR images only and crops or pads them to 400 px) the training photographs are also cut into 400-px
+sub-images, listed in a meta_info file. Re-running skips files that exist.
 
     python scripts/prepare_demo_data.py --out datasets/demo --scale 4
 """
@@ -55,7 +56,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', default='datasets/demo')
     parser.add_argument('--scale', type=int, default=4)
-    parser.add_argument('--val-size', type=int, default=128, help='HR size of the centre crop of each held-out image')
+    parser.add_argument('--val-size', type=int, default=128, help='HR size of the held-out centre crops in val/')
+    parser.add_argument('--report-size', type=int, default=256,
+                        help='HR size of the held-out centre crops in val_<size>/, the demo report\'s test set')
     parser.add_argument('--sub-size', type=int, default=96, help='HR size of the training sub-images')
     parser.add_argument('--sub-step', type=int, default=64, help='stride between training sub-images')
     parser.add_argument('--sub-max', type=int, default=150, help='most sub-images taken from one photograph')
@@ -65,15 +68,16 @@ def main():
 
     written = 0
     counts = {}
-    for split, names in (('train', TRAIN_IMAGES), ('val', HELD_OUT_IMAGES)):
+    splits = (('train', TRAIN_IMAGES), ('val', HELD_OUT_IMAGES), (f'val_{args.report_size}', HELD_OUT_IMAGES))
+    for split, names in splits:
         hr_dir = osp.join(args.out, split, 'HR')
         lr_dir = osp.join(args.out, split, f'LR_bicubic/X{args.scale}')
         os.makedirs(hr_dir, exist_ok=True)
         os.makedirs(lr_dir, exist_ok=True)
         for name, load in names.items():
             img = np.ascontiguousarray(load()[..., :3])
-            if split == 'val':
-                pieces = [('', centre_crop(img, args.val_size))]
+            if split.startswith('val'):
+                pieces = [('', centre_crop(img, args.val_size if split == 'val' else args.report_size))]
             else:
                 pieces = sub_images(img, args.sub_size, args.sub_step, args.sub_max)
             for suffix, piece in pieces:

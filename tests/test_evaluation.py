@@ -1,9 +1,10 @@
-"""The protocol switch: which options it sets, how it is named, and the numbers it gives."""
+"""The protocol switch: which options it sets, how it is named, and the numbers it gives; what NIQE can score."""
+import numpy as np
 import pytest
 from basicsr.metrics import calculate_metric, calculate_psnr, calculate_ssim
 
-from srdiff_basicsr.errors import OptionsError
-from srdiff_basicsr.models.evaluation import apply_protocol, describe_protocol
+from srdiff_basicsr.errors import DatasetError, OptionsError
+from srdiff_basicsr.models.evaluation import apply_protocol, check_scorable, describe_protocol
 from srdiff_basicsr.ops.resize import imresize_uint8
 from tests.conftest import photo_crops
 
@@ -47,6 +48,31 @@ def test_protocol_is_named_from_the_metric_options():
     assert describe_protocol(apply_protocol(METRICS, 'paper', 8), 8) == 'paper (RGB, no border crop)'
     assert describe_protocol(apply_protocol(METRICS, 'basicsr', 8), 8) == 'basicsr (Y channel, border crop = 8)'
     mixed = {'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': True}}
-    assert describe_protocol(mixed, 4) == 'custom (psnr: Y, border crop 2)'
+    assert describe_protocol(mixed, 4) == 'psnr: Y channel, border crop 2'
     assert describe_protocol({'lr_psnr': METRICS['lr_psnr']}, 4) == 'RGB'
+    # BasicSR's own default where an option is left out: test_y_channel False
+    assert describe_protocol({'psnr': {'type': 'calculate_psnr', 'crop_border': 4}}, 4) == 'psnr: RGB, border crop 4'
 
+
+def test_rgb_and_y_columns_side_by_side_are_described_per_group_with_niqe():
+    both = {**apply_protocol(METRICS, 'paper', 4),
+            'psnr_y': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True},
+            'niqe': {'type': 'calculate_niqe', 'crop_border': 4},  # NIQE's convert_to defaults to y
+            'niqe_grey': {'type': 'calculate_niqe', 'crop_border': 0, 'convert_to': 'gray'}}
+    assert describe_protocol(both, 4) == ('psnr, ssim: RGB, no border crop; psnr_y, niqe: Y channel, border crop 4; '
+                                          'niqe_grey: grey channel, no border crop')
+    paper_and_niqe = {**apply_protocol(METRICS, 'paper', 4), 'niqe': both['niqe']}
+    assert describe_protocol(paper_and_niqe, 4) == 'paper (RGB, no border crop); niqe: Y channel, border crop 4'
+
+
+def test_niqe_refuses_images_under_two_blocks_before_sampling_them():
+    niqe = {'niqe': {'type': 'calculate_niqe', 'crop_border': 4}}
+    check_scorable(niqe, (104, 200), 'set/a')  # 96 x 192 after the crop: 2 blocks of 96
+    with pytest.raises(DatasetError, match=r'val.metrics.niqe cannot score set/b: NIQE needs at least 2 blocks of '
+                                           r'96x96 px after its 4-px border crop, the 199x199 image has 1'):
+        check_scorable(niqe, (199, 199), 'set/b')
+    # the limit is BasicSR's: one pixel under it, its NIQE fails deep inside numpy; at it, it gives a number
+    photo = photo_crops(1, 256)[0]
+    assert np.isfinite(calculate_metric({'img': photo[:104, :200]}, niqe['niqe']))
+    with pytest.raises(np.linalg.LinAlgError):
+        calculate_metric({'img': photo[:104, :199]}, niqe['niqe'])

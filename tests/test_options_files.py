@@ -8,7 +8,7 @@ from basicsr.archs import build_network
 from basicsr.utils.options import ordered_yaml
 
 from srdiff_basicsr.errors import TileError
-from srdiff_basicsr.models.evaluation import apply_protocol, describe_protocol
+from srdiff_basicsr.models.evaluation import describe_protocol
 from srdiff_basicsr.models.options import check_options, complete_options
 from tests.conftest import REPO
 
@@ -130,12 +130,17 @@ def test_paper_configurations_have_the_official_sizes(name, official_params):
 
 
 @pytest.mark.parametrize('name', ['test_srdiff_celeba.yml', 'test_srdiff_div2k.yml', 'test_sradm_celeba.yml',
-                                  'test_sradm_div2k.yml', 'demo_test_srdiff_x4.yml'])
-def test_test_option_files_measure_with_the_papers_protocol(name):
+                                  'test_sradm_div2k.yml', 'test_ecdp_celeba.yml', 'test_ecdp_div2k.yml',
+                                  'demo_test_srdiff_x4.yml', 'demo_test_srdiff_realesrgan_x4.yml',
+                                  'demo_test_srdiff_bicubic_on_realesrgan_x4.yml', 'test_stablesr.yml'])
+def test_test_option_files_measure_rgb_as_the_paper_and_y_with_the_scale_cropped(name):
     opt = load(REPO / 'options' / name)
-    metrics = apply_protocol(opt['val']['metrics'], opt['val']['protocol'], opt['scale'])
-    assert describe_protocol(metrics, opt['scale']) == 'paper (RGB, no border crop)'
-    assert metrics['lr_psnr']['scale'] == opt['scale']
+    metrics, scale = opt['val']['metrics'], opt['scale']
+    described = describe_protocol(metrics, scale)
+    assert described.startswith('psnr, ssim') and 'RGB, no border crop' in described
+    assert f'psnr_y, ssim_y, niqe: Y channel, border crop {scale}' in described
+    assert 'protocol' not in opt['val']  # it would set the Y columns' options to the RGB ones
+    assert metrics.get('lr_psnr', {'scale': scale})['scale'] == scale
 
 
 @pytest.mark.parametrize('kind', ['train', 'test'])

@@ -25,9 +25,10 @@ def detail_crop(hr, size):
     return best_pos
 
 
-def comparison_grid(hr, tiles, crop_size=192):
+def comparison_grid(hr, tiles, crop_size=192, reference_name='HR'):
     """One PNG row: [HR overview with the crop box, when cropped] + ``tiles`` (label, BGR uint8 image of
-    the HR size), each cropped to the same window of at most crop_size x crop_size pixels."""
+    the HR size), each cropped to the same window of at most crop_size x crop_size pixels. ``hr`` is the image
+    the window is chosen on (``reference_name``: another upscale where there is no HR)."""
     h, w = hr.shape[:2]
     top, left = detail_crop(hr, crop_size)
     ch, cw = min(h, crop_size), min(w, crop_size)
@@ -41,10 +42,10 @@ def comparison_grid(hr, tiles, crop_size=192):
                            interpolation=cv2.INTER_AREA)
         canvas = np.full((ch, cw, 3), 255, np.uint8)
         canvas[:small.shape[0], :small.shape[1]] = small
-        row.append(_labelled('HR (full)', canvas))
+        row.append(_labelled(f'{reference_name} (full)', canvas))
     for label, image in tiles:
         if image.shape[:2] != (h, w):
-            raise ValueError(f'comparison_grid: tile {label!r} is {image.shape[:2]}, the HR is {(h, w)}')
+            raise ValueError(f'comparison_grid: tile {label!r} is {image.shape[:2]}, the {reference_name} is {(h, w)}')
         row.append(_labelled(label, image[top:top + ch, left:left + cw]))
     return np.concatenate(row, axis=1)
 

@@ -62,6 +62,11 @@ def load_pairs(lr_dir, hr_dir):
     return pairs
 
 
+def smallest_image(pairs):
+    """(H, W): the smallest HR height and width of the pairs."""
+    return tuple(min(hr.shape[axis] for _, _, hr in pairs) for axis in (0, 1))
+
+
 def run_config(pipe, pairs, num_samples, seed, metrics):
     """Mean scores over images, NFE per sample, seconds per image, peak MiB; and the first samples."""
     rows, seconds, peak, firsts = [], 0.0, 0.0, []

@@ -20,8 +20,9 @@ def lr_psnr(sr, lr, scale):
 
 
 @METRIC_REGISTRY.register()
-def calculate_lr_psnr(img, img2, scale=None, lq=None, lr_from_hr=False, **kwargs):
-    """LR-PSNR as a BasicSR metric: ``img`` is the SR, ``img2`` the HR (uint8, BasicSR's metric data).
+def calculate_lr_psnr(img, img2=None, scale=None, lq=None, lr_from_hr=False, **kwargs):
+    """LR-PSNR as a BasicSR metric: ``img`` is the SR, ``img2`` the HR (uint8, BasicSR's metric data; none for a test
+    set without HR images, whose input is then the LR).
 
     The LR is ``lq`` when the model passes it; otherwise it is made from the HR with MATLAB bicubic,
     which is the input LR itself for datasets made that way (up to 8-bit rounding).
@@ -30,6 +31,8 @@ def calculate_lr_psnr(img, img2, scale=None, lq=None, lr_from_hr=False, **kwargs
     """
     if scale is None:
         raise ValueError('calculate_lr_psnr needs `scale` in its val.metrics options')
+    if img2 is None and (lq is None or lr_from_hr):
+        raise ValueError('calculate_lr_psnr: no HR image to make the LR of' + (' (lr_from_hr)' if lr_from_hr else ''))
     if lq is None or lr_from_hr:
         lq = imresize_uint8(mod_crop(img2, scale), 1 / scale)
     return lr_psnr(img, lq, scale)

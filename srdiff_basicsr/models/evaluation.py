@@ -4,7 +4,8 @@ ranks), the evaluation protocol of a ``val.metrics`` section, and the per-image 
 Two protocols are in use for SR metrics: the SRDiff paper's (RGB, no border crop) and BasicSR's usual
 one (Y channel of YCbCr, ``crop_border`` = scale). ``val.protocol: paper | basicsr`` sets both options
 of every metric that has them (PSNR, SSIM); without it the protocol is read off the metric options, so
-every table can say which one it used. LR-PSNR, LPIPS and sigma are always computed on RGB.
+every table can say which one it used; a section naming both (``psnr`` and ``psnr_y: {type: calculate_psnr,
+crop_border: 4, test_y_channel: true}``) is described per group. LR-PSNR, LPIPS and sigma are always computed on RGB.
 """
 import csv
 import inspect
@@ -20,9 +21,10 @@ from basicsr.utils.registry import METRIC_REGISTRY
 from torch.utils.data import default_collate
 from tqdm import tqdm
 
-from srdiff_basicsr.errors import OptionsError
+from srdiff_basicsr.errors import DatasetError, OptionsError
 from srdiff_basicsr.files import atomic_write
 from srdiff_basicsr.host import distributed
+from srdiff_basicsr.metrics.niqe_input import niqe_size_problem
 
 PROTOCOL_NAMES = {'paper': 'RGB, no border crop', 'basicsr': 'Y channel, border crop = scale'}
 
@@ -35,14 +37,37 @@ def protocol_settings(protocol, scale):
     raise OptionsError(f'val.protocol: must be one of {sorted(PROTOCOL_NAMES)}, got {protocol!r}')
 
 
-def takes_protocol(metric_opt):
-    """Whether a metric has the two options a protocol sets (BasicSR's PSNR and SSIM do)."""
+def _metric_parameters(metric_opt):
     try:
         function = METRIC_REGISTRY.get(metric_opt.get('type'))
     except KeyError:
         raise OptionsError(f"val.metrics: no metric named {metric_opt.get('type')!r} is registered") from None
-    params = inspect.signature(function).parameters
+    return inspect.signature(function).parameters
+
+
+def takes_protocol(metric_opt):
+    """Whether a metric has the two options a protocol sets (BasicSR's PSNR and SSIM do)."""
+    params = _metric_parameters(metric_opt)
     return 'crop_border' in params and 'test_y_channel' in params
+
+
+def metric_view(metric_opt):
+    """(channel, border crop) a metric measures: PSNR/SSIM's test_y_channel, NIQE's convert_to, their defaults
+    where the options leave them; None for a metric without a border crop (it sees the whole image)."""
+    params = _metric_parameters(metric_opt)
+    if 'crop_border' not in params:
+        return None
+
+    def option(key):
+        default = params[key].default
+        return metric_opt.get(key, None if default is inspect.Parameter.empty else default)
+
+    channel = 'RGB'
+    if 'test_y_channel' in params:
+        channel = 'Y' if option('test_y_channel') else 'RGB'
+    elif 'convert_to' in params:
+        channel = {'y': 'Y', 'gray': 'grey'}.get(option('convert_to'), str(option('convert_to')))
+    return channel, option('crop_border') or 0
 
 
 def apply_protocol(metrics_opt, protocol, scale):
@@ -62,17 +87,34 @@ def apply_protocol(metrics_opt, protocol, scale):
 
 
 def describe_protocol(metrics_opt, scale):
-    """'paper (RGB, no border crop)', 'basicsr (Y channel, border crop = 4)', or the custom settings."""
-    used = {name: (opt.get('crop_border', 0), bool(opt.get('test_y_channel', False)))
-            for name, opt in metrics_opt.items() if takes_protocol(opt)}
+    """The channel and border crop of every metric that has them: 'paper (RGB, no border crop)' or 'basicsr (Y
+    channel, border crop = 4)' when PSNR and SSIM all follow one protocol, else per group of metrics ('psnr, ssim:
+    RGB, no border crop; psnr_y, ssim_y: Y channel, border crop 4'); NIQE and the like follow. 'RGB' when none
+    has a border crop."""
+    views = {name: metric_view(opt) for name, opt in metrics_opt.items()}
+    protocol_metrics = [name for name, opt in metrics_opt.items() if takes_protocol(opt)]
+    parts, rest = [], [name for name in views if views[name] is not None]
+    used = {views[name] for name in protocol_metrics}
     for protocol in PROTOCOL_NAMES:
         settings = protocol_settings(protocol, scale)
-        if used and set(used.values()) == {(settings['crop_border'], settings['test_y_channel'])}:
-            return f"{protocol} ({PROTOCOL_NAMES[protocol].replace('scale', str(scale))})"
-    if not used:
-        return 'RGB'
-    return 'custom (' + ', '.join(f"{name}: {'Y' if y else 'RGB'}, border crop {crop}"
-                                  for name, (crop, y) in used.items()) + ')'
+        if used == {('Y' if settings['test_y_channel'] else 'RGB', settings['crop_border'])}:
+            parts.append(f"{protocol} ({PROTOCOL_NAMES[protocol].replace('scale', str(scale))})")
+            rest = [name for name in rest if name not in protocol_metrics]
+    groups = {}
+    for name in rest:
+        groups.setdefault(views[name], []).append(name)
+    for (channel, crop), names in groups.items():
+        where = f'border crop {crop}' if crop else 'no border crop'
+        parts.append(f"{', '.join(names)}: {channel}{' channel' if channel != 'RGB' else ''}, {where}")
+    return '; '.join(parts) or 'RGB'
+
+
+def check_scorable(metrics_opt, shape, image):
+    """Before sampling an image whose SR has ``shape``: an error naming the metric that cannot score it."""
+    for name, opt in metrics_opt.items():
+        problem = niqe_size_problem(opt, shape)
+        if problem:
+            raise DatasetError(f'val.metrics.{name} cannot score {image}: {problem}')
 
 
 def score_samples(samples, metrics_opt, hr_img=None, lr_img=None):
@@ -171,6 +213,9 @@ class SampledValidation:
                         save_img):
         """Metrics of one image, each averaged over its samples, and their sigma."""
         img_name = osp.splitext(osp.basename(data['lq_path'][0]))[0]
+        scale = self.opt['scale']
+        check_scorable(metrics_opt, (data['lq'].shape[2] * scale, data['lq'].shape[3] * scale),
+                       f'{dataset_name}/{img_name}')
         self.feed_data(data)
         samples = self.pipeline(self.lq.expand(num_samples, -1, -1, -1), generator=generator)
         sr_imgs = [tensor2img(sample) for sample in samples]
