@@ -8,12 +8,13 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from srdiff_basicsr.errors import DatasetError, DivergenceError, is_int, is_number, require
 from srdiff_basicsr.host import distributed
 from srdiff_basicsr.loading.weights import load_weights
+from srdiff_basicsr.models.accumulation import GradientAccumulation
 from srdiff_basicsr.models.checkpointed import CheckpointedTraining
 from srdiff_basicsr.models.stablesr_sources import check_starting_weights
 
 
 @MODEL_REGISTRY.register()
-class CFWModel(CheckpointedTraining, SRGANModel):
+class CFWModel(CheckpointedTraining, GradientAccumulation, SRGANModel):
     """StableSR's second stage (the official ``AutoencoderKLResi``): the CFW fusion layers of the VAE decoder
     trained, everything else frozen, to decode the first stage's sampled latents into the HR image with the
     encoder features of the upsampled LR; the LDM autoencoder loss as StableSR configures it: L1 + LPIPS, and
@@ -34,11 +35,13 @@ class CFWModel(CheckpointedTraining, SRGANModel):
         train.gan_opt: ``{type: GANLoss, gan_type: hinge, loss_weight: 0.025}``: the official generator weight
             (its adaptive weight needs the gradient of the frozen last decoder layer, so it falls back to
             disc_weight 0.025); the discriminator's loss is half the hinge sum, as the official.
-        train.disc_start: iterations before the GAN terms count (the official 501 optimizer steps; BasicSR counts
-            iterations from 1, so they count from iteration disc_start + 1). Both optimizers step every iteration,
-            the discriminator's on zero gradients before then, as the official.
-        train.optim_g, train.optim_d: the official ``{type: Adam, lr: 5e-5 x its Lightning batch scaling, betas:
-            [0.5, 0.9]}``.
+        train.disc_start: optimizer steps before the GAN terms count (the official 501; without accumulation
+            BasicSR's iterations from 1, so they count from iteration disc_start + 1). Both optimizers step every
+            time, the discriminator's on zero gradients before then, as the official.
+        train.accumulate_grad_batches: batches per optimizer step (the official 8 batches of 1;
+            ``models.accumulation``).
+        train.optim_g, train.optim_d: the official ``{type: Adam, lr: 5e-5, betas: [0.5, 0.9]}`` (its main.py
+            scales the rate only with --scale_lr, which the official commands turn off).
     """
 
     @classmethod
@@ -116,10 +119,15 @@ class CFWModel(CheckpointedTraining, SRGANModel):
         return net(self.lq * 2 - 1, self.latent / self.scale_factor, fidelity)
 
     def optimize_parameters(self, current_iter):
-        disc_factor = 1.0 if current_iter > self.disc_start else 0.0
+        """One batch; the optimizers step after it, or after ``train.accumulate_grad_batches`` batches (the
+        official's 8 of 1). The GAN terms count once ``disc_start`` optimizer steps are done (Lightning's
+        global_step, as the official)."""
+        disc_factor = 1.0 if self.steps_before(current_iter) >= self.disc_start else 0.0
+        starts, ends = self.starts_step(current_iter), self.ends_step(current_iter)
         for p in self.net_d.parameters():
             p.requires_grad = False
-        self.optimizer_g.zero_grad()
+        if starts:
+            self.optimizer_g.zero_grad()
         reconstruction = self._reconstruct(self.net_g, self.fidelity['train'])
         self.output = (reconstruction + 1) / 2
         losses = OrderedDict()
@@ -128,23 +136,27 @@ class CFWModel(CheckpointedTraining, SRGANModel):
         if self.cri_perceptual:
             losses['l_g_percep'] = self.cri_perceptual(self.output, self.gt)
         losses['l_g_gan'] = disc_factor * self.cri_gan(self.net_d(reconstruction), True, is_disc=False)
-        self._step(self.optimizer_g, sum(losses.values()), current_iter, 'generator')
+        self._backward(self.optimizer_g, sum(losses.values()), current_iter, ends, 'generator')
 
         for p in self.net_d.parameters():
             p.requires_grad = True
-        self.optimizer_d.zero_grad()
+        if starts:
+            self.optimizer_d.zero_grad()
         real, fake = self.net_d(self.gt * 2 - 1), self.net_d(reconstruction.detach())
         losses['l_d'] = disc_factor * 0.5 * (self.cri_gan(real, True, is_disc=True) +
                                              self.cri_gan(fake, False, is_disc=True))
         losses['out_d_real'], losses['out_d_fake'] = real.detach().mean(), fake.detach().mean()
-        self._step(self.optimizer_d, losses['l_d'], current_iter, 'discriminator')
+        self._backward(self.optimizer_d, losses['l_d'], current_iter, ends, 'discriminator')
         self.log_dict = self.reduce_loss_dict(losses)
-        if self.ema_decay > 0:
+        if self.ema_decay > 0 and ends:
             self.model_ema(decay=self.ema_decay)
 
-    def _step(self, optimizer, loss, current_iter, what):
-        """Backward and step; a non-finite loss or gradient stops the run before the weights change."""
-        loss.backward()
+    def _backward(self, optimizer, loss, current_iter, step, what):
+        """Backward (the loss divided by the batches per step); with ``step``, the step on the accumulated
+        gradients. A non-finite loss or gradient stops the run before the weights change."""
+        (loss / self.accumulate).backward()
+        if not step:
+            return
         params = [p for group in optimizer.param_groups for p in group['params'] if p.grad is not None]
         finite = torch.isfinite(loss.detach()) & torch.stack([torch.isfinite(p.grad).all() for p in params]).all()
         if not distributed.all_ranks_agree(bool(finite), self.device):

@@ -12,6 +12,7 @@ from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY
 from srdiff_basicsr.data.degradation import check_degradation
 from srdiff_basicsr.errors import OptionsError, is_int, is_number, require
 from srdiff_basicsr.files import is_image_name
+from srdiff_basicsr.models.accumulation import check_accumulation
 from srdiff_basicsr.models.degraded_training import DegradedTraining
 from srdiff_basicsr.models.objectives import MOVED
 from srdiff_basicsr.archs.arch_options import check_arch_options
@@ -52,6 +53,7 @@ def check_run_options(opt):
                                f'{sorted(name for name, _ in METRIC_REGISTRY)}')
     check_degradation(opt, _has_degradation_stage(opt.get('model_type')))
     model = MODEL_REGISTRY.get(opt['model_type'])
+    check_accumulation(opt, model)
     if hasattr(model, 'check_run_options'):  # a model of the plugin: its own options, as it will read them
         model.check_run_options(opt)
 

@@ -14,6 +14,7 @@ from srdiff_basicsr.execution import compiled, resolve_execution
 from srdiff_basicsr.host import checkpoints, distributed
 from srdiff_basicsr.loading.model_folder import write_manifest
 from srdiff_basicsr.loading.weights import load_weights
+from srdiff_basicsr.models.accumulation import GradientAccumulation
 from srdiff_basicsr.models.checkpointed import CheckpointedTraining
 from srdiff_basicsr.models.collapse import COLLAPSE_DEFAULT, CollapseGuard
 from srdiff_basicsr.models.degraded_training import DegradedTraining
@@ -27,7 +28,8 @@ from srdiff_basicsr.pipeline import SRDiffPipeline
 
 
 @MODEL_REGISTRY.register()
-class SRDiffModel(CheckpointedTraining, DegradedTraining, SampledValidation, LREncoderTraining, GuardedStep, SRModel):
+class SRDiffModel(CheckpointedTraining, GradientAccumulation, DegradedTraining, SampledValidation, LREncoderTraining,
+                  GuardedStep, SRModel):
     """SRDiff: diffusion of the residual HR - bicubic(LR), conditioned on an RRDB encoder (frozen by default).
 
     BasicSR's SRModel does the rest: optimiser, scheduler, EMA, checkpoints, logging. This class adds
@@ -193,44 +195,55 @@ class SRDiffModel(CheckpointedTraining, DegradedTraining, SampledValidation, LRE
 
     # training --------------------------------------------------------------------------------
     def optimize_parameters(self, current_iter):
-        """One step of ``train.objective`` (``models.objectives``; the paper's Algorithm 1 by default: x_t from the
+        """One batch of ``train.objective`` (``models.objectives``; the paper's Algorithm 1 by default: x_t from the
         HR's x0 at a random t, ``train.pixel_opt`` between the network's output and its target); plus, when the
-        encoder trains too, the auxiliary losses on its own SR output."""
-        for optimizer in self.optimizers:
-            optimizer.zero_grad()
+        encoder trains too, the auxiliary losses on its own SR output. The optimizers step after every batch, or
+        after ``train.accumulate_grad_batches`` of them (``models.accumulation``)."""
+        if self.starts_step(current_iter):
+            for optimizer in self.optimizers:
+                optimizer.zero_grad()
         features, losses = self._encode()
         objective_losses, trivial = self.objective.losses(self, self.objective_state, features)
         losses = {**objective_losses, **losses}
         loss = sum(losses.values())
-        if self.grad_scaler is None:
-            loss.backward()
-            if self.objective.bare_network:
-                distributed.average_gradients(self.get_bare_model(self.net_g))
-            if self._diverged(current_iter, loss):
+        scaled = loss / self.accumulate
+        (scaled if self.grad_scaler is None else self.grad_scaler.scale(scaled)).backward()
+        clip_log = {}
+        if self.ends_step(current_iter):
+            clip_log = self._step(current_iter, loss)
+            if clip_log is None:
                 return
-            clip_log = self._clip_gradients()
-            for optimizer in self.optimizers:
-                optimizer.step()
-        else:  # the scaler skips steps with non-finite gradients itself (fp16 overflows are expected)
-            self.grad_scaler.scale(loss).backward()
-            if self.objective.bare_network:
-                distributed.average_gradients(self.get_bare_model(self.net_g))
-            if self.grad_clip:
-                for optimizer in self.optimizers:
-                    self.grad_scaler.unscale_(optimizer)
-            clip_log = self._clip_gradients()
-            for optimizer in self.optimizers:
-                self.grad_scaler.step(optimizer)
-            self.grad_scaler.update()
         trivial_log = {} if trivial is None else {'l_trivial': trivial}  # an all-zero output's, for the collapse guard
         self.log_dict = self.reduce_loss_dict({**losses, **clip_log, **trivial_log})
         trivial = self.log_dict.pop('l_trivial', None)
         if self.collapse_guard is not None and trivial is not None:  # the reduced losses: every rank decides alike
             self.collapse_guard(current_iter, sum(v for k, v in self.log_dict.items() if k.startswith('l_noise')),
                                 trivial)
-        if self.ema_decay > 0:
+        if self.ema_decay > 0 and self.ends_step(current_iter):
             self.model_ema(decay=self.ema_decay)
             self._update_encoder_ema(self.ema_decay)
+
+    def _step(self, current_iter, loss):
+        """The optimizers' step on the gradients of the batches since the last one: the clipping log, or None for a
+        step skipped on non-finite gradients (``step_guards``)."""
+        if self.objective.bare_network:
+            distributed.average_gradients(self.get_bare_model(self.net_g))
+        if self.grad_scaler is None:
+            if self._diverged(current_iter, loss):
+                return None
+            clip_log = self._clip_gradients()
+            for optimizer in self.optimizers:
+                optimizer.step()
+            return clip_log
+        # the scaler skips steps with non-finite gradients itself (fp16 overflows are expected)
+        if self.grad_clip:
+            for optimizer in self.optimizers:
+                self.grad_scaler.unscale_(optimizer)
+        clip_log = self._clip_gradients()
+        for optimizer in self.optimizers:
+            self.grad_scaler.step(optimizer)
+        self.grad_scaler.update()
+        return clip_log
 
     def training_condition(self, features):
         """The U-Net's condition of this batch (the space's ``condition.for_training``): from the encoder's
