@@ -100,16 +100,36 @@ REALESRNET_KERNELS = dict(
     betap_range2=[1, 2], final_sinc_prob=0.8, use_hflip=True, use_rot=False)
 
 
+# StableSR's (configs/stableSRNew/v2-finetune_text_T_512.yaml): milder kernels and degradations than Real-ESRGAN's;
+# blur_kernel_size2 21, not its 11: BasicSR's RealESRGANDataset pads every kernel to 21 (a named difference)
+STABLESR_KERNELS = dict(REALESRNET_KERNELS, blur_sigma=[0.2, 1.5], betag_range=[0.5, 2.0], betap_range=[1, 1.5],
+                        blur_kernel_size2=21, blur_sigma2=[0.2, 1.0], betag_range2=[0.5, 2.0], betap_range2=[1, 1.5])
+STABLESR_DEGRADATION = dict(
+    resize_prob=[0.2, 0.7, 0.1], resize_range=[0.3, 1.5], gaussian_noise_prob=0.5, noise_range=[1, 15],
+    poisson_scale_range=[0.05, 2.0], gray_noise_prob=0.4, jpeg_range=[60, 95], second_blur_prob=0.5,
+    resize_prob2=[0.3, 0.4, 0.3], resize_range2=[0.6, 1.2], gaussian_noise_prob2=0.5, noise_range2=[1, 12],
+    poisson_scale_range2=[0.05, 1.0], gray_noise_prob2=0.4, jpeg_range2=[60, 100], gt_usm=True, queue_size=180)
+
+
 def check_realesrgan_files(opt, tmp_path):
-    """A degradation file: Real-ESRGAN's kernels; its degradation in range; the full-size files keep every
-    degradation default (Real-ESRGAN's) but the patch size and the pool (a multiple of their batch)."""
+    """A degradation file: Real-ESRGAN's kernels (StableSR's stage 1: StableSR's); its degradation in range; the
+    full-size files keep every degradation default (Real-ESRGAN's) but the patch size and the pool (a multiple of
+    their batch); StableSR's stage 1 has StableSR's values, accumulated to its batch of 24 per step."""
     from srdiff_basicsr.data.degradation import check_degradation
+    from srdiff_basicsr.data.realesrgan_degradation import REALESRGAN_DEFAULTS
     train = opt['datasets']['train']
-    assert {key: train[key] for key in REALESRNET_KERNELS} == REALESRNET_KERNELS
+    stablesr = opt['model_type'] == 'StableSRModel'
+    kernels = STABLESR_KERNELS if stablesr else REALESRNET_KERNELS
+    assert {key: train[key] for key in kernels} == kernels
+    if stablesr:
+        degradation = {**REALESRGAN_DEFAULTS, **opt['degradation']}
+        assert {key: degradation[key] for key in STABLESR_DEGRADATION} == STABLESR_DEGRADATION
+        assert train['batch_size_per_gpu'] * opt['train']['accumulate_grad_batches'] == 24
+        assert opt['train']['precision'] == 'fp32' and opt['diffusion']['lr_up'] == 'bicubic'
     (tmp_path / 'meta_info.txt').write_text('x.png\n')
     check_degradation({**opt, 'datasets': {'train': {**train, 'meta_info': str(tmp_path / 'meta_info.txt')}}},
                       model_has_stage=True)
-    if not opt['name'].startswith('demo'):
+    if not opt['name'].startswith('demo') and not stablesr:
         assert set(opt['degradation']) == {'type', 'gt_size', 'queue_size'}
         assert train['meta_info'] == 'datasets/DF2K/meta_info/meta_info_DF2Kmultiscale+OST_sub.txt'
 

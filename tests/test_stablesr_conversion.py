@@ -58,19 +58,30 @@ def test_every_golden_key_converts_and_the_empty_prompt_embedding_is_stored(chec
 @pytest.mark.parametrize('change,message', [
     (lambda d, c: d.update({'model.diffusion_model.extra.weight': torch.zeros(1)}),
      r'model.diffusion_model: .*unexpected extra.weight'),
-    (lambda d, c: d.update({'model_ema.decay': torch.zeros(1)}), r'1 key\(s\) of no StableSR part: model_ema.decay'),
+    (lambda d, c: d.update({'model_ema.decay': torch.zeros(1)}),
+     r'1 key\(s\) of no StableSR part: model_ema.decay. The official scripts load with strict=False'),
     (lambda d, c: d.pop('model.diffusion_model.out.2.bias'), r'model.diffusion_model: .*missing out.2.bias'),
     (lambda d, c: d.pop('structcond_stage_model.fea_tran.1.skip_connection.bias'),
      r'structcond_stage_model: .*missing fea_tran.1.skip_connection.bias'),
     (lambda d, c: c.pop('decoder.fusion_layer_2.encode_enc_3.conv2.bias'),
      r'CFW checkpoint: .*missing fusion.1.encode_enc_3.conv2.bias'),
     (lambda d, c: c.update({'decoder.up.1.block.0.conv1.weight': torch.zeros(3, 3)}), 'of another shape'),
-    (lambda d, c: d.update({'betas': d['betas'] * 1.1}), "not Stable Diffusion's scaled linear schedule"),
+    (lambda d, c: d.update({'betas': d['betas'] * 1.1}), "its betas is not Stable Diffusion's scaled linear"),
+    # every buffer, not only betas: one value of a table the sampler reads
+    (lambda d, c: d['posterior_mean_coef2'].__setitem__(500, d['posterior_mean_coef2'][500] * 1.001),
+     "its posterior_mean_coef2 is not Stable Diffusion's"),
+    (lambda d, c: d.update({'log_one_minus_alphas_cumprod': d['log_one_minus_alphas_cumprod'] + 1e-3}),
+     'its log_one_minus_alphas_cumprod is not'),
+    (lambda d, c: d.update({'first_stage_model.encoder.conv_in.weight': d['first_stage_model.encoder.conv_in.weight']
+                            + 1e-3}),
+     r"first_stage_model and the CFW checkpoint's VAE encoder differ \(encoder.conv_in.weight\)"),
+    (lambda d, c: d.update({'first_stage_model.quant_conv.bias': d['first_stage_model.quant_conv.bias'] + 1e-3}),
+     r'differ \(quant_conv.bias\)'),
     (lambda d, c: [d.pop(k) for k in [k for k in d if k.startswith('cond_stage_model.')]], 'no cond_stage_model'),
 ])
 def test_a_checkpoint_that_is_not_the_configuration_is_refused_by_name(checkpoints, change, message):
     diffusion, cfw, config = checkpoints
-    diffusion, cfw = dict(diffusion), dict(cfw)
+    diffusion, cfw = {k: v.clone() for k, v in diffusion.items()}, dict(cfw)
     change(diffusion, cfw)
     with pytest.raises(WeightsError, match=message):
         convert_stablesr_checkpoints(diffusion, cfw, config)

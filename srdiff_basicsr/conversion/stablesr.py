@@ -143,13 +143,18 @@ def convert_stablesr_checkpoints(diffusion_sd, cfw_sd, config=RELEASED_CONFIG, s
     WeightsError naming the keys that are missing or left over, or a schedule that is not the configuration's.
     The U-Net's ``empty_context`` is the empty prompt's embedding by the checkpoint's text tower."""
     parts, unknown = split_checkpoint(diffusion_sd)
-    if unknown:
-        raise WeightsError(f'diffusion checkpoint: {len(unknown)} key(s) of no StableSR part: {_names(unknown)}')
+    if unknown:  # the official loads with strict=False, which would drop them without a word
+        raise WeightsError(f'diffusion checkpoint: {len(unknown)} key(s) of no StableSR part: {_names(unknown)}. The '
+                           'official scripts load with strict=False and ignore such keys; they are refused here, as '
+                           'they mean a checkpoint of another model or version (e.g. model_ema.* of an EMA run) '
+                           'whose weights would silently go unused')
     if not parts['text']:
         raise WeightsError('diffusion checkpoint: no cond_stage_model.model.* (the OpenCLIP text tower), which the '
                            "empty prompt's embedding is computed from")
     _check_schedule(parts['schedule'], config)
-    vae_sd = convert_vae_state_dict({k: v for k, v in cfw_sd.items() if not k.startswith('loss.')})  # training only
+    cfw_sd = {k: v for k, v in cfw_sd.items() if not k.startswith('loss.')}  # the discriminator and LPIPS: training
+    _check_first_stage(parts['first_stage'], cfw_sd)
+    vae_sd = convert_vae_state_dict(cfw_sd)
     unet_sd = {**parts['unet'], 'empty_context': empty_prompt_embedding(parts['text']).to(torch.float32)}
     options = stablesr_options(config, scale)
     converted = {'g': unet_sd, 'encoder': parts['time_aware_encoder'], 'vae': vae_sd}
@@ -172,14 +177,34 @@ def _check_layout(state_dict, net, what):
 
 
 def _check_schedule(buffers, config):
-    if 'betas' not in buffers:
-        return  # a checkpoint without its buffers: the configuration's schedule
-    expected = DiscreteSchedule.from_options('scaled_linear', config['timesteps'], linear_start=config['linear_start'],
-                                             linear_end=config['linear_end']).betas
-    betas = buffers['betas'].float()
-    if betas.shape != expected.shape or not torch.allclose(betas, expected, rtol=1e-4, atol=1e-7):
-        raise WeightsError('diffusion checkpoint: its betas are not Stable Diffusion\'s scaled linear schedule '
-                           f"({config['linear_start']} to {config['linear_end']} over {config['timesteps']} steps)")
+    """Every schedule buffer of the checkpoint equal to our table of the configuration's schedule (float32
+    round-off), so that sampling with our tables is sampling with the checkpoint's."""
+    buffers = {name: buffer for name, buffer in buffers.items() if not buffer.is_meta}  # a layout: shapes only
+    if not buffers:
+        return
+    schedule = DiscreteSchedule.from_options('scaled_linear', config['timesteps'], linear_start=config['linear_start'],
+                                             linear_end=config['linear_end'])
+    tables = {name: getattr(schedule, name, None) for name in SCHEDULE_BUFFERS}
+    tables['log_one_minus_alphas_cumprod'] = torch.log(1 - schedule.alphas_cumprod.double())
+    for name, buffer in buffers.items():
+        expected = tables[name].double()
+        if buffer.shape != expected.shape or not torch.allclose(buffer.double(), expected, rtol=1e-5, atol=1e-8):
+            raise WeightsError(f"diffusion checkpoint: its {name} is not Stable Diffusion's scaled linear schedule's "
+                               f"({config['linear_start']} to {config['linear_end']} over {config['timesteps']} "
+                               'steps), which this conversion samples with')
+
+
+def _check_first_stage(first_stage, cfw_sd):
+    """The diffusion checkpoint's VAE encoder equal to the CFW checkpoint's: the official tile script encodes the LR
+    with ``first_stage_model`` and the old script with the CFW VAE; the converted model has one VAE for both."""
+    keys = sorted(k for k in first_stage if k.startswith(('encoder.', 'quant_conv.')) and not first_stage[k].is_meta)
+    differing = [k for k in keys if k not in cfw_sd or cfw_sd[k].shape != first_stage[k].shape
+                 or not torch.equal(cfw_sd[k], first_stage[k])]
+    if differing:
+        raise WeightsError(f'the diffusion checkpoint\'s first_stage_model and the CFW checkpoint\'s VAE encoder '
+                           f'differ ({_names(differing)}): the official tile script encodes the LR with the former, '
+                           'the old script with the latter, and the converted model keeps one VAE for both. Convert '
+                           'a diffusion checkpoint with the CFW checkpoint made from its own VAE')
 
 
 def _names(keys, shown=8):

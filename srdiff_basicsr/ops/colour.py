@@ -23,14 +23,19 @@ def adain(sr, reference, eps=1e-5):
     return (sr - sr_mean) / (sr_var + eps).sqrt() * (ref_var + eps).sqrt() + ref_mean
 
 
+def wavelet_blur(img, dilation):
+    """One a-trous smoothing: the 3x3 binomial kernel dilated by ``dilation``, replicate padding."""
+    kernel = torch.tensor([[1., 2., 1.], [2., 4., 2.], [1., 2., 1.]], device=img.device, dtype=img.dtype) / 16
+    d = dilation
+    return F.conv2d(F.pad(img, (d, d, d, d), mode='replicate'), kernel.expand(img.shape[1], 1, 3, 3), dilation=d,
+                    groups=img.shape[1])
+
+
 def wavelet_low(img, levels=5):
     """The low-frequency band after ``levels`` a-trous smoothings (kernel dilated 1, 2, 4, ...)."""
-    kernel = torch.tensor([[1., 2., 1.], [2., 4., 2.], [1., 2., 1.]], device=img.device, dtype=img.dtype) / 16
-    kernel = kernel.expand(img.shape[1], 1, 3, 3)
     low = img
     for level in range(levels):
-        d = 2**level
-        low = F.conv2d(F.pad(low, (d, d, d, d), mode='replicate'), kernel, dilation=d, groups=img.shape[1])
+        low = wavelet_blur(low, 2**level)
     return low
 
 
