@@ -3,7 +3,7 @@
     srdiff-infer INPUT -o OUTPUT_DIR --model experiments/demo_srdiff_x4 [--sampler dpmpp_2m --steps 20]
         [--num-samples 3] [--seed 0] [--tile 256 --tile-overlap 64] [--colour-fix wavelet]
         [--device cuda --half --channels-last --batch 8] [--outscale 3.5 --suffix out --ext png]
-        [--alpha-upsampler model]
+        [--alpha-upsampler model] [--start lr] [--recipe old|tile --input-size 512]  (StableSR's scripts)
     srdiff-infer interpolate ...   (latent interpolation; see srdiff-infer interpolate -h)
     srdiff-infer fuse ...          (content fusion; see srdiff-infer fuse -h)
 
@@ -18,6 +18,7 @@ from os import path as osp
 
 import cv2
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from srdiff_basicsr.diffusion.samplers import expected_nfe
@@ -26,6 +27,7 @@ from srdiff_basicsr.errors import USER_ERRORS, ImageReadError
 from srdiff_basicsr.inference import manipulation_cli
 from srdiff_basicsr.inference.command_line import add_model_arguments, add_sampling_arguments, build_pipeline
 from srdiff_basicsr.inference.images import list_inputs, read_image, to_array, upscale_alpha, write_image
+from srdiff_basicsr.inference.stablesr_recipes import RECIPE_DEFAULTS, RECIPES, run_recipe
 
 
 # formats that cannot hold what an input has: alpha, 16 bits
@@ -80,13 +82,30 @@ def super_resolve_group(pipe, group, args):
         return failures
 
 
+def super_resolve_by_recipe(pipe, batch, args):
+    """``--recipe``: each image of ``batch`` through StableSR's script (``inference.stablesr_recipes``), its samples
+    together, their noise from --seed (each image tile's anew, as the script), truncated to 8 bits as it writes."""
+    for path, image, outputs in batch:
+        lq = image.rgb.expand(len(outputs), -1, -1, -1).to(pipe.device)
+        samples = run_recipe(args.recipe, pipe, lq, lambda: torch.Generator(pipe.device).manual_seed(args.seed),
+                             input_size=args.input_size, image_tile=args.image_tile, image_stride=args.image_stride)
+        alpha = None if image.alpha is None else F.interpolate(
+            image.alpha.to(pipe.device), size=samples.shape[-2:], mode='bicubic').clamp(0, 1)
+        for k, output in enumerate(outputs):
+            array = to_array(samples[k:k + 1], alpha, image.grayscale, image.max_value, truncate=True)
+            write_image(output, array if args.outscale is None else resized(array, args.outscale,
+                                                                                image.rgb.shape[-2:]))
+
+
 def super_resolve(pipe, batch, args):
     """Write the samples of ``batch`` (same-size images: (path, image, outputs)) from one sampling run;
     each image's noise comes from its own generator seeded with --seed, so batching changes nothing."""
+    if args.recipe:
+        return super_resolve_by_recipe(pipe, batch, args)
     lq = torch.cat([image.rgb.expand(len(outputs), -1, -1, -1) for _, image, outputs in batch]).to(pipe.device)
     generators = [(torch.Generator(pipe.device).manual_seed(args.seed), len(outputs)) for _, _, outputs in batch]
     names = ', '.join(osp.basename(path) for path, _, _ in batch)
-    samples = iter(sampled(pipe, lq, generators, names))
+    samples = iter(sampled(pipe, lq, generators, names, None if args.start == 'noise' else 'lr'))
     for path, image, outputs in batch:
         alpha = None if image.alpha is None else upscale_alpha(image.alpha.to(pipe.device), pipe.scale)
         if alpha is not None and args.alpha_upsampler == 'model':  # the alpha as a grey image, its samples' mean
@@ -100,11 +119,11 @@ def super_resolve(pipe, batch, args):
                                                                                 image.rgb.shape[-2:]))
 
 
-def sampled(pipe, lq, generators, name):
+def sampled(pipe, lq, generators, name, start=None):
     """The pipeline's samples of ``lq`` with a progress bar of its steps (shown on a terminal only)."""
     with tqdm(total=expected_nfe(pipe.sampler_opt, pipe.schedule.num_timesteps), unit='step', desc=name,
               leave=False, disable=None) as bar:
-        return pipe(lq, generator=generators, on_step=lambda nfe: bar.update(1))
+        return pipe(lq, generator=generators, on_step=lambda nfe: bar.update(1), start=start)
 
 
 def paths_of(path, args):
@@ -124,7 +143,11 @@ def run_super_resolution(args):
         if any(osp.exists(o) and osp.samefile(o, path) for o in paths_of(path, args)):
             raise ValueError(f'-o {args.output}: the output of {path} would replace the input itself; '
                              'choose another output folder')
+    if args.recipe and args.start == 'lr':
+        raise ValueError('--start: a --recipe starts as its script does (old: noise, tile: the LR latent)')
     pipe = build_pipeline(args)
+    if args.recipe:
+        pipe.at_output_size()  # a latent model, or the error saying why not
     print(f'{pipe.describe()}; {pipe.describe_execution()}', file=sys.stderr)
     try:  # only once the model loads: a bad --model leaves nothing behind
         os.makedirs(args.output, exist_ok=True)
@@ -185,6 +208,21 @@ def parser_for_super_resolution():
                              'image (one more sampling per image)')
     add_model_arguments(parser)
     add_sampling_arguments(parser)
+    group = parser.add_argument_group("StableSR's scripts")
+    group.add_argument('--start', default='noise', choices=['noise', 'lr'],
+                       help='sampling starts from pure noise, or from the LR\'s own x0 noised to the last step (its '
+                            "latent for StableSR: the tile script's start)")
+    group.add_argument('--recipe', choices=sorted(RECIPES),
+                       help="a latent model (StableSR) run as one of StableSR's scripts: old (Lanczos to 32 px, "
+                            'Resize + CenterCrop to --input-size, pure noise) or tile (bicubic by max(--input-size / '
+                            'shorter side, scale), reflect padding to 32, the LR latent noised to step 999, canvas '
+                            'tiles of --input-size, image tiles above --image-tile); outputs truncated to 8 bits')
+    group.add_argument('--input-size', type=int, help=f"the scripts' input_size (default {RECIPE_DEFAULTS['input_size']})")
+    group.add_argument('--image-tile', type=int,
+                       help=f"tile: whole-pipeline image tiles above this many pixels (default "
+                            f"{RECIPE_DEFAULTS['image_tile']})")
+    group.add_argument('--image-stride', type=int,
+                       help=f"tile: their stride (default {RECIPE_DEFAULTS['image_stride']})")
     return parser
 
 

@@ -11,6 +11,7 @@ noise) -> x0 (SRDiff: the rescaled residual); sr = the space's decoding of x0 (l
 (The official data loader divided by 256 instead of 255 before making lr_up; here lr_up is the plain bicubic
 of the LR image.)
 """
+import copy
 import math
 import os
 from os import path as osp
@@ -210,6 +211,16 @@ class SRDiffPipeline:
         return write_manifest(folder, self.model_options, weights, self.sampler_opt)
 
     # options ---------------------------------------------------------------------------------------
+    def at_output_size(self):
+        """This pipeline (its networks shared) for images already at the output size: scale 1, no upsampling (a
+        latent space only; StableSR's scripts upsample the LR themselves, ``inference.stablesr_recipes``)."""
+        if not hasattr(self.space, 'at_output_size'):
+            raise OptionsError(f'{type(self.space).__name__}: a pixel model samples from its LR, not from an image at '
+                               'the output size')
+        view = copy.copy(self)
+        view.scale, view.space = 1, self.space.at_output_size()
+        return view
+
     def set_space_options(self, names=None, **options):
         """Change options of the diffusion's space (its ``SPACES`` entry's: e.g. a VAE latent's ``fidelity``,
         ``vae_tile``), checked as the options file's are; the space is rebuilt on the same networks. ``names``:
@@ -294,13 +305,18 @@ class SRDiffPipeline:
         unit = self.space.factor  # tile options are in HR pixels, the canvas in the space's
         tiled = TiledNetwork(net, condition, *canvas, self.space.canvas_grid, tile['size'] // unit,
                              tile['overlap'] // unit, self.unet.divisor, tile['batch'],
-                             getattr(self.unet, 'window_grid', 1), needs_image_statistics(self.unet), tile['weights'])
+                             getattr(self.unet, 'window_grid', 1), needs_image_statistics(self.unet), tile['weights'],
+                             self.space.tiles_keep_phase)
         return lambda x_t, t: tiled(x_t, t).to(x_t.dtype)
 
     def _pad(self, lr):
         """The U-Net halves the HR size len(dim_mults) - 1 times: pad the LR so the HR divides, and so that
-        its coarsest level keeps the 2 pixels its reflection padding needs (tiny images)."""
+        its coarsest level keeps the 2 pixels its reflection padding needs (tiny images). Tiles that need not keep
+        the U-Net's phase (StableSR's canvas) cover any canvas of whole latent pixels at least a tile large."""
         divisor = self.unet.divisor * self.space.factor  # in HR pixels
+        if self.tile_opt is not None and not self.space.tiles_keep_phase and min(
+                lr.shape[-2:]) * self.scale >= self.tile_opt['size']:
+            divisor = self.space.factor
         multiple = divisor // math.gcd(divisor, self.scale)
         min_lr = -(-2 * divisor // self.scale)
         return tuple(max(n, min_lr) + (-max(n, min_lr)) % multiple - n for n in lr.shape[-2:])

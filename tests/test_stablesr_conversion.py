@@ -17,6 +17,7 @@ from srdiff_basicsr.conversion.stablesr import RELEASED_CONFIG, convert_stablesr
 from srdiff_basicsr.diffusion.noise import Replay
 from srdiff_basicsr.errors import WeightsError
 from srdiff_basicsr.infer import main
+from srdiff_basicsr.inference.stablesr_recipes import run_recipe
 from srdiff_basicsr.loading.weights import write_state_dict
 from srdiff_basicsr.pipeline import SRDiffPipeline
 from tests.conftest import load_script, make_pairs
@@ -187,3 +188,32 @@ def test_srdiff_infer_super_resolves_a_folder_with_a_converted_stablesr(checkpoi
     assert 'error: --fidelity: must be a number in [0, 1], got 1.5' in capsys.readouterr().err
     assert infer('odd_vae', '--vae-tile', '40') == 2  # its half-overlap, 20, is not whole latent pixels
     assert '--vae-tile: must be a positive multiple of 16 output pixels' in capsys.readouterr().err
+
+
+def test_srdiff_infer_runs_the_official_scripts_by_recipe(checkpoints, tmp_path, capsys):
+    model = converted_folder(checkpoints, tmp_path / 'model')
+    images = tmp_path / 'lr'
+    images.mkdir()
+    pixels = (np.random.default_rng(1).random((12, 20, 3)) * 255).astype(np.uint8)
+    cv2.imwrite(str(images / 'a.png'), pixels)
+
+    def infer(out, *flags):
+        return main([str(images), '-o', str(tmp_path / out), '--model', str(model), '--sampler', 'ddpm_spaced',
+                     '--steps', '3', '--device', 'cpu', *flags])
+
+    assert infer('tile', '--recipe', 'tile', '--input-size', '64') == 0
+    written = cv2.imread(str(tmp_path / 'tile' / 'a.png'))
+    pipe = SRDiffPipeline.from_pretrained(str(model), device='cpu')
+    pipe.set_sampling({'type': 'ddpm_spaced', 'steps': 3})
+    lr = torch.from_numpy(pixels[..., ::-1].astype(np.float32) / 255).permute(2, 0, 1)[None].contiguous()
+    sr = run_recipe('tile', pipe, lr, lambda: torch.Generator().manual_seed(0), input_size=64)
+    expected = (sr[0].permute(1, 2, 0).numpy()[..., ::-1] * 255).astype(np.uint8)  # the script's truncation
+    assert written.shape == (48, 96, 3) and np.array_equal(written, expected)
+    assert infer('lr_start', '--start', 'lr') == 0  # the tile script's start without its input handling
+    start = cv2.imread(str(tmp_path / 'lr_start' / 'a.png'))
+    assert start.shape == (48, 80, 3)
+    assert infer('old', '--recipe', 'old', '--input-size', '64') == 1  # 12x20: under the old script's 32 px
+    assert 'under the 32 px a side the old script resizes to; use --recipe tile' in capsys.readouterr().err
+    assert infer('both', '--recipe', 'tile', '--start', 'lr') == 2
+    assert '--start: a --recipe starts as its script does' in capsys.readouterr().err
+

@@ -15,6 +15,7 @@ SRDiff, SRADM and ECDP diffuse a rescaled residual over an upsampling of the LR 
 - ``canvas_grid``, ``tile_weights``: the x0 pixels a tile's corner may sit on, and how tiles are blended
   (``diffusion.tiling``).
 """
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -29,7 +30,7 @@ class PixelResidualSpace:
     of the LR image (``ops.resize.UPSAMPLERS``: matlab, SRDiff's; bicubic_antialias, ECDP's torchvision resize).
     With ``clip_x0`` (SRDiff) x0 is clamped to [-1, 1]; without it (ECDP, whose residual goes beyond) left whole."""
 
-    factor, networks, tile_weights = 1, (), 'gaussian'
+    factor, networks, tile_weights, tiles_keep_phase = 1, (), 'gaussian', True
 
     def __init__(self, scale, res_rescale=2.0, clip_x0=True, lr_up='matlab'):
         if lr_up not in UPSAMPLERS:
@@ -80,7 +81,7 @@ class VAELatentSpace:
         vae (CFWAutoencoder): the autoencoder (``encode``, ``decode``, ``factor``).
     """
 
-    clip_x0, canvas_grid, tile_weights = False, 1, 'stablesr'
+    clip_x0, canvas_grid, tile_weights, tiles_keep_phase = False, 1, 'stablesr', False  # StableSR's canvas
 
     def __init__(self, vae, scale, scale_factor=0.18215, fidelity=0.5, lr_up='bilinear_antialias', posterior='sample',
                  vae_tile=None):
@@ -90,6 +91,7 @@ class VAELatentSpace:
             raise OptionsError(f"posterior: must be sample or mean, got {posterior!r}")
         self.vae, self.scale, self.scale_factor, self.fidelity = vae, scale, scale_factor, fidelity
         self.lr_up, self.posterior = lr_up, posterior
+        self.upsample = UPSAMPLERS[lr_up]
         self.factor = vae.factor
         self.networks = (vae, )
         self.vae_tile = vae_tile  # None, or {size, overlap} in output pixels: the VAE runs on blended tiles
@@ -123,8 +125,15 @@ class VAELatentSpace:
         z = mean if self.posterior == 'mean' else mean + torch.exp(0.5 * logvar) * noise(mean.shape)
         return self.scale_factor * z, features
 
+    def at_output_size(self):
+        """This space for images already at the output size (no upsampling, scale 1): StableSR's scripts upsample
+        the LR themselves."""
+        space = copy.copy(self)
+        space.scale, space.upsample = 1, (lambda image, scale: image)
+        return space
+
     def reference(self, lr, noise=None):
-        lr_up = UPSAMPLERS[self.lr_up](lr, self.scale).clamp(0, 1)
+        lr_up = self.upsample(lr, self.scale).clamp(0, 1)
         latent, features = self._latent(lr_up, noise or (lambda shape: torch.randn(shape, device=lr.device)))
         return LatentReference(lr_up, latent, features)
 

@@ -106,13 +106,17 @@ class TiledNetwork:
             are the whole image's; memory is then that of the whole canvas.
         weights (str): how tile outputs are blended (``TILE_WEIGHTS``: gaussian, sigma 1/8 of the side; stablesr,
             StableSR's).
+        keep_phase (bool): tiles start on multiples of the U-Net's divisor, so that each tile computes what the
+            whole image would there (SRDiff's pixel tiles); without it they start anywhere on the grid, the last
+            one flush with the end (StableSR's latent canvas), and the canvas need not be a multiple of the divisor.
     """
 
     def __init__(self, net, condition, height, width, scale, tile, overlap, divisor, batch=1, grid=1,
-                 image_statistics=False, weights='gaussian'):
+                 image_statistics=False, weights='gaussian', keep_phase=True):
         check_tile_options(tile, overlap, scale, divisor, batch, grid=grid)
         self.net, self.condition = net, condition
-        align = tile_multiple(scale, divisor, grid)  # on the LR grid and the window grid, the U-Net's phase kept
+        # on the LR grid and the window grid, and (keep_phase) the U-Net's divisor
+        align = tile_multiple(scale, divisor, grid) if keep_phase else math.lcm(scale, grid)
         rows = tile_spans(height, tile, tile - overlap, align)
         cols = tile_spans(width, tile, tile - overlap, align)
         self.boxes = [(top, left, h, w) for top, h in rows for left, w in cols]

@@ -58,10 +58,12 @@ def upscale_alpha(alpha, scale):
     return imresize(alpha, scale).clamp(0, 1)
 
 
-def to_array(sr_rgb, alpha, grayscale, max_value):
-    """(1, 3, H, W) [0, 1] RGB (+ alpha) -> the array to write, in the input's layout and bit depth."""
+def to_array(sr_rgb, alpha, grayscale, max_value, truncate=False):
+    """(1, 3, H, W) [0, 1] RGB (+ alpha) -> the array to write, in the input's layout and bit depth; rounded, or
+    ``truncate``d as StableSR's scripts write (``astype(np.uint8)``)."""
     dtype = np.uint8 if max_value == 255 else np.uint16
-    quantise = lambda t: (t.clamp(0, 1) * max_value).round().cpu().numpy().astype(dtype)  # noqa: E731
+    to_level = torch.floor if truncate else torch.round
+    quantise = lambda t: to_level(t.clamp(0, 1) * max_value).cpu().numpy().astype(dtype)  # noqa: E731
     if grayscale:
         return quantise(sr_rgb[0].mean(0))
     bgr = quantise(sr_rgb[0].flip(0)).transpose(1, 2, 0)

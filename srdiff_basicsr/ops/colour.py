@@ -43,11 +43,13 @@ def wavelet_fix(sr, reference, levels=5):
     return sr - wavelet_low(sr, levels) + wavelet_low(reference, levels)
 
 
-def colour_fix(sr, reference, method):
-    """``method`` in COLOUR_FIXES of images in [0, 1] (computed in [-1, 1]); the result clamped to [0, 1]."""
+def colour_fix(sr, reference, method, clamp=True):
+    """``method`` in COLOUR_FIXES of images in [0, 1] (computed in [-1, 1]); the result clamped to [0, 1] (unless
+    ``clamp`` is false: StableSR averages its image tiles before it clamps)."""
     if method == 'none':
         return sr
     fixes = {'adain': adain, 'wavelet': wavelet_fix}
     if method not in fixes:
         raise ValueError(f'colour fix must be one of {COLOUR_FIXES}, got {method!r}')
-    return ((fixes[method](sr * 2 - 1, reference * 2 - 1) + 1) / 2).clamp(0, 1)
+    fixed = (fixes[method](sr * 2 - 1, reference * 2 - 1) + 1) / 2
+    return fixed.clamp(0, 1) if clamp else fixed
