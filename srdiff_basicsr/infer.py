@@ -217,7 +217,8 @@ def parser_for_super_resolution():
                             'Resize + CenterCrop to --input-size, pure noise) or tile (bicubic by max(--input-size / '
                             'shorter side, scale), reflect padding to 32, the LR latent noised to step 999, canvas '
                             'tiles of --input-size, image tiles above --image-tile); outputs truncated to 8 bits')
-    group.add_argument('--input-size', type=int, help=f"the scripts' input_size (default {RECIPE_DEFAULTS['input_size']})")
+    group.add_argument('--input-size', type=int,
+                       help=f"the scripts' input_size (default {RECIPE_DEFAULTS['input_size']})")
     group.add_argument('--image-tile', type=int,
                        help=f"tile: whole-pipeline image tiles above this many pixels (default "
                             f"{RECIPE_DEFAULTS['image_tile']})")
