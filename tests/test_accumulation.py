@@ -43,7 +43,7 @@ def test_two_accumulated_batches_of_one_take_the_cfw_step_of_one_batch_of_two(pr
     ones = [default_collate([dataset[k]]) for k in (0, 1)]
 
     whole = in_process(opt, tmp_path, 'whole')
-    opt['train']['accumulate_grad_batches'] = 2
+    opt['train'].update(accumulate_grad_batches=2, ema_decay=0.5)
     accumulated = in_process(opt, tmp_path, 'accumulated')
     for model in (whole, accumulated):
         model.net_d.eval()  # BatchNorm aside: per-sample statistics, the same in a batch of 2 and two of 1
@@ -65,6 +65,10 @@ def test_two_accumulated_batches_of_one_take_the_cfw_step_of_one_batch_of_two(pr
         assert moved, net  # both networks stepped (the GAN counts from step 0 here)
         for key in moved:
             assert torch.allclose(ours[key], theirs[key], rtol=1e-5, atol=1e-6), (net, key)
+    ema = copy.deepcopy(accumulated.net_g_ema.state_dict())
+    accumulated.feed_data(ones[0])
+    accumulated.optimize_parameters(3)  # the next step's first batch: the EMA waits for its step
+    assert all(torch.equal(v, accumulated.net_g_ema.state_dict()[k]) for k, v in ema.items())
 
 
 def test_srdiff_steps_every_n_batches_on_the_mean_of_their_gradients(tmp_path):
