@@ -69,6 +69,11 @@ def resized(array, outscale, input_size):
     return array if array.shape[1::-1] == size else cv2.resize(array, size, interpolation=cv2.INTER_LANCZOS4)
 
 
+def write_output(output, array, image, args):
+    """``array`` written to ``output``, at --outscale x the input's size when given."""
+    write_image(output, array if args.outscale is None else resized(array, args.outscale, image.rgb.shape[-2:]))
+
+
 def super_resolve_group(pipe, group, args):
     """``super_resolve`` for a group; on a failure, each of its images is reported (the folder goes on)."""
     try:
@@ -92,9 +97,8 @@ def super_resolve_by_recipe(pipe, batch, args):
         alpha = None if image.alpha is None else F.interpolate(
             image.alpha.to(pipe.device), size=samples.shape[-2:], mode='bicubic').clamp(0, 1)
         for k, output in enumerate(outputs):
-            array = to_array(samples[k:k + 1], alpha, image.grayscale, image.max_value, truncate=True)
-            write_image(output, array if args.outscale is None else resized(array, args.outscale,
-                                                                                image.rgb.shape[-2:]))
+            write_output(output, to_array(samples[k:k + 1], alpha, image.grayscale, image.max_value, truncate=True),
+                         image, args)
 
 
 def super_resolve(pipe, batch, args):
@@ -113,10 +117,8 @@ def super_resolve(pipe, batch, args):
             generator = [(torch.Generator(pipe.device).manual_seed(args.seed), len(outputs))]
             alpha = sampled(pipe, grey, generator, f'{osp.basename(path)} (alpha)').mean(1, keepdim=True)
         for k, output in enumerate(outputs):
-            array = to_array(next(samples)[None], None if alpha is None else alpha[k % len(alpha)][None],
-                             image.grayscale, image.max_value)
-            write_image(output, array if args.outscale is None else resized(array, args.outscale,
-                                                                                image.rgb.shape[-2:]))
+            write_output(output, to_array(next(samples)[None], None if alpha is None else alpha[k % len(alpha)][None],
+                                          image.grayscale, image.max_value), image, args)
 
 
 def sampled(pipe, lq, generators, name, start=None):

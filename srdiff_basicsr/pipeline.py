@@ -322,7 +322,8 @@ class SRDiffPipeline:
         return tuple(max(n, min_lr) + (-max(n, min_lr)) % multiple - n for n in lr.shape[-2:])
 
     @torch.no_grad()
-    def __call__(self, lr, seed=None, generator=None, sampler=None, start=None, on_step=None, **sampler_opt):
+    def __call__(self, lr, seed=None, generator=None, sampler=None, start=None, on_step=None, clamp=True,
+                 **sampler_opt):
         """SR samples in [0, 1] of an LR batch (N, 3, h, w) in [0, 1] of any size.
 
         Args:
@@ -337,11 +338,13 @@ class SRDiffPipeline:
                 pure noise at T-1 (the paper's manipulations); ``'lr'``: x_T is the LR's own x0 in the space (StableSR:
                 its latent; a pixel residual: 0) noised to T-1 (StableSR's tiled script and CFW data generation).
             on_step (callable | None): called with the evaluation count before each network evaluation.
+            clamp (bool): the SR clamped to [0, 1]; false keeps the decode's (colour-fixed) range, for callers that
+                blend several samples before they clamp (StableSR's image tiles).
         The number of network evaluations is left in ``self.nfe``.
         """
         x0, reference, crop = self.sample_space(lr, seed, generator, sampler, start, on_step, **sampler_opt)
-        sr = self.space.decode(x0, reference, clamp=self.colour_fix == 'none')[crop]
-        return colour_fix(sr, self.space.colour_reference(reference)[crop], self.colour_fix)  # clamps
+        sr = self.space.decode(x0, reference, clamp=clamp and self.colour_fix == 'none')[crop]
+        return colour_fix(sr, self.space.colour_reference(reference)[crop], self.colour_fix, clamp)
 
     @torch.no_grad()
     def sample_space(self, lr, seed=None, generator=None, sampler=None, start=None, on_step=None, **sampler_opt):

@@ -22,7 +22,6 @@ from PIL import Image
 
 from srdiff_basicsr.diffusion.tiling import tile_options
 from srdiff_basicsr.errors import OptionsError
-from srdiff_basicsr.ops.colour import colour_fix
 
 # the scripts' settings; ``multiple``: the image sizes they keep (old: Lanczos to it, tile: reflect padding to it)
 # (tile_overlap: the canvas tiles' overlap in output pixels, default half the input size: the script's 32 of 64)
@@ -77,13 +76,6 @@ def image_tile_starts(length, tile, stride):
     return sorted(set(starts))
 
 
-def unclamped_sample(sampler, image, generator, start):
-    """The colour-fixed SR of ``image`` in [0, 1] before its clamp (the script averages image tiles first)."""
-    x0, reference, crop = sampler.sample_space(image, generator=generator, start=start)
-    sr = sampler.space.decode(x0, reference, clamp=False)[crop]
-    return colour_fix(sr, sampler.space.colour_reference(reference)[crop], sampler.colour_fix, clamp=False)
-
-
 def tile_recipe(pipe, lr, seed, opt):
     image, s, size = tile_input(lr, pipe.scale, opt['input_size'], opt['multiple'])
     sampler = pipe.at_output_size()
@@ -93,17 +85,16 @@ def tile_recipe(pipe, lr, seed, opt):
                                     unit=pipe.space.factor)
     h, w = image.shape[-2:]
     if max(h, w) <= opt['image_tile']:
-        sr = unclamped_sample(sampler, image, seed(), 'lr')
+        sr = sampler(image, generator=seed(), start='lr')
     else:  # each image tile sampled from the seed anew (the script's seed_everything per tile), averaged
         tile = opt['image_tile']
         sr, count = torch.zeros_like(image), torch.zeros_like(image[:, :1])
         for left in image_tile_starts(w, tile, opt['image_stride']):  # the script's order: down each column
             for top in image_tile_starts(h, tile, opt['image_stride']):
                 box = (..., slice(top, top + tile), slice(left, left + tile))
-                sr[box] += unclamped_sample(sampler, image[box], seed(), 'lr')
+                sr[box] += sampler(image[box], generator=seed(), start='lr', clamp=False)  # clamped once blended
                 count[box] += 1
-        sr = sr / count
-    sr = sr.clamp(0, 1)
+        sr = (sr / count).clamp(0, 1)
     if s > pipe.scale:  # from the padded size, as the script
         sr = F.interpolate(sr, size=(int(h * pipe.scale / s), int(w * pipe.scale / s)), mode='bicubic').clamp(0, 1)
     return sr[..., :size[0], :size[1]]

@@ -60,7 +60,7 @@ class CFWModel(CheckpointedTraining, GradientAccumulation, SRGANModel):
                 require(train_opt.get(key), lambda v: isinstance(v, dict) and 'type' in v, f'train.{key}',
                         'a section with a type (see options/train_stablesr_stage2.yml)')
             require(train_opt.get('disc_start', 501), lambda v: is_int(v) and v >= 0, 'train.disc_start',
-                    'an integer >= 0 (iterations before the GAN terms count)')
+                    'an integer >= 0 (optimizer steps before the GAN terms count)')
 
     def __init__(self, opt):
         self.scale_factor = opt.get('scale_factor', 0.18215)
